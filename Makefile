@@ -1,0 +1,64 @@
+# All targets do their own set-up; run as root on Debian/Ubuntu.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUILD := build
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup host venv dockerd image unit lint fmt integration charm e2e test demo demo-clean bench clean
+
+help:
+	@echo "make demo | test | unit | lint | fmt | integration | charm | e2e | bench | demo-clean | clean"
+
+# --- set-up -------------------------------------------------------------------
+host:            ## Debian packages (docker.io, docker-registry, skopeo, haproxy, apache2-utils, ...)
+	bash scripts/setup-host.sh
+
+venv: $(VENV)/.done
+$(VENV)/.done: tests/requirements.txt scripts/make-venv.sh
+	bash scripts/make-venv.sh $(VENV)
+	touch $@
+
+dockerd: host   ## start dockerd without systemd when it is not answering
+	bash scripts/dockerd.sh start
+
+image: dockerd  ## registry image built offline from Debian's docker-registry binary
+	bash scripts/build-registry-image.sh $(BUILD)/images
+
+setup: host venv dockerd image
+
+# --- checks -------------------------------------------------------------------
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+integration: setup   ## lib container functions against the real engine
+	$(PY) -m pytest -q tests/integration
+
+charm: venv host
+	bash scripts/build-charm.sh $(BUILD)
+
+e2e: setup charm
+	$(PY) -m pytest -q tests/e2e
+
+test: setup lint unit integration e2e
+
+# --- local model ----------------------------------------------------------------
+demo: setup charm
+	bash scripts/demo.sh $(BUILD)
+
+demo-clean: venv
+	bash scripts/demo.sh --clean $(BUILD)
+
+bench: setup charm
+	$(PY) tests/bench/bench.py
+
+clean: demo-clean
+	rm -rf $(BUILD)

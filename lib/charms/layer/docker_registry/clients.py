@@ -1,0 +1,81 @@
+"""The registry's address as clients see it, and the data published to them (pure)."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from charms.layer.docker_registry.settings import Settings
+
+
+def bracket(address: str) -> str:
+    """IPv6 literals need brackets in a netloc."""
+    try:
+        if ipaddress.ip_address(address.strip("[]")).version == 6:
+            return f"[{address.strip('[]')}]"
+    except ValueError:
+        pass
+    return address
+
+
+def netloc(settings: Settings, *, ingress_address: str, proxy_netloc: str = "") -> str:
+    """http-host's netloc when set; the proxy's (with its port) when proxied; else our own."""
+    if settings.http_host:
+        return settings.http_host.netloc
+    if proxy_netloc:
+        return proxy_netloc
+    return f"{bracket(ingress_address)}:{settings.registry_port}"
+
+
+@dataclass(frozen=True)
+class ClientData:
+    registry_netloc: str
+    registry_url: str
+    basic_user: str | None
+    basic_password: str | None = field(repr=False)
+    tls_ca: str | None
+
+    def as_dict(self) -> dict:
+        return {
+            "registry_netloc": self.registry_netloc,
+            "registry_url": self.registry_url,
+            "basic_user": self.basic_user,
+            "basic_password": self.basic_password,
+            "tls_ca": self.tls_ca,
+        }
+
+
+def client_data(settings: Settings, *, netloc: str, scheme: str, tls_ca: str) -> ClientData:
+    basic = settings.basic_auth
+    return ClientData(
+        registry_netloc=netloc,
+        registry_url=f"{scheme}://{netloc}",
+        basic_user=basic.user if basic else None,
+        basic_password=basic.password if basic else None,
+        tls_ca=tls_ca or None,
+    )
+
+
+def probe(url: str, timeout: float = 3) -> bool:
+    """Whether the registry answers ``<url>/v2/`` (200, or 401 when auth is on).
+
+    Certificates are not verified: this asks whether the registry is up, not who it is.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - url is built by the charm: http(s) only
+            f"{url}/v2/", timeout=timeout, context=context
+        ) as resp:
+            return resp.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except ssl.SSLError as exc:
+        # mutual TLS: the registry is up and asks for a client certificate
+        return "CERTIFICATE_REQUIRED" in str(exc).upper()
+    except (OSError, ValueError):
+        return False

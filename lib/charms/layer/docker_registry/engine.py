@@ -1,0 +1,92 @@
+"""The Docker engine, the htpasswd tool and the registry image on this machine."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from charms.layer.docker_registry import container
+from charms.layer.docker_registry.errors import DockerError, InstallError
+
+InstallPackages = Callable[[list[str]], None]
+
+
+def engine_answers() -> bool:
+    try:
+        container.docker("info", "--format", "{{.ServerVersion}}", timeout=20)
+    except DockerError:
+        return False
+    return True
+
+
+def _start_daemon() -> None:
+    for argv in (["systemctl", "start", "docker"], ["service", "docker", "start"]):
+        if shutil.which(argv[0]):
+            subprocess.run(argv, capture_output=True, timeout=120, check=False)
+            return
+
+
+def ensure_engine(install_packages: InstallPackages, wait: float = 60) -> None:
+    """A Docker engine that answers: installed (docker.io) when missing, started when stopped."""
+    if engine_answers():
+        return
+    if not shutil.which("dockerd"):
+        try:
+            install_packages(["docker.io"])
+        except Exception as exc:
+            raise InstallError("Failed to install docker.io") from exc
+    _start_daemon()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if engine_answers():
+            return
+        time.sleep(1)
+    raise InstallError("The Docker engine does not answer (docker info)")
+
+
+def ensure_htpasswd(install_packages: InstallPackages) -> None:
+    if shutil.which("htpasswd"):
+        return
+    try:
+        install_packages(["apache2-utils"])
+    except Exception as exc:
+        raise InstallError("Failed to install apache2-utils (htpasswd)") from exc
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_image(ref: str, resource: Path | None, loaded_digest: str = "") -> str:
+    """Make ``ref`` present locally; returns the digest of the resource loaded ("" if none).
+
+    With a resource (a `docker save` tarball) it is loaded when it changed, and ``ref`` is
+    tagged onto what it holds when the tarball names another image. Else ``ref`` is pulled
+    when it is not present.
+    """
+    if resource is not None:
+        digest = file_digest(resource)
+        if digest != loaded_digest or not container.image_id(ref):
+            try:
+                loaded = container.load(str(resource))
+            except DockerError as exc:
+                raise InstallError(f"Failed to load the registry-image resource: {exc}") from exc
+            if not loaded:
+                raise InstallError("The registry-image resource holds no image")
+            if ref not in loaded:
+                container.tag(loaded[0], ref)
+        return digest
+    if not container.image_id(ref):
+        try:
+            container.pull(ref)
+        except DockerError as exc:
+            raise InstallError(f"Failed to pull {ref}: {exc}") from exc
+    return ""

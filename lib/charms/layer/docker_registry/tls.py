@@ -1,0 +1,119 @@
+"""TLS material: PEM parsing and checks, SANs (pure; uses the cryptography package)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+_PEM_BLOCK_RE = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]+)-----\s+[A-Za-z0-9+/=\s]+?-----END \1-----", re.MULTILINE
+)
+
+
+def pem_blocks(text: str, kind: str = "CERTIFICATE") -> list[str]:
+    """The PEM blocks of one kind in ``text`` (drops e.g. an `openssl -text` dump before them)."""
+    return [
+        m.group(0).strip() + "\n" for m in _PEM_BLOCK_RE.finditer(text or "") if m.group(1) == kind
+    ]
+
+
+def load_certs(text: str) -> list[x509.Certificate]:
+    return [x509.load_pem_x509_certificate(b.encode()) for b in pem_blocks(text)]
+
+
+def _public_bytes(key) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    public_key = issuer.public_key()
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(
+                cert.signature,
+                cert.tbs_certificate_bytes,
+                padding.PKCS1v15(),
+                cert.signature_hash_algorithm,
+            )
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(
+                cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
+            )
+        elif isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            return False
+    except Exception:  # noqa: BLE001 - any verification failure means "not signed by"
+        return False
+    return True
+
+
+def blob_problem(*, cert: str, key: str, ca: str = "", now=None) -> tuple[str, str] | None:
+    """Check TLS material given by config; returns (option, why) or None when usable."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    try:
+        certs = load_certs(cert)
+    except ValueError:
+        return "tls-cert-blob", "is not a valid PEM certificate"
+    if not certs:
+        return "tls-cert-blob", "contains no PEM certificate"
+    key_pems = [b for b in _PEM_BLOCK_RE.finditer(key) if b.group(1).endswith("PRIVATE KEY")]
+    if not key_pems:
+        return "tls-key-blob", "contains no PEM private key"
+    try:
+        private_key = serialization.load_pem_private_key(key_pems[0].group(0).encode(), None)
+    except (ValueError, TypeError):
+        return "tls-key-blob", "is not a valid unencrypted PEM private key"
+    leaf = certs[0]
+    if _public_bytes(private_key.public_key()) != _public_bytes(leaf.public_key()):
+        return "tls-key-blob", "does not match the certificate in tls-cert-blob"
+    if leaf.not_valid_after_utc < now:
+        return "tls-cert-blob", "the certificate has expired"
+    if leaf.not_valid_before_utc > now:
+        return "tls-cert-blob", "the certificate is not valid yet"
+    if ca:
+        try:
+            cas = load_certs(ca)
+        except ValueError:
+            return "tls-ca-blob", "is not a valid PEM certificate"
+        if not cas:
+            return "tls-ca-blob", "contains no PEM certificate"
+        chain = certs[1:] + cas
+        if not any(_signed_by(leaf, issuer) for issuer in chain):
+            return "tls-cert-blob", "is not signed by the CA in tls-ca-blob"
+    return None
+
+
+def cert_sans(cert_pem: str) -> tuple[set[str], set[str]]:
+    """(DNS names, IP addresses) a certificate is valid for."""
+    certs = load_certs(cert_pem)
+    if not certs:
+        return set(), set()
+    try:
+        ext = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set(), set()
+    dns = {name.lower() for name in ext.get_values_for_type(x509.DNSName)}
+    ips = {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)}
+    return dns, ips
+
+
+def covers(cert_pem: str, host: str) -> bool:
+    """Whether the certificate is valid for ``host`` (a name or an IP, no brackets)."""
+    dns, ips = cert_sans(cert_pem)
+    host = host.strip("[]").lower()
+    try:
+        return str(ipaddress.ip_address(host)) in ips
+    except ValueError:
+        pass
+    if host in dns:
+        return True
+    _first, _, rest = host.partition(".")
+    return bool(rest) and f"*.{rest}" in dns

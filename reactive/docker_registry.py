@@ -1,0 +1,229 @@
+"""Flag glue for the docker-registry charm: gate, call the lib, set/clear flags.
+
+Every hook ends in ``update_status``, the one place the workload status is decided.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from charmhelpers.core import hookenv, unitdata
+from charmhelpers.fetch import apt_install, apt_update
+from charms.reactive import (
+    clear_flag,
+    endpoint_from_flag,
+    hook,
+    is_flag_set,
+    set_flag,
+    toggle_flag,
+    when,
+    when_not,
+)
+
+from charms.layer.docker_registry import (
+    auth,
+    clients,
+    engine,
+    paths,
+    render,
+    settings,
+    status,
+    workload,
+)
+from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError
+
+REPORT = status.Report()
+KV_MANAGED_FILES = "docker-registry.managed-files"
+KV_IMAGE_DIGEST = "docker-registry.resource-digest"
+KV_RUN_ARGV = "docker-registry.run-argv"
+KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
+
+
+def update_status() -> None:
+    state, message = status.decide(REPORT)
+    hookenv.status_set(state, message)
+
+
+hookenv.atexit(update_status)
+
+
+def _apt(packages: list[str]) -> None:
+    apt_update(fatal=True)
+    apt_install(packages, fatal=True)
+
+
+@hook("upgrade-charm")
+def recheck_install() -> None:
+    clear_flag("docker-registry.installed")
+
+
+@when_not("docker-registry.installed", "docker-registry.removed")
+def install() -> None:
+    hookenv.status_set("maintenance", "Installing the Docker engine.")
+    try:
+        engine.ensure_engine(_apt)
+        engine.ensure_htpasswd(_apt)
+    except RegistryCharmError as exc:
+        REPORT.block(str(exc) + ".")
+        return
+    set_flag("docker-registry.installed")
+
+
+def _resource() -> Path | None:
+    try:
+        path = hookenv.resource_get("registry-image")
+    except Exception:  # noqa: BLE001 - older Juju raises when resources are unsupported
+        path = None
+    if path and Path(path).is_file() and Path(path).stat().st_size > 0:
+        return Path(path)
+    return None
+
+
+def _http_secret() -> str:
+    """One secret for every unit (uploads that hop between units behind a proxy)."""
+    shared = hookenv.leader_get("http-secret")
+    if not shared and hookenv.is_leader():
+        shared = secrets.token_urlsafe(32)
+        hookenv.leader_set({"http-secret": shared})
+    if shared:
+        return shared
+    kv = unitdata.kv()
+    local = kv.get(KV_LOCAL_SECRET) or secrets.token_urlsafe(32)
+    kv.set(KV_LOCAL_SECRET, local)
+    return local
+
+
+def _relation_tls() -> render.TlsMaterial | None:
+    provider = endpoint_from_flag("cert-provider.server.certs.available")
+    if not provider:
+        return None
+    cert, key = provider.get_server_cert()
+    if not cert or not key:
+        return None
+    return render.TlsMaterial(cert=cert, key=key, ca=provider.get_ca() or "", source="relation")
+
+
+def _tls(config: settings.Settings) -> render.TlsMaterial | None:
+    """TLS by config (tls-*-blob) wins over the cert-provider relation."""
+    if config.tls_blobs:
+        blobs = config.tls_blobs
+        return render.TlsMaterial(cert=blobs.cert, key=blobs.key, ca=blobs.ca, source="config")
+    return _relation_tls()
+
+
+def _load_settings() -> settings.Settings | None:
+    try:
+        return settings.parse(hookenv.config())
+    except ConfigError as exc:
+        REPORT.block(f"Invalid charm config: {exc.summary()}")
+        return None
+
+
+def _sync_ports(wanted: set[str]) -> None:
+    opened = {p.upper() for p in hookenv.opened_ports()}
+    for port in opened - wanted:
+        number, _, proto = port.partition("/")
+        hookenv.close_port(int(number), proto or "TCP")
+    for port in wanted - opened:
+        number, _, proto = port.partition("/")
+        hookenv.open_port(int(number), proto)
+
+
+@when("docker-registry.installed")
+@when_not("docker-registry.removed")
+def configure() -> None:
+    config = _load_settings()
+    if config is None:
+        return  # the running registry keeps its last good config
+    host = paths.current()
+    kv = unitdata.kv()
+    try:
+        digest = engine.ensure_image(
+            config.registry_image, _resource(), kv.get(KV_IMAGE_DIGEST, "")
+        )
+        kv.set(KV_IMAGE_DIGEST, digest)
+        tls = _tls(config)
+        htpasswd = ""
+        if config.basic_auth:
+            htpasswd = auth.htpasswd_line(
+                config.basic_auth.user,
+                config.basic_auth.password,
+                host.path(render.HTPASSWD_FILE),
+            )
+        address = hookenv.unit_private_ip()
+        desired = render.desired(
+            config,
+            host=host,
+            unit_address=address,
+            tls=tls,
+            http_secret=_http_secret(),
+            htpasswd=htpasswd,
+            realm=hookenv.service_name(),
+        )
+        hookenv.status_set("maintenance", "Configuring the registry.")
+        outcome, managed = workload.apply(
+            desired,
+            host=host,
+            unit_address=address,
+            managed_files=kv.get(KV_MANAGED_FILES, []),
+            allow_start=not is_flag_set("docker-registry.stopped"),
+        )
+    except RegistryCharmError as exc:
+        REPORT.block(str(exc))
+        clear_flag("docker-registry.configured")
+        return
+    kv.set(KV_MANAGED_FILES, managed)
+    kv.set(KV_RUN_ARGV, outcome.run_argv)
+    if outcome.action != "unchanged":
+        hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
+    ports = {f"{config.registry_port}/TCP"}
+    if config.prometheus_metrics:
+        ports.add(f"{config.debug_port}/TCP")
+    _sync_ports(ports)
+    toggle_flag("docker-registry.tls.available", tls is not None)
+    toggle_flag("docker-registry.auth.configured", config.auth is not None)
+    if outcome.action == "stopped-by-operator":
+        REPORT.block(f"{desired.run.name} container is stopped.")
+        clear_flag("docker-registry.configured")
+        return
+    if not outcome.answering:
+        REPORT.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
+        clear_flag("docker-registry.configured")
+        return
+    set_flag("docker-registry.configured")
+    REPORT.ready_at = clients.netloc(config, ingress_address=address)
+    REPORT.scheme = desired.scheme
+
+
+@when("docker-registry.configured", "endpoint.docker-registry.joined")
+def publish_to_clients() -> None:
+    config = _load_settings()
+    if config is None:
+        return
+    tls = _tls(config)
+    registry = endpoint_from_flag("endpoint.docker-registry.joined")
+    data = clients.client_data(
+        config,
+        netloc=clients.netloc(config, ingress_address=hookenv.unit_private_ip()),
+        scheme="https" if tls else "http",
+        tls_ca=tls.ca if tls else "",
+    )
+    registry.set_registry_data(**data.as_dict())
+
+
+@hook("stop")
+def remove_container() -> None:
+    """The unit is going away: remove its container (the stored images stay on disk)."""
+    from charms.layer.docker_registry import container
+
+    set_flag("docker-registry.removed")
+    config = _load_settings()
+    name = paths.current().container_name(config.registry_name if config else "registry")
+    try:
+        if container.inspect(name):
+            container.stop(name)
+            container.remove(name)
+    except RegistryCharmError as exc:
+        hookenv.log(f"could not remove {name}: {exc}", hookenv.WARNING)
+    REPORT.busy("Stopped.")
