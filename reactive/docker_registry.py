@@ -6,6 +6,7 @@ Every hook ends in ``update_status``, the one place the workload status is decid
 from __future__ import annotations
 
 import secrets
+import socket
 from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
@@ -109,7 +110,10 @@ def _tls(config: settings.Settings) -> render.TlsMaterial | None:
     if config.tls_blobs:
         blobs = config.tls_blobs
         return render.TlsMaterial(cert=blobs.cert, key=blobs.key, ca=blobs.ca, source="config")
-    return _relation_tls()
+    material = _relation_tls()
+    if material is None and is_flag_set("cert-provider.available"):
+        REPORT.wait("Waiting for a server certificate from cert-provider.")
+    return material
 
 
 def _load_settings() -> settings.Settings | None:
@@ -196,6 +200,19 @@ def configure() -> None:
     REPORT.scheme = desired.scheme
 
 
+@when("cert-provider.available")
+@when_not("docker-registry.removed")
+def request_certificate() -> None:
+    config = _load_settings()
+    if config is None:
+        return
+    addresses = [hookenv.unit_private_ip(), hookenv.unit_public_ip()]
+    cn, sans = clients.certificate_names(
+        config, addresses=addresses, hostname=socket.gethostname()
+    )
+    endpoint_from_flag("cert-provider.available").request_server_cert(cn, sans)
+
+
 @when("docker-registry.configured", "endpoint.docker-registry.joined")
 def publish_to_clients() -> None:
     config = _load_settings()
@@ -209,7 +226,13 @@ def publish_to_clients() -> None:
         scheme="https" if tls else "http",
         tls_ca=tls.ca if tls else "",
     )
-    registry.set_registry_data(**data.as_dict())
+    registry.set_registry_data(
+        netloc=data.registry_netloc,
+        url=data.registry_url,
+        basic_user=data.basic_user,
+        basic_password=data.basic_password,
+        tls_ca=data.tls_ca,
+    )
 
 
 @hook("stop")

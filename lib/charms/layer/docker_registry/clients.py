@@ -79,3 +79,17 @@ def probe(url: str, timeout: float = 3) -> bool:
         return "CERTIFICATE_REQUIRED" in str(exc).upper()
     except (OSError, ValueError):
         return False
+
+
+def certificate_names(
+    settings: Settings, *, addresses: list[str], hostname: str, proxies: list[str] = ()
+) -> tuple[str, list[str]]:
+    """(common name, SANs) for the server certificate: every name clients may dial."""
+    names: list[str] = []
+    if settings.http_host:
+        names.append(settings.http_host.hostname)
+    for name in [*addresses, hostname, *proxies]:
+        name = (name or "").strip("[]")
+        if name and name not in names:
+            names.append(name)
+    return names[0], sorted(names)

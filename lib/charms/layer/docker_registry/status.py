@@ -18,10 +18,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     def block(self, message: str) -> None:
-        self.blocked.append(message)
+        if message not in self.blocked:
+            self.blocked.append(message)
 
     def wait(self, message: str) -> None:
-        self.waiting.append(message)
+        if message not in self.waiting:
+            self.waiting.append(message)
 
     def busy(self, message: str) -> None:
         self.maintenance.append(message)

@@ -1,0 +1,254 @@
+"""The reactive layer through charms.reactive's real dispatch: real flags, real interface
+layers, the lib's side effects (engine, container) replaced at the module boundary."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from charmhelpers.core import hookenv, unitdata
+from charms.reactive import bus, clear_flag, is_flag_set, set_flag
+from charms.reactive.endpoints import Endpoint
+
+from charms.layer.docker_registry import auth, engine, workload
+from charms.layer.docker_registry.errors import InstallError
+from tests.support import certs
+from tests.support.fakejuju import FakeJuju, _load_interfaces
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "Handler-Secret-77"
+
+
+class Charm(FakeJuju):
+    def __init__(self):
+        super().__init__()
+        options = yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
+        self.config = {k: v["default"] for k, v in options.items() if "default" in v}
+        self.statuses: list[tuple[str, str]] = []
+        self.leader = True
+        self.leader_data: dict[str, str] = {}
+        self.ports: set[str] = set()
+        self.applied = []  # Desired objects given to workload.apply
+        self.answering = True
+        self.action = "created"
+        self.install_error = None
+
+    @property
+    def status(self):
+        return self.statuses[-1]
+
+    # lib side effects ----------------------------------------------------------------------
+    def apply(self, desired, **kw):
+        self.applied.append((desired, kw))
+        action = self.action if kw["allow_start"] else "stopped-by-operator"
+        outcome = workload.Outcome(
+            action=action,
+            answering=self.answering and action != "stopped-by-operator",
+            probe_url=f"{desired.scheme}://10.0.0.10:5000",
+            run_argv=["run"],
+        )
+        return outcome, [f.path for f in desired.files]
+
+    def ensure_engine(self, install):
+        if self.install_error:
+            raise InstallError(self.install_error)
+
+
+@pytest.fixture
+def charm(tmp_path, monkeypatch) -> Charm:
+    fake = Charm()
+    metadata = yaml.safe_load((ROOT / "metadata.yaml").read_text())
+    (tmp_path / "metadata.yaml").write_text(yaml.safe_dump(metadata))
+    monkeypatch.setenv("JUJU_CHARM_DIR", str(tmp_path))
+    monkeypatch.setenv("CHARM_DIR", str(tmp_path))
+    monkeypatch.setenv("JUJU_UNIT_NAME", fake.local_unit)
+    monkeypatch.delenv("DOCKER_REGISTRY_SANDBOX", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(hookenv, "cache", {})
+    monkeypatch.setattr(hookenv, "_atexit", [])
+    monkeypatch.setattr(unitdata, "_KV", unitdata.Storage(":memory:"))
+    monkeypatch.setattr(Endpoint, "_endpoints", {})
+    monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
+    tools = {
+        "relation_ids": fake.relation_ids,
+        "related_units": fake.related_units,
+        "relation_get": fake.relation_get,
+        "relation_set": fake.relation_set,
+        "log": fake.log,
+        "local_unit": lambda: fake.local_unit,
+        "application_name": lambda: "docker-registry",
+        "service_name": lambda: "docker-registry",
+        "hook_name": lambda: fake._ctx["hook"],
+        "remote_unit": lambda: fake._ctx["unit"],
+        "relation_id": lambda *a, **k: fake._ctx["rid"],
+        "relation_type": lambda: fake._ctx["rid"] and fake._ctx["rid"].split(":")[0],
+        "unit_get": lambda attribute: fake.unit_private_address,
+        "unit_private_ip": lambda: fake.unit_private_address,
+        "unit_public_ip": lambda: "203.0.113.7",
+        "config": lambda key=None: dict(fake.config) if key is None else fake.config.get(key),
+        "status_set": lambda state, message, **kw: fake.statuses.append((state, message)),
+        "is_leader": lambda: fake.leader,
+        "leader_get": lambda key=None: fake.leader_data.get(key),
+        "leader_set": lambda data=None, **kw: fake.leader_data.update(data or {}, **kw),
+        "resource_get": lambda name: False,
+        "opened_ports": lambda: sorted(fake.ports),
+        "open_port": lambda port, protocol="TCP": fake.ports.add(f"{port}/{protocol}"),
+        "close_port": lambda port, protocol="TCP": fake.ports.discard(f"{port}/{protocol}"),
+    }
+    for name, func in tools.items():
+        monkeypatch.setattr(hookenv, name, func)
+    monkeypatch.setattr(engine, "ensure_engine", fake.ensure_engine)
+    monkeypatch.setattr(engine, "ensure_htpasswd", lambda install: None)
+    monkeypatch.setattr(engine, "ensure_image", lambda ref, resource, digest="": "")
+    monkeypatch.setattr(auth, "htpasswd_line", lambda user, pw, existing=None: f"{user}:$2y$x\n")
+    monkeypatch.setattr(workload, "apply", fake.apply)
+
+    def load():
+        _load_interfaces(monkeypatch)
+        spec = importlib.util.spec_from_file_location(
+            "reactive.docker_registry", ROOT / "reactive" / "docker_registry.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, "reactive.docker_registry", module)
+        spec.loader.exec_module(module)
+
+    fake.load_interfaces = load
+    return fake
+
+
+def test_install_then_ready(charm):
+    # GIVEN a new unit WHEN install runs THEN the registry is configured and reported ready
+    flags = charm.hook("install")
+    assert {"docker-registry.installed", "docker-registry.configured"} <= flags
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (http).")
+    assert charm.ports == {"5000/TCP"}
+    assert len(charm.applied) == 1
+
+
+def test_install_failure_blocks_and_retries(charm):
+    charm.install_error = "Failed to install docker.io"
+    flags = charm.hook("install")
+    assert "docker-registry.installed" not in flags
+    assert charm.status == ("blocked", "Failed to install docker.io.")
+    assert charm.applied == []
+    charm.install_error = None
+    assert "docker-registry.installed" in charm.hook("update-status")
+    assert charm.status[0] == "active"
+
+
+def test_invalid_config_blocks_without_touching_the_registry(charm):
+    charm.hook("install")
+    charm.config |= {"registry-port": 0, "auth-basic-password": PASSWORD + "\nx"}
+    charm.hook("config-changed")
+    state, message = charm.status
+    assert state == "blocked"
+    assert message.startswith("Invalid charm config: ")
+    assert "registry-port: must be between 1 and 65535" in message
+    assert "auth-basic-password: must be a single line" in message
+    assert PASSWORD not in message
+    assert len(charm.applied) == 1  # only the install-time apply
+
+
+def test_not_answering_waits_with_the_reason(charm):
+    charm.answering = False
+    flags = charm.hook("install")
+    assert "docker-registry.configured" not in flags
+    assert charm.status == (
+        "waiting",
+        "Waiting for the registry to answer at http://10.0.0.10:5000/v2/.",
+    )
+
+
+def test_metrics_open_and_close_the_debug_port(charm):
+    charm.config["prometheus-metrics"] = True
+    charm.hook("install")
+    assert charm.ports == {"5000/TCP", "5001/TCP"}
+    charm.config |= {"prometheus-metrics": False, "registry-port": 5443}
+    charm.hook("config-changed")
+    assert charm.ports == {"5443/TCP"}
+
+
+def test_stopped_by_operator_is_reported_and_respected(charm):
+    charm.hook("install")
+    unitdata.kv()  # the stop action sets this flag in its own process
+    set_flag("docker-registry.stopped")
+    charm.hook("update-status")
+    assert charm.status == ("blocked", "registry container is stopped.")
+    assert charm.applied[-1][1]["allow_start"] is False
+    clear_flag("docker-registry.stopped")
+    charm.hook("update-status")
+    assert charm.status[0] == "active"
+
+
+def test_clients_get_everything_when_they_join(charm):
+    charm.config["auth-basic-password"] = PASSWORD
+    charm.hook("install")
+    rid = charm.relate("docker-registry", {"containerd/0": {}})
+    charm.hook("docker-registry-relation-joined", rid, "containerd/0")
+    bag = charm.local[rid]
+    assert json.loads(bag["registry_netloc"]) == "10.0.0.10:5000"
+    assert json.loads(bag["registry_url"]) == "http://10.0.0.10:5000"
+    assert json.loads(bag["basic_user"]) == "admin"
+    assert json.loads(bag["basic_password"]) == PASSWORD
+    assert json.loads(bag["tls_ca"]) is None
+    assert not any(PASSWORD in line for line in charm.logs)
+    assert not any(PASSWORD in message for _, message in charm.statuses)
+
+
+def test_certificate_requested_and_used(charm):
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    request = charm.local[rid]
+    assert request["common_name"] == "10.0.0.10"
+    assert {"10.0.0.10", "203.0.113.7"} <= set(json.loads(request["sans"]))
+    assert charm.status[0] == "waiting"
+    assert "certificate from cert-provider" in charm.status[1]
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    charm.set_remote(
+        rid,
+        "easyrsa/0",
+        ca=ca.cert,
+        **{
+            "docker-registry_0.server.cert": server.cert,
+            "docker-registry_0.server.key": server.key,
+        },
+    )
+    flags = charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    desired, _ = charm.applied[-1]
+    assert desired.scheme == "https"
+    assert "docker-registry.tls.available" in flags
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+
+
+def test_http_secret_shared_through_leadership(charm):
+    charm.hook("install")
+    secret = charm.leader_data["http-secret"]
+    assert len(secret) >= 32
+    charm.hook("update-status")
+    assert charm.leader_data["http-secret"] == secret
+    charm.leader = False
+    charm.hook("config-changed")
+    desired, _ = charm.applied[-1]
+    assert yaml.safe_load(desired.config_yaml)["http"]["secret"] == secret
+
+
+def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypatch):
+    from charms.layer.docker_registry import container
+
+    removed = []
+    monkeypatch.setattr(container, "inspect", lambda name: object())
+    monkeypatch.setattr(container, "stop", lambda name: removed.append(("stop", name)))
+    monkeypatch.setattr(container, "remove", lambda name: removed.append(("rm", name)))
+    charm.hook("install")
+    applied = len(charm.applied)
+    flags = charm.hook("stop")
+    assert removed == [("stop", "registry"), ("rm", "registry")]
+    assert len(charm.applied) == applied
+    assert "docker-registry.removed" in flags
+    assert is_flag_set("docker-registry.removed")
