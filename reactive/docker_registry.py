@@ -165,7 +165,11 @@ def configure() -> None:
             htpasswd=htpasswd,
             realm=hookenv.service_name(),
         )
-        hookenv.status_set("maintenance", "Configuring the registry.")
+        reconfiguring = is_flag_set("docker-registry.configured")
+        hookenv.status_set(
+            "maintenance",
+            "Reconfiguring the registry." if reconfiguring else "Configuring the registry.",
+        )
         outcome, managed = workload.apply(
             desired,
             host=host,

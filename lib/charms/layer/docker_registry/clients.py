@@ -74,11 +74,17 @@ def probe(url: str, timeout: float = 3) -> bool:
             return resp.status == 200
     except urllib.error.HTTPError as exc:
         return exc.code == 401
+    except urllib.error.URLError as exc:  # a TLS alert while connecting arrives wrapped
+        return _asks_for_client_cert(exc.reason)
     except ssl.SSLError as exc:
-        # mutual TLS: the registry is up and asks for a client certificate
-        return "CERTIFICATE_REQUIRED" in str(exc).upper()
+        return _asks_for_client_cert(exc)
     except (OSError, ValueError):
         return False
+
+
+def _asks_for_client_cert(error: object) -> bool:
+    """Mutual TLS: the registry is up and asks for a client certificate."""
+    return isinstance(error, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(error).upper()
 
 
 def certificate_names(

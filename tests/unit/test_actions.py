@@ -1,0 +1,309 @@
+"""actions: run() never ends in a traceback; stop/start with hookenv and container faked.
+
+hookenv's hook tools are replaced by recorders, the unit's kv store is a real
+charmhelpers SQLite file under tmp_path, flags are real charms.reactive flags.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from charmhelpers.core import hookenv, unitdata
+from charms.reactive import is_flag_set, set_flag
+
+from charms.layer.docker_registry import actions, container, paths
+from charms.layer.docker_registry.errors import DockerError
+
+SECRET = "s3cr3t-value"
+
+
+class Hook:
+    """Recorders for the hook tools actions use."""
+
+    def __init__(self, params=None, config=None):
+        self.params = params or {}
+        self.config = {"registry-name": "registry", "registry-port": 5000} | (config or {})
+        self.results: list[dict] = []
+        self.failures: list[str] = []
+        self.logs: list[tuple[str, str]] = []
+        self.statuses: list[tuple[str, str]] = []
+
+
+@pytest.fixture
+def hook(monkeypatch, tmp_path, defaults):
+    h = Hook(config=dict(defaults))
+    monkeypatch.setenv("UNIT_STATE_DB", str(tmp_path / "unit-state.db"))
+    monkeypatch.setattr(unitdata, "_KV", None)
+    monkeypatch.delenv(paths.SANDBOX_ENV, raising=False)
+    monkeypatch.setattr(hookenv, "action_get", lambda key=None: h.params)
+    monkeypatch.setattr(hookenv, "action_set", h.results.append)
+    monkeypatch.setattr(hookenv, "action_fail", h.failures.append)
+    monkeypatch.setattr(hookenv, "log", lambda msg, level=None: h.logs.append((msg, level)))
+    monkeypatch.setattr(hookenv, "config", lambda key=None: h.config)
+    monkeypatch.setattr(hookenv, "status_set", lambda s, m, **kw: h.statuses.append((s, m)))
+    monkeypatch.setattr(hookenv, "unit_private_ip", lambda: "10.0.0.1")
+    yield h
+    unitdata._KV = None
+
+
+class Containers:
+    """In-memory containers by exact name; records every mutating call."""
+
+    def __init__(self):
+        self.running: dict[str, bool] = {}
+        self.calls: list[tuple] = []
+
+    def inspect(self, name):
+        if name not in self.running:
+            return None
+        return container.ContainerState(
+            name=name, id="0" * 64, running=self.running[name], status="", image_id=""
+        )
+
+    def stop(self, name, timeout=10):
+        self.calls.append(("stop", name))
+        self.running[name] = False
+
+    def remove(self, name):
+        self.calls.append(("rm", name))
+        del self.running[name]
+
+    def start(self, name):
+        self.calls.append(("start", name))
+        self.running[name] = True
+
+    def run(self, argv):
+        self.calls.append(("run", *argv))
+        self.running[argv[argv.index("--name") + 1]] = True
+        return "new-id"
+
+
+@pytest.fixture
+def containers(monkeypatch):
+    fake = Containers()
+    for name in ("inspect", "stop", "remove", "start", "run"):
+        monkeypatch.setattr(actions.container, name, getattr(fake, name))
+    return fake
+
+
+@pytest.fixture
+def answering(monkeypatch):
+    """The registry answers on these URLs (workload.wait_answering faked)."""
+    from charms.layer.docker_registry import workload
+
+    urls: list[str] = []
+    asked: list[tuple[str, float]] = []
+
+    def wait_answering(url, timeout):
+        asked.append((url, timeout))
+        return url in urls
+
+    monkeypatch.setattr(workload, "wait_answering", wait_answering)
+    return types.SimpleNamespace(urls=urls, asked=asked)
+
+
+# ---------------------------------------------------------------- run()
+
+
+def test_run_sets_the_results_of_the_body(hook):
+    hook.params = {"name": "x"}
+    actions.run(lambda params: {"outcome": "success", "echo": params["name"]})
+    assert hook.results == [{"outcome": "success", "echo": "x"}]
+    assert hook.failures == []
+
+
+def test_run_turns_an_expected_error_into_action_fail_with_its_message(hook):
+    def body(_params):
+        raise DockerError("docker stop failed: permission denied")
+
+    actions.run(body)
+    assert hook.failures == ["docker stop failed: permission denied"]
+    assert hook.results == []
+
+
+def test_run_hides_the_text_of_unexpected_errors(hook):
+    def body(_params):
+        raise KeyError(f"password={SECRET}")
+
+    actions.run(body)
+    assert hook.failures == ["unexpected error (KeyError); see juju debug-log"]
+    assert hook.logs == [("action failed unexpectedly: KeyError", hookenv.ERROR)]
+    assert SECRET not in repr(hook.failures) + repr(hook.logs)
+
+
+def test_run_persists_flags_set_by_the_body(hook, tmp_path):
+    def body(_params):
+        set_flag("some.flag")
+        return {}
+
+    actions.run(body)
+    unitdata._KV = None  # a later hook opens the database afresh
+    assert is_flag_set("some.flag")
+    assert hook.results == []  # nothing to set
+
+
+# ---------------------------------------------------------------- stop
+
+
+def test_stop_of_our_container_stops_removes_flags_and_blocks(hook, containers):
+    containers.running["registry"] = True
+    hook.params = {}
+    actions.run(actions.stop)
+    assert containers.calls == [("stop", "registry"), ("rm", "registry")]
+    assert is_flag_set(actions.STOPPED_FLAG)
+    assert hook.statuses == [("blocked", "registry container is stopped.")]
+    assert hook.results == [{"outcome": "success", "raw": "stopped registry and removed it"}]
+
+
+def test_stop_without_remove_keeps_the_container(hook, containers):
+    containers.running["registry"] = True
+    hook.params = {"remove": False}
+    actions.run(actions.stop)
+    assert containers.calls == [("stop", "registry")]
+    assert hook.results == [{"outcome": "success", "raw": "stopped registry"}]
+
+
+def test_stop_of_an_already_stopped_container_only_removes_it(hook, containers):
+    containers.running["registry"] = False
+    actions.run(actions.stop)
+    assert containers.calls == [("rm", "registry")]
+
+
+def test_stop_of_another_container_leaves_the_unit_status_and_flag(hook, containers):
+    containers.running["other"] = True
+    hook.params = {"name": "other"}
+    actions.run(actions.stop)
+    assert containers.calls == [("stop", "other"), ("rm", "other")]
+    assert not is_flag_set(actions.STOPPED_FLAG)
+    assert hook.statuses == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"name": "bad name; rm -rf /"}, "name: not a valid container name"),
+        ({"remove": "yes"}, "remove: must be a boolean"),
+        ({"name": "ghost"}, "no container named ghost"),
+    ],
+)
+def test_stop_refuses_bad_params_and_missing_containers(hook, containers, params, message):
+    containers.running["registry"] = True
+    hook.params = params
+    actions.run(actions.stop)
+    assert hook.failures == [message]
+    assert containers.calls == []
+    assert not is_flag_set(actions.STOPPED_FLAG)
+
+
+def test_stop_in_the_sandbox_targets_the_unit_container(hook, containers, monkeypatch, tmp_path):
+    monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path))
+    monkeypatch.setenv("JUJU_UNIT_NAME", "docker-registry/2")
+    containers.running["registry-docker-registry-2"] = True
+    hook.params = {"name": "registry"}  # the configured name means "ours"
+    actions.run(actions.stop)
+    assert containers.calls[0] == ("stop", "registry-docker-registry-2")
+    assert is_flag_set(actions.STOPPED_FLAG)
+
+
+def test_invalid_config_falls_back_to_a_safe_container_name(hook, containers):
+    hook.config |= {"registry-name": "../../evil name", "registry-port": -1}
+    containers.running["registry"] = True
+    actions.run(actions.stop)
+    assert containers.calls[0] == ("stop", "registry")
+
+
+def test_invalid_config_keeps_a_valid_configured_name(hook, containers):
+    hook.config |= {"registry-name": "myreg", "registry-port": -1}
+    containers.running["myreg"] = True
+    actions.run(actions.stop)
+    assert containers.calls[0] == ("stop", "myreg")
+
+
+# ---------------------------------------------------------------- start
+
+
+def test_start_of_a_stopped_container_starts_it_and_reports_ready(hook, containers, answering):
+    containers.running["registry"] = False
+    set_flag(actions.STOPPED_FLAG)
+    answering.urls.append("http://127.0.0.1:5000")
+    actions.run(actions.start)
+    assert containers.calls == [("start", "registry")]
+    assert not is_flag_set(actions.STOPPED_FLAG)
+    assert hook.statuses == [("active", "Ready at 10.0.0.1:5000 (http).")]
+    assert hook.results == [{"outcome": "success", "raw": "started registry"}]
+    assert [url for url, _ in answering.asked] == [
+        "https://127.0.0.1:5000",
+        "http://127.0.0.1:5000",
+    ]
+
+
+def test_start_of_a_removed_container_reruns_the_last_applied_arguments(
+    hook, containers, answering
+):
+    argv = ["run", "--detach", "--name", "registry", "registry:2"]
+    unitdata.kv().set("docker-registry.run-argv", argv)
+    answering.urls.append("https://127.0.0.1:5000")
+    actions.run(actions.start)
+    assert containers.calls == [("run", *argv)]
+    assert hook.statuses == [("active", "Ready at 10.0.0.1:5000 (https).")]
+
+
+def test_start_of_a_removed_container_without_saved_arguments_fails(hook, containers):
+    set_flag(actions.STOPPED_FLAG)
+    actions.run(actions.start)
+    assert hook.failures == ["no container named registry"]
+    assert containers.calls == []
+
+
+def test_start_of_a_running_container_does_nothing_to_it(hook, containers, answering):
+    containers.running["registry"] = True
+    answering.urls.append("http://127.0.0.1:5000")
+    actions.run(actions.start)
+    assert containers.calls == []
+    assert hook.results == [{"outcome": "success", "raw": "started registry"}]
+
+
+def test_start_of_another_missing_container_fails_without_rerunning_ours(hook, containers):
+    unitdata.kv().set("docker-registry.run-argv", ["run", "--name", "registry", "registry:2"])
+    hook.params = {"name": "other"}
+    actions.run(actions.start)
+    assert hook.failures == ["no container named other"]
+    assert containers.calls == []
+
+
+def test_start_of_another_container_leaves_the_unit_status(hook, containers, answering):
+    containers.running["other"] = False
+    hook.params = {"name": "other"}
+    set_flag(actions.STOPPED_FLAG)
+    actions.run(actions.start)
+    assert containers.calls == [("start", "other")]
+    assert is_flag_set(actions.STOPPED_FLAG)
+    assert hook.statuses == []
+    assert answering.asked == []
+
+
+def test_start_that_does_not_answer_leaves_the_unit_waiting(hook, containers, answering):
+    containers.running["registry"] = False
+    actions.run(actions.start)
+    assert hook.statuses == [("waiting", "Waiting for the registry container to answer.")]
+    assert hook.results == [{"outcome": "success", "raw": "started registry"}]
+
+
+def test_start_with_invalid_config_waits_for_the_next_hook(hook, containers, answering):
+    hook.config |= {"registry-port": -1}
+    containers.running["registry"] = False
+    actions.run(actions.start)
+    assert hook.statuses == [("waiting", "Started; the next hook checks the config.")]
+    assert answering.asked == []
+
+
+def test_start_in_the_sandbox_probes_the_unit_address(
+    hook, containers, answering, monkeypatch, tmp_path
+):
+    monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path))
+    monkeypatch.setenv("JUJU_UNIT_NAME", "docker-registry/0")
+    containers.running["registry-docker-registry-0"] = False
+    answering.urls.append("http://10.0.0.1:5000")
+    actions.run(actions.start)
+    assert hook.statuses == [("active", "Ready at 10.0.0.1:5000 (http).")]

@@ -1,0 +1,207 @@
+"""workload: where the registry is probed, and apply() with container and probe faked.
+
+Files are written for real into a sandbox under tmp_path; container.converge and
+clients.probe are replaced at the module boundary (no Docker, no network).
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from charms.layer.docker_registry import paths, render, settings, workload
+
+SECRET_PASSWORD = "pa55-word"
+
+
+def make_desired(config, host, *, tls=None, **overrides) -> render.Desired:
+    s = settings.parse(config | overrides)
+    return render.desired(
+        s,
+        host=host,
+        unit_address="10.0.0.1",
+        tls=tls,
+        http_secret="secret",
+        htpasswd="admin:$2y$05$hash\n" if s.basic_auth else "",
+        realm="docker-registry",
+    )
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    return paths.Host(sandbox=str(tmp_path), unit_name="docker-registry/0")
+
+
+class FakeWorld:
+    """converge() and probe() stand-ins that record what they were asked."""
+
+    def __init__(self, action="created", answers=(True,)):
+        self.action = action
+        self.answers = list(answers)
+        self.converged: list[dict] = []
+        self.probed: list[str] = []
+
+    def converge(self, desired, *, image, allow_start=True):
+        self.converged.append(
+            {"image": image, "allow_start": allow_start, "name": desired.run.name}
+        )
+        return self.action, desired.run.argv({render.HASH_LABEL: "h"})
+
+    def probe(self, url, timeout=3):
+        self.probed.append(url)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.fixture
+def world(monkeypatch):
+    fake = FakeWorld()
+    monkeypatch.setattr(workload.container, "converge", fake.converge)
+    monkeypatch.setattr(workload.clients, "probe", fake.probe)
+    monkeypatch.setattr(
+        workload, "time", types.SimpleNamespace(monotonic=_clock(), sleep=_no_sleep)
+    )
+    return fake
+
+
+def _clock():
+    now = [0.0]
+
+    def monotonic():
+        now[0] += 0.25
+        return now[0]
+
+    return monotonic
+
+
+def _no_sleep(_seconds):
+    pass
+
+
+# ---------------------------------------------------------------- probe_url
+
+
+def test_production_probes_loopback_on_the_published_port(config):
+    desired = make_desired(config, paths.Host(), **{"registry-port": 5050})
+    assert workload.probe_url(desired, paths.Host(), "10.0.0.1") == "http://127.0.0.1:5050"
+
+
+def test_sandbox_probes_the_unit_address_it_publishes_on(config, sandbox):
+    desired = make_desired(config, sandbox)
+    assert workload.probe_url(desired, sandbox, "10.0.0.1") == "http://10.0.0.1:5000"
+
+
+def test_ipv6_unit_address_is_bracketed(config, tmp_path):
+    host = paths.Host(sandbox=str(tmp_path), unit_name="u/0")
+    s = settings.parse(config)
+    desired = render.desired(
+        s, host=host, unit_address="fd00::5", tls=None, http_secret="x", htpasswd="", realm="r"
+    )
+    assert workload.probe_url(desired, host, "fd00::5") == "http://[fd00::5]:5000"
+
+
+def test_tls_registry_is_probed_with_https(config):
+    tls = render.TlsMaterial(cert="C\n", key="K\n")
+    desired = make_desired(config, paths.Host(), tls=tls)
+    assert workload.probe_url(desired, paths.Host(), "10.0.0.1") == "https://127.0.0.1:5000"
+
+
+# ---------------------------------------------------------------- wait_answering
+
+
+def test_wait_answering_retries_until_the_registry_answers(world):
+    world.answers = [False, False, True]
+    assert workload.wait_answering("http://127.0.0.1:5000", timeout=10) is True
+    assert len(world.probed) == 3
+
+
+def test_wait_answering_gives_up_at_the_deadline(world):
+    world.answers = [False]
+    assert workload.wait_answering("http://127.0.0.1:5000", timeout=2) is False
+    assert 2 <= len(world.probed) <= 10  # tried more than once, stopped at the deadline
+
+
+# ---------------------------------------------------------------- apply
+
+
+def test_apply_writes_files_converges_and_reports_answering(config, sandbox, world, tmp_path):
+    desired = make_desired(config, sandbox, **{"auth-basic-password": SECRET_PASSWORD})
+    outcome, managed = workload.apply(
+        desired, host=sandbox, unit_address="10.0.0.1", managed_files=[], allow_start=True
+    )
+    assert outcome.action == "created"
+    assert outcome.answering is True
+    assert outcome.probe_url == "http://10.0.0.1:5000"
+    assert managed == [render.CONFIG_FILE, render.HTPASSWD_FILE]
+    assert (tmp_path / "etc/docker/registry/htpasswd").read_text() == "admin:$2y$05$hash\n"
+    assert (tmp_path / "etc/docker/registry").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "srv/registry").is_dir()
+    assert world.converged == [
+        {"image": "registry:2", "allow_start": True, "name": "registry-docker-registry-0"}
+    ]
+    assert world.probed == ["http://10.0.0.1:5000"]
+    assert not any(SECRET_PASSWORD in arg for arg in outcome.run_argv)
+
+
+def test_apply_removes_files_no_longer_wanted(config, sandbox, world, tmp_path):
+    with_auth = make_desired(config, sandbox, **{"auth-basic-password": SECRET_PASSWORD})
+    _outcome, managed = workload.apply(
+        with_auth, host=sandbox, unit_address="10.0.0.1", managed_files=[], allow_start=True
+    )
+    without_auth = make_desired(config, sandbox)
+    _outcome, managed = workload.apply(
+        without_auth,
+        host=sandbox,
+        unit_address="10.0.0.1",
+        managed_files=managed,
+        allow_start=True,
+    )
+    assert managed == [render.CONFIG_FILE]
+    assert not (tmp_path / "etc/docker/registry/htpasswd").exists()
+
+
+def test_apply_with_s3_storage_makes_no_storage_directory(config, sandbox, world, tmp_path):
+    desired = make_desired(
+        config, sandbox, **{"storage-s3-region": "eu-west-1", "storage-s3-bucket": "b"}
+    )
+    workload.apply(
+        desired, host=sandbox, unit_address="10.0.0.1", managed_files=[], allow_start=True
+    )
+    assert not (tmp_path / "srv").exists()
+
+
+def test_apply_does_not_probe_a_container_the_operator_stopped(config, sandbox, world):
+    world.action = "stopped-by-operator"
+    outcome, _ = workload.apply(
+        make_desired(config, sandbox),
+        host=sandbox,
+        unit_address="10.0.0.1",
+        managed_files=[],
+        allow_start=False,
+    )
+    assert (outcome.action, outcome.answering) == ("stopped-by-operator", False)
+    assert world.converged[0]["allow_start"] is False
+    assert world.probed == []
+
+
+@pytest.mark.parametrize(("action", "expected_wait"), [("unchanged", 2), ("recreated", 20)])
+def test_apply_waits_briefly_for_an_unchanged_container(
+    config, sandbox, world, monkeypatch, action, expected_wait
+):
+    world.action = action
+    waits: list[tuple[str, float]] = []
+
+    def fake_wait(url, timeout):
+        waits.append((url, timeout))
+        return False
+
+    monkeypatch.setattr(workload, "wait_answering", fake_wait)
+    outcome, _ = workload.apply(
+        make_desired(config, sandbox),
+        host=sandbox,
+        unit_address="10.0.0.1",
+        managed_files=[],
+        allow_start=True,
+    )
+    assert waits == [("http://10.0.0.1:5000", expected_wait)]
+    assert outcome.answering is False
