@@ -38,6 +38,7 @@ REPORT = status.Report()
 KV_MANAGED_FILES = "docker-registry.managed-files"
 KV_IMAGE_DIGEST = "docker-registry.resource-digest"
 KV_RUN_ARGV = "docker-registry.run-argv"
+KV_ENDPOINT = clients.ENDPOINT_KEY
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
 
 
@@ -202,6 +203,15 @@ def configure() -> None:
     set_flag("docker-registry.configured")
     REPORT.ready_at = clients.netloc(config, ingress_address=address)
     REPORT.scheme = desired.scheme
+    kv.set(
+        KV_ENDPOINT,
+        clients.Endpoint(
+            netloc=REPORT.ready_at,
+            url=f"{desired.scheme}://{REPORT.ready_at}",
+            local_url=outcome.probe_url,
+            ca_file=str(host.path(config.tls_paths.ca)) if tls and tls.ca else "",
+        ).as_dict(),
+    )
 
 
 @when("cert-provider.available")

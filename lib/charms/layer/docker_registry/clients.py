@@ -48,6 +48,36 @@ class ClientData:
         }
 
 
+ENDPOINT_KEY = "docker-registry.endpoint"  # unit kv: where actions reach the registry
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where this unit's registry answers, saved by the last successful hook for actions.
+
+    Holds no secret: credentials come from the config when an action needs them.
+    """
+
+    netloc: str  # what clients use (http-host, proxy or own address)
+    url: str  # scheme://netloc
+    local_url: str  # this unit's own registry, bypassing any proxy
+    ca_file: str  # host path of the CA certificate clients need ("" without TLS)
+
+    def as_dict(self) -> dict:
+        return {
+            "netloc": self.netloc,
+            "url": self.url,
+            "local_url": self.local_url,
+            "ca_file": self.ca_file,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Endpoint | None:
+        if not data:
+            return None
+        return cls(**{k: data.get(k, "") for k in ("netloc", "url", "local_url", "ca_file")})
+
+
 def client_data(settings: Settings, *, netloc: str, scheme: str, tls_ca: str) -> ClientData:
     basic = settings.basic_auth
     return ClientData(
