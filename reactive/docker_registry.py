@@ -30,6 +30,7 @@ from charms.layer.docker_registry import (
     render,
     settings,
     status,
+    trust,
     workload,
 )
 from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError
@@ -39,6 +40,7 @@ KV_MANAGED_FILES = "docker-registry.managed-files"
 KV_IMAGE_DIGEST = "docker-registry.resource-digest"
 KV_RUN_ARGV = "docker-registry.run-argv"
 KV_ENDPOINT = clients.ENDPOINT_KEY
+KV_TRUST = "docker-registry.docker-trust"
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
 
 
@@ -203,6 +205,12 @@ def configure() -> None:
     set_flag("docker-registry.configured")
     REPORT.ready_at = clients.netloc(config, ingress_address=address)
     REPORT.scheme = desired.scheme
+    kv.set(
+        KV_TRUST,
+        trust.trust(
+            host, netloc=REPORT.ready_at, ca=tls.ca if tls else "", previous=kv.get(KV_TRUST)
+        ),
+    )
     kv.set(
         KV_ENDPOINT,
         clients.Endpoint(

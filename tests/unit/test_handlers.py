@@ -66,7 +66,9 @@ def charm(tmp_path, monkeypatch) -> Charm:
     monkeypatch.setenv("JUJU_CHARM_DIR", str(tmp_path))
     monkeypatch.setenv("CHARM_DIR", str(tmp_path))
     monkeypatch.setenv("JUJU_UNIT_NAME", fake.local_unit)
-    monkeypatch.delenv("DOCKER_REGISTRY_SANDBOX", raising=False)
+    # every host path the charm writes (daemon.json, certs.d, …) stays inside tmp_path
+    monkeypatch.setenv("DOCKER_REGISTRY_SANDBOX", str(tmp_path / "host"))
+    monkeypatch.setattr("charms.layer.docker_registry.trust.reload_daemon", lambda: None)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(hookenv, "cache", {})
     monkeypatch.setattr(hookenv, "_atexit", [])
@@ -177,7 +179,7 @@ def test_stopped_by_operator_is_reported_and_respected(charm):
     unitdata.kv()  # the stop action sets this flag in its own process
     set_flag("docker-registry.stopped")
     charm.hook("update-status")
-    assert charm.status == ("blocked", "registry container is stopped.")
+    assert charm.status == ("blocked", "registry-docker-registry-0 container is stopped.")
     assert charm.applied[-1][1]["allow_start"] is False
     clear_flag("docker-registry.stopped")
     charm.hook("update-status")
@@ -248,7 +250,21 @@ def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypat
     charm.hook("install")
     applied = len(charm.applied)
     flags = charm.hook("stop")
-    assert removed == [("stop", "registry"), ("rm", "registry")]
+    assert removed == [
+        ("stop", "registry-docker-registry-0"),
+        ("rm", "registry-docker-registry-0"),
+    ]
     assert len(charm.applied) == applied
     assert "docker-registry.removed" in flags
     assert is_flag_set("docker-registry.removed")
+
+
+def test_own_docker_trusts_the_registry_without_restarting_it(charm, tmp_path):
+    host = tmp_path / "host"
+    charm.hook("install")
+    daemon = json.loads((host / "etc/docker/daemon.json").read_text())
+    assert daemon == {"insecure-registries": ["10.0.0.10:5000"]}
+    charm.config["tls-cert-blob"] = ""  # unchanged: nothing rewritten
+    mtime = (host / "etc/docker/daemon.json").stat().st_mtime_ns
+    charm.hook("update-status")
+    assert (host / "etc/docker/daemon.json").stat().st_mtime_ns == mtime

@@ -55,6 +55,11 @@ class EasyRSAFake(Fake):
             "description": "prefix PEMs with a text dump",
         },
         "validity-days": {"type": "int", "default": 365, "description": "certificate lifetime"},
+        "generation": {
+            "type": "int",
+            "default": 0,
+            "description": "change it to reissue every certificate (rotation)",
+        },
     }
 
     # --- CA --------------------------------------------------------------------------
@@ -150,10 +155,16 @@ class EasyRSAFake(Fake):
         if ctx.kind in ("created", "joined", "changed") and ctx.is_leader:
             self.answer(ctx, ctx.relation_id)
 
+    def on_config_changed(self, ctx: FakeContext) -> None:
+        if ctx.is_leader:
+            for rid in ctx.relation_ids("client"):
+                self.answer(ctx, rid)
+
     def answer(self, ctx: FakeContext, rid: int) -> None:
         ca_cert, _ = self.ca()
         issued = self.load("issued.json", {})
         days = int(ctx.config.get("validity-days") or 365)
+        generation = int(ctx.config.get("generation") or 0)
         out = {"ca": self._pem(ctx, _cert_pem(ca_cert))}
         if "client" not in issued:
             cert, key = self.issue("client", ["client"], True, days)
@@ -170,9 +181,15 @@ class EasyRSAFake(Fake):
                 slot = f"{_name}/{'client' if client else 'server'}/{cn}"
                 sans = list(sans or [])
                 have = issued.get(slot)
-                if not have or have["sans"] != sans:  # reissue only when SANs change
+                # reissue only when the SANs change, or on rotation (generation)
+                if not have or have["sans"] != sans or have.get("generation", 0) != generation:
                     cert, key = self.issue(cn, sans, client, days)
-                    issued[slot] = have = {"sans": sans, "cert": cert, "key": key}
+                    issued[slot] = have = {
+                        "sans": sans,
+                        "cert": cert,
+                        "key": key,
+                        "generation": generation,
+                    }
                     ctx.log(
                         f"issued {'client' if client else 'server'} certificate {cn} "
                         f"for {_name} sans={sans}"

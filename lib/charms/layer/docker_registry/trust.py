@@ -1,0 +1,68 @@
+"""The unit's own Docker engine trusts its registry (so `docker push <netloc>/…` works here).
+
+TLS: the CA goes to /etc/docker/certs.d/<netloc>/ca.crt, which dockerd reads per connection.
+No TLS: <netloc> goes into daemon.json's insecure-registries, applied with a reload (SIGHUP),
+never a restart, and only when the file really changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from charms.layer.docker_registry import files, paths
+
+
+def _daemon_json(host: paths.Host) -> Path:
+    return host.path(paths.DOCKER_DAEMON_JSON)
+
+
+def _set_insecure(host: paths.Host, add: str = "", remove: str = "") -> bool:
+    """Edit daemon.json's insecure-registries, keeping every other setting; True if changed."""
+    path = _daemon_json(host)
+    try:
+        config = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return False  # never overwrite an operator's file we cannot parse
+    if not isinstance(config, dict):
+        return False
+    registries = [r for r in config.get("insecure-registries", []) if r != remove]
+    if add and add not in registries:
+        registries.append(add)
+    if registries == config.get("insecure-registries", []):
+        return False
+    if registries:
+        config["insecure-registries"] = registries
+    else:
+        config.pop("insecure-registries", None)
+    return files.write_if_changed(path, json.dumps(config, indent=2) + "\n", 0o644)
+
+
+def reload_daemon() -> None:
+    """Ask dockerd to re-read daemon.json (SIGHUP): running containers are not affected."""
+    for argv in (["systemctl", "reload", "docker"], ["pkill", "-HUP", "-x", "dockerd"]):
+        if shutil.which(argv[0]):
+            if subprocess.run(argv, capture_output=True, timeout=60, check=False).returncode == 0:
+                return
+
+
+def trust(host: paths.Host, *, netloc: str, ca: str, previous: dict | None) -> dict:
+    """Make the local engine trust ``netloc``; returns the state to pass as ``previous`` next."""
+    previous = previous or {}
+    wanted = {"netloc": netloc, "tls": bool(ca)}
+    changed_daemon = False
+    old_netloc = previous.get("netloc")
+    if old_netloc and (old_netloc != netloc or previous.get("tls") != bool(ca)):
+        if previous.get("tls"):
+            shutil.rmtree(host.path(f"{paths.DOCKER_CERTS_DIR}/{old_netloc}"), ignore_errors=True)
+        else:
+            changed_daemon |= _set_insecure(host, remove=old_netloc)
+    if ca:
+        files.write_if_changed(host.path(f"{paths.DOCKER_CERTS_DIR}/{netloc}/ca.crt"), ca, 0o644)
+    else:
+        changed_daemon |= _set_insecure(host, add=netloc)
+    if changed_daemon:
+        reload_daemon()
+    return wanted

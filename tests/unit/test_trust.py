@@ -1,0 +1,75 @@
+"""trust: the unit's own docker engine trusts its registry (certs.d or insecure-registries)."""
+
+import json
+
+import pytest
+
+from charms.layer.docker_registry import paths, trust
+
+
+class Host(paths.Host):
+    reloads: list
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    h = Host(sandbox=str(tmp_path), unit_name="u/0")
+    object.__setattr__(h, "reloads", [])
+    monkeypatch.setattr(trust, "reload_daemon", lambda: h.reloads.append(1))
+    return h
+
+
+def daemon(host):
+    return json.loads(host.path("/etc/docker/daemon.json").read_text())
+
+
+def test_http_marks_insecure_once_and_keeps_other_settings(host):
+    host.path("/etc/docker").mkdir(parents=True)
+    host.path("/etc/docker/daemon.json").write_text('{"log-driver": "journald"}')
+    state = trust.trust(host, netloc="10.0.0.1:5000", ca="", previous=None)
+    assert daemon(host) == {"log-driver": "journald", "insecure-registries": ["10.0.0.1:5000"]}
+    assert host.reloads == [1]
+    trust.trust(host, netloc="10.0.0.1:5000", ca="", previous=state)
+    assert host.reloads == [1]  # nothing changed: no reload
+
+
+def test_switch_to_tls_installs_ca_and_drops_insecure(host):
+    state = trust.trust(host, netloc="r:5000", ca="", previous=None)
+    state = trust.trust(host, netloc="r:5000", ca="CA\n", previous=state)
+    assert host.path("/etc/docker/certs.d/r:5000/ca.crt").read_text() == "CA\n"
+    assert daemon(host) == {}
+    assert state == {"netloc": "r:5000", "tls": True}
+    # and back to http: the CA dir goes away
+    trust.trust(host, netloc="r:5000", ca="", previous=state)
+    assert not host.path("/etc/docker/certs.d/r:5000").exists()
+    assert daemon(host) == {"insecure-registries": ["r:5000"]}
+
+
+def test_netloc_change_moves_the_ca(host):
+    state = trust.trust(host, netloc="a:5000", ca="CA\n", previous=None)
+    trust.trust(host, netloc="b:5000", ca="CA\n", previous=state)
+    assert not host.path("/etc/docker/certs.d/a:5000").exists()
+    assert host.path("/etc/docker/certs.d/b:5000/ca.crt").exists()
+    assert host.reloads == []
+
+
+def test_unparsable_daemon_json_is_left_alone(host):
+    host.path("/etc/docker").mkdir(parents=True)
+    host.path("/etc/docker/daemon.json").write_text("{broken")
+    trust.trust(host, netloc="r:5000", ca="", previous=None)
+    assert host.path("/etc/docker/daemon.json").read_text() == "{broken"
+    host.path("/etc/docker/daemon.json").write_text("[1]")
+    trust.trust(host, netloc="r:5000", ca="", previous=None)
+    assert host.path("/etc/docker/daemon.json").read_text() == "[1]"
+
+
+def test_reload_uses_sighup_not_restart(monkeypatch):
+    calls = []
+    monkeypatch.setattr(trust.shutil, "which", lambda name: name == "pkill")
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(trust.subprocess, "run", lambda argv, **kw: calls.append(argv) or Done())
+    trust.reload_daemon()
+    assert calls == [["pkill", "-HUP", "-x", "dockerd"]]
