@@ -33,6 +33,7 @@ METADATA = {
         "reverseproxy": {"interface": "http"},
         "registry": {"interface": "docker-registry"},
     },
+    "peers": {"peer": {"interface": "docker-registry-peer"}},
 }
 
 

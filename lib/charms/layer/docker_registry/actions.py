@@ -6,11 +6,15 @@ results with action-set and turns every failure into action-fail (never a traceb
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
-from charms.reactive import clear_flag, set_flag
+from charms.reactive import clear_flag, is_flag_set, set_flag
 
 from charms.layer.docker_registry import clients, container, paths, settings, status
 from charms.layer.docker_registry.errors import RegistryCharmError
@@ -22,6 +26,10 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 class ActionError(RegistryCharmError):
     """An action cannot do what was asked; the message says why."""
 
+    def __init__(self, message: str, results: dict | None = None):
+        super().__init__(message)
+        self.results = results or {}
+
 
 def run(body: Callable[[dict], dict]) -> None:
     """Run an action body with its params; action-set its results or action-fail."""
@@ -30,6 +38,9 @@ def run(body: Callable[[dict], dict]) -> None:
         if results:
             hookenv.action_set(results)
     except RegistryCharmError as exc:
+        partial = getattr(exc, "results", None)
+        if partial:  # e.g. mirror: the per-image summary of what did work
+            hookenv.action_set(partial)
         hookenv.action_fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - an action must never end in a traceback
         hookenv.log(f"action failed unexpectedly: {type(exc).__name__}", hookenv.ERROR)
@@ -116,3 +127,412 @@ def _report_ready(name: str) -> None:
         else:
             report.wait(f"Waiting for the {name} container to answer.")
     hookenv.status_set(*status.decide(report))
+
+
+# ================================================================ registry actions
+# push, mirror, images, rmi, garbage-collect: they act on the registry itself, through its API
+# and skopeo, with the charm's credentials (never in argv, logs, results or errors).
+
+CONFIGURED_FLAG = "docker-registry.configured"
+RUN_ARGV_KEY = "docker-registry.run-argv"
+MAX_LIST_FILE = 1024 * 1024
+_REPO_FILTER_RE = re.compile(r"^[a-z0-9._/*?\[\]-]{1,255}$")
+_LOCAL_IMAGES_FLAGS = {"-a", "--all", "--digests", "--no-trunc", "-q", "--quiet"}
+_LOCAL_IMAGES_VALUED = {"-f", "--filter", "--format"}
+_LOCAL_RMI_FLAGS = {"-f", "--force", "--no-prune"}
+
+
+def _text(params: dict, name: str, *, required: bool = False, default: str = "") -> str:
+    value = params.get(name, default)
+    if value is None:
+        value = default
+    if not isinstance(value, str):
+        raise ActionError(f"{name}: must be a string")
+    value = value.strip()
+    if required and not value:
+        raise ActionError(f"{name}: required")
+    return value
+
+
+def _bool(params: dict, name: str, default: bool) -> bool:
+    value = params.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ActionError(f"{name}: must be a boolean")
+    return value
+
+
+def _int(params: dict, name: str, default: int, low: int, high: int) -> int:
+    value = params.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ActionError(f"{name}: must be an integer")
+    if not low <= value <= high:
+        raise ActionError(f"{name}: must be between {low} and {high}")
+    return value
+
+
+def _status_message() -> str:
+    try:
+        state, message = hookenv.status_get()
+    except Exception:  # noqa: BLE001 - status-get missing or failing: say what we know
+        return "unknown status"
+    return message or state or "unknown status"
+
+
+def _ready() -> clients.Endpoint:
+    """Where the registry answers, as saved by the last successful hook."""
+    endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+    if endpoint is None or not is_flag_set(CONFIGURED_FLAG):
+        raise ActionError(f"the registry is not ready: {_status_message()}")
+    return endpoint
+
+
+def _config() -> settings.Settings:
+    try:
+        return settings.parse(hookenv.config())
+    except RegistryCharmError as exc:
+        raise ActionError(f"invalid charm config: {exc}") from exc
+
+
+def _credentials(config: settings.Settings) -> tuple[str, str]:
+    if config.token_auth:
+        raise ActionError(
+            "the registry uses token auth (auth-token-*): this action has no credentials for it"
+        )
+    basic = config.basic_auth
+    return (basic.user, basic.password) if basic else ("", "")
+
+
+def _transfer_target(endpoint: clients.Endpoint, config: settings.Settings):
+    from charms.layer.docker_registry import transfer
+
+    user, password = _credentials(config)
+    return transfer.Target(
+        netloc=endpoint.netloc,
+        tls=endpoint.url.startswith("https://"),
+        ca_file=endpoint.ca_file,
+        user=user,
+        password=password,
+    )
+
+
+def _api(endpoint: clients.Endpoint, config: settings.Settings):
+    """A client for the registry API: its public URL, else this unit's own address."""
+    from charms.layer.docker_registry import registry_api
+
+    user, password = _credentials(config)
+    api = registry_api.Registry(endpoint.url, user, password, endpoint.ca_file)
+    try:
+        api.ping()
+        return api
+    except registry_api.RegistryApiError as exc:
+        if exc.status or not endpoint.local_url or endpoint.local_url == endpoint.url:
+            raise
+    # the public address (proxy, http-host) does not answer from here: our own unit does;
+    # the certificate chain is still verified, its names may not include the local address
+    local = registry_api.Registry(
+        endpoint.local_url, user, password, endpoint.ca_file, check_hostname=False
+    )
+    local.ping()
+    return local
+
+
+def _action_log(line: str) -> None:
+    try:
+        subprocess.run(["action-log", line], check=False, timeout=30, capture_output=True)
+    except (OSError, subprocess.SubprocessError):
+        hookenv.log(line)
+
+
+def _reference(text: str, name: str):
+    from charms.layer.docker_registry import transfer
+
+    try:
+        return transfer.parse_reference(text)
+    except transfer.TransferError as exc:
+        raise ActionError(f"{name}: {exc}") from exc
+
+
+def push(params: dict) -> dict:
+    """Push a local docker image (pulled first unless pull=false) to the registry."""
+    from charms.layer.docker_registry import transfer
+
+    image = _text(params, "image", required=True)
+    pull = _bool(params, "pull", True)
+    tag = _text(params, "tag")
+    _reference(image, "image")
+    if tag:
+        _reference(tag, "tag")
+    endpoint = _ready()
+    target = _transfer_target(endpoint, _config())
+    result = transfer.push(image, target, tag=tag, pull=pull)
+    return {
+        "outcome": "success",
+        "raw": f"pushed {result.tag}",
+        "tag": result.tag,
+        "digest": result.digest,
+    }
+
+
+def _image_list(params: dict) -> list[str]:
+    from charms.layer.docker_registry import transfer
+
+    text = _text(params, "images")
+    file = _text(params, "file")
+    if not text and not file:
+        raise ActionError("give images (a list) or file (a path on the unit)")
+    if file:
+        path = Path(file)
+        if not path.is_absolute():
+            raise ActionError("file: must be an absolute path on the unit")
+        try:
+            if path.stat().st_size > MAX_LIST_FILE:
+                raise ActionError("file: larger than 1 MiB")
+            text += "\n" + path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+            raise ActionError(f"file: cannot read {file}: {why}") from exc
+    images = transfer.parse_image_list(text)
+    if not images:
+        raise ActionError("no images in the list (only comments or blank lines)")
+    bad = []
+    for image in images:
+        try:
+            transfer.parse_reference(image)
+        except transfer.TransferError:
+            bad.append(image[:100])
+    if bad:
+        raise ActionError("not image references: " + ", ".join(bad[:10]))
+    return images
+
+
+def mirror(params: dict) -> dict:
+    """Copy images registry to registry keeping their repository paths, in parallel."""
+    from charms.layer.docker_registry import transfer
+
+    images = _image_list(params)
+    concurrency = _int(params, "concurrency", 4, 1, 32)
+    src_tls_verify = _bool(params, "src-tls-verify", True)
+    all_platforms = _bool(params, "all-platforms", False)
+    endpoint = _ready()
+    target = _transfer_target(endpoint, _config())
+    _action_log(f"mirroring {len(images)} image(s) to {endpoint.netloc}, {concurrency} at a time")
+    results = transfer.mirror(
+        images,
+        target,
+        concurrency=concurrency,
+        src_tls_verify=src_tls_verify,
+        all_platforms=all_platforms,
+        log=_action_log,
+    )
+    failed = [r for r in results if not r.ok]
+    summary = {
+        "outcome": "success" if not failed else "failure",
+        "copied": str(len(results) - len(failed)),
+        "failed": str(len(failed)),
+        "raw": "\n".join(r.line() for r in results),
+        "results": json.dumps(
+            [
+                {
+                    "source": r.source,
+                    "target": r.target,
+                    "ok": r.ok,
+                    "digest": r.digest,
+                    "error": r.error,
+                    "seconds": round(r.seconds, 2),
+                }
+                for r in results
+            ]
+        ),
+    }
+    if failed:
+        names = ", ".join(r.source for r in failed[:20])
+        more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
+        raise ActionError(
+            f"{len(failed)} of {len(results)} image(s) failed: {names}{more}", summary
+        )
+    return summary
+
+
+def _local_options(options: str, flags: set[str], valued: set[str] = frozenset()) -> list[str]:
+    """Options for a local docker command, limited to a known-safe set."""
+    try:
+        words = shlex.split(options)
+    except ValueError as exc:
+        raise ActionError(f"options: {exc}") from exc
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name = word.split("=", 1)[0]
+        if name in flags and "=" not in word:
+            out.append(word)
+        elif name in valued:
+            if "=" in word:
+                out.append(word)
+            elif i + 1 < len(words):
+                out += [word, words[i + 1]]
+                i += 1
+            else:
+                raise ActionError(f"options: {word} needs a value")
+        else:
+            allowed = ", ".join(sorted(flags | set(valued)))
+            raise ActionError(f"options: {word[:50]!r} is not allowed (allowed: {allowed})")
+        i += 1
+    return out
+
+
+def images(params: dict) -> dict:
+    """Repositories and tags from the registry's API (local=true: the unit's docker images)."""
+    from charms.layer.docker_registry import registry_api
+
+    options = _text(params, "options")
+    repository = _text(params, "repository")
+    local = _bool(params, "local", False)
+    if local:
+        argv = _local_options(options, _LOCAL_IMAGES_FLAGS, _LOCAL_IMAGES_VALUED)
+        if repository:
+            _reference(repository, "repository")
+            argv.append(repository)
+        out = container.docker("images", *argv, timeout=60)
+        return {"outcome": "success", "raw": out.rstrip()}
+    if options:
+        raise ActionError("options: apply to the local docker listing only; add local=true")
+    endpoint = _ready()
+    if repository.startswith(endpoint.netloc + "/"):
+        repository = repository[len(endpoint.netloc) + 1 :]
+    if repository and not _REPO_FILTER_RE.match(repository):
+        raise ActionError("repository: a repository name, prefix or pattern (* ? [])")
+    api = _api(endpoint, _config())
+    try:
+        listing = api.list_images(repository)
+    finally:
+        api.close()
+    return {
+        "outcome": "success",
+        "count": str(len(listing)),
+        "tags": str(sum(len(t) for t in listing.values())),
+        "repositories": json.dumps(listing),
+        "raw": registry_api.format_listing(listing),
+    }
+
+
+def rmi(params: dict) -> dict:
+    """Delete a tag (its manifest, by digest) from the registry; local=true: `docker rmi`."""
+    image = _text(params, "image", required=True)
+    options = _text(params, "options")
+    local = _bool(params, "local", False)
+    ref = _reference(image, "image")
+    if local:
+        argv = _local_options(options, _LOCAL_RMI_FLAGS)
+        out = container.docker("rmi", *argv, image, timeout=120)
+        return {"outcome": "success", "raw": out.rstrip()}
+    if options:
+        raise ActionError("options: apply to the local docker rmi only; add local=true")
+    endpoint = _ready()
+    config = _config()
+    if ref.host and ref.host != endpoint.netloc:
+        raise ActionError(f"image: {ref.host} is not this registry ({endpoint.netloc})")
+    if not ref.tag and not ref.digest:
+        raise ActionError("image: give repository:tag or repository@sha256:<digest>")
+    if not config.storage_delete:
+        raise ActionError(
+            "deleting from the registry needs storage-delete=true "
+            f"(juju config {hookenv.service_name()} storage-delete=true)"
+        )
+    api = _api(endpoint, config)
+    try:
+        return _delete(api, ref)
+    finally:
+        api.close()
+
+
+def _delete(api, ref) -> dict:
+    reference = ref.digest or ref.tag
+    digest = api.digest(ref.path, reference)
+    if digest is None:
+        raise ActionError(f"{ref.path}:{reference} is not in the registry")
+    if ref.digest and ref.tag:
+        tagged = api.digest(ref.path, ref.tag)
+        if tagged != ref.digest:
+            raise ActionError(f"{ref.path}:{ref.tag} does not point at {ref.digest}")
+    same = sorted(t for t, d in api.tag_digests(ref.path).items() if d == digest)
+    api.delete_manifest(ref.path, digest)
+    gone = [t for t in same if api.digest(ref.path, t) is None]
+    others = [t for t in gone if t != ref.tag]
+    raw = f"deleted {ref.path}@{digest}"
+    if gone:
+        raw += f" (tags: {', '.join(gone)})"
+    raw += "; run garbage-collect to reclaim its space"
+    return {
+        "outcome": "success",
+        "raw": raw,
+        "digest": digest,
+        "removed-tags": ",".join(gone),
+        "other-tags": ",".join(others),
+    }
+
+
+def garbage_collect(params: dict) -> dict:
+    """Registry GC with the registry stopped (never serving from a stale cache), restarted
+    after, reporting space reclaimed and how long it was not writable."""
+    from charms.layer.docker_registry import gc
+
+    delete_untagged = _bool(params, "delete-untagged", False)
+    dry_run = _bool(params, "dry-run", False)
+    stopped_by_operator = is_flag_set(STOPPED_FLAG)
+    endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+    if not stopped_by_operator:
+        endpoint = _ready()
+    config = _config()
+    plan = gc.plan_from_run_argv(unitdata.kv().get(RUN_ARGV_KEY) or [])
+    if config.storage.kind != "filesystem":
+        plan = gc.GcPlan(plan.name, plan.image, plan.volumes, plan.env_file, "")
+    if not dry_run and not stopped_by_operator:
+        hookenv.status_set("maintenance", "Garbage collection: the registry is stopped.")
+    try:
+        result = gc.garbage_collect(
+            plan,
+            probe_url=endpoint.local_url if endpoint else "",
+            delete_untagged=delete_untagged,
+            dry_run=dry_run,
+        )
+    finally:
+        if not dry_run and not stopped_by_operator:
+            _report_ready(plan.name)
+    reclaimed = "unknown" if result.reclaimed is None else str(result.reclaimed)
+    eligible = (
+        f"{result.blobs_eligible} blob(s) and {result.manifests_eligible} manifest(s)"
+        if result.blobs_eligible is not None
+        else "an unknown number of blobs"
+    )
+    if dry_run:
+        raw = f"dry run: {eligible} would be deleted; the registry kept serving"
+    else:
+        raw = (
+            f"deleted {eligible}; reclaimed {_human(result.reclaimed)}; the registry was not "
+            f"writable for {result.not_writable_seconds:.1f}s"
+        )
+    return {
+        "outcome": "success",
+        "raw": raw,
+        "reclaimed-bytes": reclaimed,
+        "not-writable-seconds": f"{result.not_writable_seconds:.2f}",
+        "blobs-eligible": str(result.blobs_eligible),
+        "manifests-eligible": str(result.manifests_eligible),
+        "dry-run": str(dry_run).lower(),
+    }
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "an unknown amount (object storage)"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover

@@ -1,0 +1,177 @@
+"""Garbage collection of the registry's storage, done safely.
+
+``registry garbage-collect`` while the registry serves leaves its in-memory cache wrong (blob
+HEAD 200, GET truncated) until a restart (CONTRACTS §4). So: stop the registry container, run
+the GC in a throw-away container of the same image with the same mounts, start the registry
+again (always, even when the GC fails) and wait until /v2/ answers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from charms.layer.docker_registry import container, paths, render, workload
+from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
+
+_SUMMARY_RE = re.compile(
+    r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion"
+)
+
+
+class GcError(RegistryCharmError):
+    """The garbage collection could not run or failed (the registry was restarted)."""
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    """What the GC container needs, taken from the registry container's run arguments."""
+
+    name: str  # the registry container
+    image: str
+    volumes: tuple[str, ...]  # --volume values, as the registry has them
+    env_file: str = ""
+    storage_dir: str = ""  # host directory of filesystem storage; "" for s3/swift
+
+    def argv(self, *, delete_untagged: bool = False, dry_run: bool = False) -> list[str]:
+        argv = ["run", "--rm", "--network", "none"]
+        for volume in self.volumes:
+            argv += ["--volume", volume]
+        if self.env_file:
+            argv += ["--env-file", self.env_file]
+        argv += [self.image, "garbage-collect"]
+        if delete_untagged:
+            argv.append("--delete-untagged")
+        if dry_run:
+            argv.append("--dry-run")
+        return [*argv, render.CONFIG_FILE]
+
+
+def plan_from_run_argv(argv: list[str]) -> GcPlan:
+    """Parse the saved ``docker run`` arguments (kv docker-registry.run-argv)."""
+    if not argv or argv[0] != "run" or "--name" not in argv:
+        raise GcError("the registry's run arguments are not known yet; run a hook first")
+    name = argv[argv.index("--name") + 1]
+    volumes: list[str] = []
+    env_file = ""
+    takes_value = {"--name", "--restart", "--label", "--publish", "--volume", "--env-file"}
+    i, image = 1, ""
+    while i < len(argv):
+        arg = argv[i]
+        if arg in takes_value and i + 1 < len(argv):
+            value = argv[i + 1]
+            if arg == "--volume":
+                volumes.append(value)
+            elif arg == "--env-file":
+                env_file = value
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            image = arg
+            break
+        i += 1
+    if not image:
+        raise GcError("the registry's run arguments name no image")
+    storage_dir = ""
+    for volume in volumes:
+        host_path, _, rest = volume.partition(":")
+        if rest.split(":")[0] == paths.CONTAINER_STORAGE_DIR:
+            storage_dir = host_path
+    return GcPlan(name, image, tuple(volumes), env_file, storage_dir)
+
+
+def disk_usage(path: str) -> int:
+    """Bytes of the regular files under ``path`` (apparent size)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            total += st.st_size
+    return total
+
+
+@dataclass(frozen=True)
+class GcResult:
+    dry_run: bool
+    bytes_before: int | None  # None: not measurable (s3/swift)
+    bytes_after: int | None
+    blobs_marked: int | None
+    blobs_eligible: int | None
+    manifests_eligible: int | None
+    not_writable_seconds: float  # 0 when the registry was not stopped
+    stopped: bool
+    answering: bool
+
+    @property
+    def reclaimed(self) -> int | None:
+        if self.bytes_before is None or self.bytes_after is None:
+            return None
+        return self.bytes_before - self.bytes_after
+
+
+def garbage_collect(
+    plan: GcPlan,
+    *,
+    probe_url: str,
+    delete_untagged: bool = False,
+    dry_run: bool = False,
+    wait: float = 60,
+    timeout: float = 3600,
+) -> GcResult:
+    """Run the GC; a dry run leaves the registry serving (it only reads)."""
+    state = container.inspect(plan.name)
+    was_running = bool(state and state.running)
+    measurable = bool(plan.storage_dir) and os.path.isdir(plan.storage_dir)
+    before = disk_usage(plan.storage_dir) if measurable else None
+    stop_registry = was_running and not dry_run
+    started = time.monotonic()
+    failure: DockerError | None = None
+    output = ""
+    answering = not stop_registry
+    try:
+        if stop_registry:
+            container.stop(plan.name)
+        output = container.docker(
+            *plan.argv(delete_untagged=delete_untagged, dry_run=dry_run), timeout=timeout
+        )
+    except DockerError as exc:
+        failure = exc
+    finally:
+        if stop_registry:
+            try:
+                container.start(plan.name)
+                answering = workload.wait_answering(probe_url, wait)
+            except DockerError as exc:
+                failure = failure or exc
+                answering = False
+    downtime = time.monotonic() - started if stop_registry else 0.0
+    if failure is not None:
+        restarted = (
+            ""
+            if not stop_registry
+            else (
+                "; the registry was restarted"
+                if answering
+                else "; the registry was restarted but does not answer yet"
+            )
+        )
+        raise GcError(f"garbage-collect failed: {failure}{restarted}")
+    after = disk_usage(plan.storage_dir) if measurable else None
+    match = _SUMMARY_RE.search(output)
+    counts = [int(g) for g in match.groups()] if match else [None, None, None]
+    return GcResult(
+        dry_run=dry_run,
+        bytes_before=before,
+        bytes_after=after,
+        blobs_marked=counts[0],
+        blobs_eligible=counts[1],
+        manifests_eligible=counts[2],
+        not_writable_seconds=round(downtime, 2),
+        stopped=stop_registry,
+        answering=answering,
+    )

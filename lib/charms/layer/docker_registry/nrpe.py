@@ -1,0 +1,166 @@
+"""The nrpe-external-master check: does the registry answer ``/v2/``? (pure + one writer)
+
+The check is a small stdlib-only Python script shipped as text (``CHECK_SCRIPT``) and installed
+with ``install()``. It GETs ``<scheme>://<address>:<port>/v2/`` (https verified against the CA
+file) and prints one line, exiting 0 (OK) or 2 (CRITICAL):
+
+* 200 -> OK;
+* 401 without credentials -> OK (auth is on, the registry is up);
+* with ``--credentials-file`` (``user:password``, mode 0600, never on the command line) the
+  credentials are sent and only 200 is OK (401 = rejected credentials);
+* anything else, a refused connection, a timeout or a TLS failure -> CRITICAL.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from charms.layer.docker_registry.clients import bracket
+from charms.layer.docker_registry.files import write_if_changed
+from charms.layer.docker_registry.paths import Host
+
+SCRIPT_PATH = "/usr/local/lib/nagios/plugins/check_docker_registry"
+CREDENTIALS_PATH = "/etc/nagios/docker-registry-check.credentials"
+CHECK_NAME = "docker_registry"
+NAGIOS_USER = "nagios"
+
+CHECK_SCRIPT = '''\
+#!/usr/bin/env python3
+"""Nagios check installed by the docker-registry charm: does the registry answer /v2/?"""
+
+import argparse
+import base64
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True, help="scheme://address:port of the registry")
+    parser.add_argument("--ca-file", default="", help="CA certificate for https")
+    parser.add_argument("--credentials-file", default="", help="file holding user:password")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    url = args.url.rstrip("/") + "/v2/"
+    request = urllib.request.Request(url, headers={"User-Agent": "check_docker_registry"})
+    with_credentials = bool(args.credentials_file)
+    if with_credentials:
+        try:
+            with open(args.credentials_file, encoding="utf-8") as handle:
+                secret = handle.read().strip()
+        except OSError as exc:
+            print(f"CRITICAL: cannot read the credentials file: {exc.strerror}")
+            return 2
+        token = base64.b64encode(secret.encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    context = None
+    if url.startswith("https://"):
+        try:
+            context = ssl.create_default_context(cafile=args.ca_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"CRITICAL: cannot load the CA file {args.ca_file}: {exc}")
+            return 2
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout, context=context) as resp:
+            code = resp.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    except urllib.error.URLError as exc:
+        print(f"CRITICAL: {url}: {exc.reason}")
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"CRITICAL: {url}: {exc}")
+        return 2
+    took = time.monotonic() - started
+    if code == 200:
+        print(f"OK: {url} answered 200 in {took:.3f}s")
+        return 0
+    if code == 401 and not with_credentials:
+        print(f"OK: {url} answered 401 (authentication required) in {took:.3f}s")
+        return 0
+    if code == 401:
+        print(f"CRITICAL: {url} rejected the check's credentials (401)")
+        return 2
+    print(f"CRITICAL: {url} answered HTTP {code}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+@dataclass(frozen=True)
+class CheckDefinition:
+    """What charmhelpers' ``NRPE.add_check(shortname, description, check_cmd)`` takes."""
+
+    shortname: str
+    description: str
+    check_cmd: str
+
+
+def check_definition(
+    scheme: str,
+    address: str,
+    port: int,
+    ca_file: str = "",
+    credentials_file: str = "",
+    script: str = SCRIPT_PATH,
+) -> CheckDefinition:
+    """The nrpe check for this unit's registry (no secret in it: credentials come from a file)."""
+    if scheme not in ("http", "https"):
+        raise ValueError(f"scheme must be http or https, not {scheme!r}")
+    url = f"{scheme}://{bracket(address)}:{int(port)}"
+    argv = [script, "--url", url]
+    if scheme == "https" and ca_file:
+        argv += ["--ca-file", ca_file]
+    if credentials_file:
+        argv += ["--credentials-file", credentials_file]
+    return CheckDefinition(
+        shortname=CHECK_NAME,
+        description=f"Docker registry answers {scheme} on {bracket(address)}:{int(port)}",
+        check_cmd=shlex.join(argv),
+    )
+
+
+def credentials_content(user: str, password: str) -> str:
+    return f"{user}:{password}\n"
+
+
+def install(
+    host: Host,
+    credentials: tuple[str, str] | None = None,
+    owner: str = NAGIOS_USER,
+) -> bool:
+    """Write the check script (0755) and the credentials file (0600, owned by ``owner`` when
+    that user exists so nrpe can read it; removed when ``credentials`` is None).
+
+    Returns whether anything changed.
+    """
+    changed = write_if_changed(host.path(SCRIPT_PATH), CHECK_SCRIPT, 0o755)
+    target = host.path(CREDENTIALS_PATH)
+    if credentials is None:
+        if target.exists():
+            target.unlink()
+            changed = True
+        return changed
+    changed |= write_if_changed(target, credentials_content(*credentials), 0o600)
+    _chown(target, owner)
+    return changed
+
+
+def _chown(path: Path, owner: str) -> None:
+    try:
+        entry = pwd.getpwnam(owner)
+    except KeyError:
+        return  # no nagios user (yet): stays root-only
+    if path.stat().st_uid != entry.pw_uid:
+        os.chown(path, entry.pw_uid, entry.pw_gid)

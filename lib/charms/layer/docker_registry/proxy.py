@@ -1,0 +1,102 @@
+"""The services the leader publishes to reverse proxies on ``website`` (pure).
+
+Wire format (haproxy ``reverseproxy``, interface http): a list of
+``{service_name, service_host, service_port, service_options, servers}`` where every server is
+``[name, address, port, options]``. haproxy renders ``service_options`` into its frontend and
+backend and one ``server <name> <address>:<port> <options>`` line per server.
+
+Active/passive: all units serve the same data only through shared storage, and an upload's
+chunks must reach one registry, so exactly one unit is active (the primary) and the others are
+``backup``. The primary is the unit with the lowest unit *number* (``/2`` before ``/10``, not
+string order), so the result does not depend on which unit (leader) computes it.
+
+Units serving plain http: ``mode http`` with an HTTP health check on ``/v2/`` (200, or 401 when
+auth is on). Units serving TLS: ``mode tcp`` passthrough (clients verify the registry's own
+certificate) with the same health check sent over TLS (``check-ssl verify none``: the check asks
+whether the registry answers, not who it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from charms.layer.docker_registry.clients import bracket
+
+SERVICE_NAME = "docker-registry"
+SERVICE_HOST = "0.0.0.0"  # noqa: S104 - haproxy listens on every address
+BALANCE = "leastconn"
+HEALTH_PATH = "/v2/"
+CHECK = "check inter 2000 rise 2 fall 3"
+
+
+def unit_number(unit: str) -> int:
+    """``docker-registry/10`` -> 10 (names without a number sort last)."""
+    _, _, number = unit.rpartition("/")
+    return int(number) if number.isdigit() else 1 << 62
+
+
+def server_name(unit: str) -> str:
+    """``docker-registry/0`` -> ``docker-registry-0`` (haproxy server names have no ``/``)."""
+    return unit.replace("/", "-")
+
+
+def ordered_units(units: Iterable[str]) -> list[str]:
+    """Unit names by unit number; the first one is the primary."""
+    return sorted(set(units), key=lambda u: (unit_number(u), u))
+
+
+def primary(units: Iterable[str]) -> str | None:
+    ordered = ordered_units(units)
+    return ordered[0] if ordered else None
+
+
+def service_options(tls: bool, balance: str = BALANCE) -> list[str]:
+    """haproxy options: mode, log format, balance and the health check."""
+    check = [f"option httpchk GET {HEALTH_PATH}", "http-check expect rstatus (200|401)"]
+    if tls:
+        return ["mode tcp", "option tcplog", f"balance {balance}", *check]
+    return ["mode http", "option httplog", f"balance {balance}", *check]
+
+
+def server_options(tls: bool, backup: bool) -> str:
+    options = CHECK
+    if tls:
+        options += " check-ssl verify none"
+    if backup:
+        options += " backup"
+    return options
+
+
+def services(
+    units: Mapping[str, str],
+    registry_port: int,
+    *,
+    tls: bool,
+    service_port: int | None = None,
+    balance: str = BALANCE,
+) -> list[dict]:
+    """The ``services`` list for the ``website`` relation.
+
+    units: every registry unit (this one included) -> its address on the proxy's network.
+    registry_port: where each unit's registry listens; service_port: where the proxy listens
+    (default: the same port).
+    """
+    ordered = ordered_units(units)
+    servers = [
+        [server_name(unit), units[unit], int(registry_port), server_options(tls, index > 0)]
+        for index, unit in enumerate(ordered)
+    ]
+    return [
+        {
+            "service_name": SERVICE_NAME,
+            "service_host": SERVICE_HOST,
+            "service_port": int(service_port or registry_port),
+            "service_options": service_options(tls, balance),
+            "servers": servers,
+        }
+    ]
+
+
+def proxy_netloc(public_address: str, port: int) -> str:
+    """What clients dial through the proxy: ``address:port`` (IPv6 bracketed)."""
+    return f"{bracket(public_address)}:{int(port)}"

@@ -1,0 +1,266 @@
+"""`make bench`: the registry actions' speed, one run, figures and ratios printed.
+
+1. mirror of 20 small images (upstream registry -> charm registry, skopeo, concurrency 4)
+   vs the sequential `docker pull` / `docker tag` / `docker push` an operator would script;
+   each side writes into its own fresh registry, every image starts absent from the local docker.
+2. `images` (catalog + tag lists through registry_api) on a registry holding 1,000
+   repositories, plain http and the charm's production set-up (TLS + htpasswd basic auth).
+   The 1,000 repositories are made by pushing one tiny image with skopeo, then copying its
+   repository directory (links only: blobs are shared) 1,000 times in the filesystem storage.
+
+Targets (issue 5): mirror >= 3x faster than sequential; images on 1,000 repos <= 2 s.
+No Docker Hub: images are built offline (tests/support/images.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+for extra in (ROOT / "lib", ROOT):
+    sys.path.insert(0, str(extra))
+
+import yaml  # noqa: E402
+
+from charms.layer.docker_registry import (  # noqa: E402
+    auth,
+    paths,
+    registry_api,
+    render,
+    settings,
+    transfer,
+    workload,
+)
+from tests.support import certs  # noqa: E402
+from tests.support.images import ensure_engine, make_test_image, registry_image_ref  # noqa: E402
+
+RUN = uuid.uuid4().hex[:6]
+IMAGES = 20
+PAYLOAD = 512 * 1024  # per image, plus busybox (~1-2 MB): "small images"
+REPOS = 1000
+PASSWORD = "Bench-Secret-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sh(*argv: str, stdin: str | None = None) -> str:
+    return subprocess.run(
+        argv, check=True, capture_output=True, text=True, input=stdin
+    ).stdout.strip()
+
+
+class Registries:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.names: list[str] = []
+
+    def plain(self, label: str) -> tuple[str, Path]:
+        """A plain http registry without auth on 127.0.0.1; (netloc, storage dir)."""
+        port = free_port()
+        name = f"bench-{label}-{RUN}"
+        storage = self.tmp / name
+        storage.mkdir()
+        sh(
+            "docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:5000",
+            "--volume", f"{storage}:/var/lib/registry", registry_image_ref(),
+        )  # fmt: skip
+        self.names.append(name)
+        netloc = f"127.0.0.1:{port}"
+        assert workload.wait_answering(f"http://{netloc}", 20), f"{name} does not answer"
+        return netloc, storage
+
+    def charm(self) -> tuple[str, Path, str]:
+        """The charm's own set-up (render + workload): TLS + basic auth; (netloc, storage, ca)."""
+        host = paths.Host(sandbox=str(self.tmp / "unit"), unit_name=f"bench-{RUN}/0")
+        options = yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
+        config = {k: v["default"] for k, v in options.items() if "default" in v} | {
+            "registry-image": registry_image_ref(),
+            "registry-port": free_port(),
+            "auth-basic-password": PASSWORD,
+        }
+        s = settings.parse(config)
+        ca, ca_key, ca_cert = certs.make_ca()
+        server = certs.make_server_cert(ca_key, ca_cert, "localhost", ["127.0.0.1"])
+        desired = render.desired(
+            s,
+            host=host,
+            unit_address="127.0.0.1",
+            tls=render.TlsMaterial(cert=server.cert, key=server.key, ca=ca.cert),
+            http_secret="bench",
+            htpasswd=auth.htpasswd_line("admin", PASSWORD),
+            realm="bench",
+        )
+        self.names.append(desired.run.name)
+        outcome, _ = workload.apply(
+            desired, host=host, unit_address="127.0.0.1", managed_files=[], allow_start=True
+        )
+        assert outcome.answering, "the charm registry does not answer"
+        return (
+            f"127.0.0.1:{s.registry_port}",
+            host.path(paths.STORAGE_DIR),
+            str(host.path(s.tls_paths.ca)),
+        )
+
+    def cleanup(self) -> None:
+        for name in self.names:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def seed_upstream(netloc: str) -> list[str]:
+    """20 distinct small images in the upstream registry, none left in the local docker."""
+    images = [f"{netloc}/bench/app{i:02d}:1" for i in range(IMAGES)]
+
+    def one(i: int) -> None:
+        local = f"bench-src-{RUN}/app{i:02d}:1"
+        make_test_image(local, payload_bytes=PAYLOAD, seed=f"{RUN}-{i}")
+        sh("skopeo", "copy", "--dest-tls-verify=false", f"docker-daemon:{local}",
+           f"docker://{images[i]}")  # fmt: skip
+        sh("docker", "rmi", local)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(IMAGES)))
+    return images
+
+
+def bench_mirror(regs: Registries, images: list[str]) -> tuple[float, float, int]:
+    mirror_netloc, _ = regs.plain("mirror")
+    seq_netloc, _ = regs.plain("seq")
+
+    start = time.monotonic()
+    results = transfer.mirror(
+        images, transfer.Target(mirror_netloc, tls=False), concurrency=4, src_tls_verify=False
+    )
+    mirror_s = time.monotonic() - start
+    failed = [r for r in results if not r.ok]
+    assert not failed, failed
+
+    start = time.monotonic()
+    for image in images:
+        ref = transfer.parse_reference(image)
+        dest = str(ref.retarget(seq_netloc))
+        sh("docker", "pull", "-q", image)
+        sh("docker", "tag", image, dest)
+        sh("docker", "push", "-q", dest) if _push_has_quiet() else sh("docker", "push", dest)
+    seq_s = time.monotonic() - start
+    for image in images:
+        ref = transfer.parse_reference(image)
+        subprocess.run(
+            ["docker", "rmi", image, str(ref.retarget(seq_netloc))],
+            capture_output=True,
+            check=False,
+        )
+    total = sum(p.stat().st_size for p in (regs.tmp / f"bench-mirror-{RUN}").rglob("data"))
+    return mirror_s, seq_s, total
+
+
+_QUIET: list[bool] = []
+
+
+def _push_has_quiet() -> bool:
+    if not _QUIET:
+        out = subprocess.run(["docker", "push", "--help"], capture_output=True, text=True)
+        _QUIET.append("--quiet" in out.stdout)
+    return _QUIET[0]
+
+
+def populate_repos(netloc: str, storage: Path, *, tls_target: transfer.Target) -> float:
+    """One skopeo push, then its repository directory copied REPOS times; returns seconds."""
+    local = f"bench-repo-{RUN}:1"
+    make_test_image(local, payload_bytes=1024, seed=f"{RUN}-repo")
+    start = time.monotonic()
+    with transfer.skopeo_auth(tls_target) as a:
+        transfer.skopeo_copy(
+            f"docker-daemon:{local}",
+            f"docker://{netloc}/seed/img:1",
+            auth=a,
+            target=tls_target,
+        )
+    repos = storage / "docker" / "registry" / "v2" / "repositories"
+    seed = repos / "seed" / "img"
+    for i in range(REPOS):
+        shutil.copytree(seed, repos / "bench" / f"repo{i:04d}")
+    shutil.rmtree(repos / "seed")
+    subprocess.run(["docker", "rmi", local], capture_output=True, check=False)
+    return time.monotonic() - start
+
+
+def bench_images(api: registry_api.Registry) -> tuple[float, int, int]:
+    api.ping()  # connection set-up is part of every run; the first request is not special
+    start = time.monotonic()
+    listing = api.list_images()
+    seconds = time.monotonic() - start
+    return seconds, len(listing), sum(len(t) for t in listing.values())
+
+
+def main() -> int:
+    ensure_engine()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-registry-"))
+    regs = Registries(tmp)
+    verdicts = []
+    try:
+        upstream, _ = regs.plain("upstream")
+        print(f"seeding {IMAGES} images into the upstream registry ...", flush=True)
+        images = seed_upstream(upstream)
+
+        mirror_s, seq_s, stored = bench_mirror(regs, images)
+        ratio = seq_s / mirror_s
+        print(f"\n1. {IMAGES} small images ({stored / 1e6:.1f} MB stored), upstream -> registry")
+        print(f"   mirror (skopeo, concurrency 4):          {mirror_s:6.2f} s")
+        print(f"   sequential docker pull/tag/push:         {seq_s:6.2f} s")
+        print(f"   speed-up: {ratio:.1f}x   (target >= 3x)")
+        verdicts.append(("mirror >= 3x faster than sequential", ratio >= 3))
+
+        plain_netloc, plain_storage = regs.plain("repos")
+        fill_plain = populate_repos(
+            plain_netloc, plain_storage, tls_target=transfer.Target(plain_netloc, tls=False)
+        )
+        plain_s, n_plain, tags_plain = bench_images(
+            registry_api.Registry(f"http://{plain_netloc}")
+        )
+
+        charm_netloc, charm_storage, ca = regs.charm()
+        target = transfer.Target(charm_netloc, True, ca, "admin", PASSWORD)
+        fill_charm = populate_repos(charm_netloc, charm_storage, tls_target=target)
+        charm_s, n_charm, tags_charm = bench_images(
+            registry_api.Registry(f"https://{charm_netloc}", "admin", PASSWORD, ca)
+        )
+        seq_api = registry_api.Registry(f"https://{charm_netloc}", "admin", PASSWORD, ca)
+        seq_api.ping()
+        start = time.monotonic()
+        for repo in seq_api.catalog():
+            seq_api.tags(repo)
+        serial_s = time.monotonic() - start
+
+        print(f"\n2. images on {REPOS} repositories (populated in {fill_plain:.1f} s / "
+              f"{fill_charm:.1f} s: one skopeo push + copies of its repository dir)")  # fmt: skip
+        print(f"   http, no auth:                 {plain_s:6.2f} s  ({n_plain} repos, "
+              f"{tags_plain} tags)")  # fmt: skip
+        print(f"   https + basic auth (charm):    {charm_s:6.2f} s  ({n_charm} repos, "
+              f"{tags_charm} tags)")  # fmt: skip
+        print(f"   same, tag lists one by one:    {serial_s:6.2f} s  "
+              f"(concurrency gains {serial_s / charm_s:.1f}x)")  # fmt: skip
+        verdicts.append(("images on 1,000 repos <= 2 s (https + auth)", charm_s <= 2))
+        assert n_plain == n_charm == REPOS
+    finally:
+        regs.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    for what, ok in verdicts:
+        print(f"{'MET ' if ok else 'MISS'}  {what}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""proxy: the services list published on `website` (haproxy wire format) and the proxy netloc."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import yaml
+
+from charms.layer.docker_registry import proxy
+
+UNITS = {
+    "docker-registry/2": "10.0.0.12",
+    "docker-registry/10": "10.0.0.20",
+    "docker-registry/3": "10.0.0.13",
+}
+
+
+def test_one_service_with_every_unit_as_a_server():
+    (svc,) = proxy.services(UNITS, 5000, tls=False)
+    assert svc["service_name"] == "docker-registry"
+    assert svc["service_host"] == "0.0.0.0"
+    assert svc["service_port"] == 5000
+    assert [s[:3] for s in svc["servers"]] == [
+        ["docker-registry-2", "10.0.0.12", 5000],
+        ["docker-registry-3", "10.0.0.13", 5000],
+        ["docker-registry-10", "10.0.0.20", 5000],
+    ]
+
+
+def test_primary_is_lowest_unit_number_not_string_order():
+    # string order would put /10 before /2 (the reference charm's bug)
+    assert sorted(UNITS)[0] == "docker-registry/10"
+    assert proxy.primary(UNITS) == "docker-registry/2"
+    (svc,) = proxy.services(UNITS, 5000, tls=False)
+    backups = {s[0]: s[3].split()[-1] == "backup" for s in svc["servers"]}
+    assert backups == {
+        "docker-registry-2": False,
+        "docker-registry-3": True,
+        "docker-registry-10": True,
+    }
+    assert sum("backup" not in s[3] for s in svc["servers"]) == 1
+
+
+def test_output_independent_of_which_unit_computes_it():
+    """Any leader, any dict order: the same published data (no churn on leader change)."""
+    outputs = {
+        yaml.safe_dump(proxy.services(dict(order), 5000, tls=False))
+        for order in itertools.permutations(UNITS.items())
+    }
+    assert len(outputs) == 1
+
+
+def test_primary_moves_when_it_leaves():
+    rest = {u: a for u, a in UNITS.items() if u != "docker-registry/2"}
+    (svc,) = proxy.services(rest, 5000, tls=False)
+    assert svc["servers"][0][0] == "docker-registry-3"
+    assert "backup" not in svc["servers"][0][3]
+    assert svc["servers"][1][3].endswith("backup")
+
+
+def test_http_units_get_mode_http_and_an_http_health_check():
+    (svc,) = proxy.services(UNITS, 5000, tls=False)
+    opts = svc["service_options"]
+    assert opts[:2] == ["mode http", "option httplog"]
+    assert any(o.startswith("balance ") for o in opts)
+    assert "option httpchk GET /v2/" in opts
+    assert "http-check expect rstatus (200|401)" in opts
+    assert all(" check" in f" {s[3]}" and "check-ssl" not in s[3] for s in svc["servers"])
+
+
+def test_tls_units_get_tcp_passthrough_with_a_check_over_tls():
+    (svc,) = proxy.services(UNITS, 5000, tls=True)
+    opts = svc["service_options"]
+    assert opts[:2] == ["mode tcp", "option tcplog"]
+    assert "mode http" not in opts and "option httplog" not in opts
+    assert all("check-ssl verify none" in s[3] for s in svc["servers"])
+
+
+def test_service_port_can_differ_from_registry_port():
+    (svc,) = proxy.services(UNITS, 5000, tls=False, service_port=443)
+    assert svc["service_port"] == 443
+    assert {s[2] for s in svc["servers"]} == {5000}
+
+
+def test_single_unit_is_primary_and_yaml_round_trips():
+    services = proxy.services({"docker-registry/0": "fd00::1"}, 5000, tls=False)
+    assert yaml.safe_load(yaml.safe_dump(services)) == services
+    assert "backup" not in services[0]["servers"][0][3]
+    assert services[0]["servers"][0][1] == "fd00::1"  # haproxy gets the raw address
+
+
+def test_empty_units():
+    assert proxy.primary({}) is None
+    assert proxy.services({}, 5000, tls=False)[0]["servers"] == []
+
+
+@pytest.mark.parametrize(
+    ("address", "port", "expected"),
+    [
+        ("203.0.113.5", 5000, "203.0.113.5:5000"),
+        ("fd00::5", 443, "[fd00::5]:443"),
+        ("[fd00::5]", "443", "[fd00::5]:443"),
+        ("proxy.example", 80, "proxy.example:80"),
+    ],
+)
+def test_proxy_netloc_has_port_and_brackets_ipv6(address, port, expected):
+    assert proxy.proxy_netloc(address, port) == expected
