@@ -553,6 +553,8 @@ class Controller:
         elif kind == "drop-unit":
             unit = event["unit"]
             info = state["units"].pop(unit, None)
+            if unit in state.get("dying", []):
+                state["dying"].remove(unit)
             for rel in state["relations"].values():
                 rel["members"].pop(unit, None)
                 rel["unit_data"].pop(unit, None)
@@ -749,12 +751,17 @@ class Controller:
             for r in state["relations"].values()
             if unit in r["members"] or any(a == app for a, _ in r["endpoints"])
         ]
+        dying = state.setdefault("dying", [])
+        dying.append(unit)
         for rel in rels:
             for v, joined in sorted(rel["members"].items()):
-                if v != unit and unit in joined:
+                # a unit already on its way out has its own broken hook queued: in Juju it
+                # never sees departed after broken
+                if v != unit and unit in joined and v not in dying:
                     q.append(self._rel_ev(state, v, rel, "departed", remote=unit, departing=unit))
             for w in list(rel["members"].get(unit, [])):
-                q.append(self._rel_ev(state, unit, rel, "departed", remote=w, departing=unit))
+                if w not in dying:  # w's own removal already told this unit it departed
+                    q.append(self._rel_ev(state, unit, rel, "departed", remote=w, departing=unit))
         for rel in rels:
             q.append(self._rel_ev(state, unit, rel, "broken"))
         q.append(self._ev(unit, "stop"))

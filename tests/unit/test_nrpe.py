@@ -27,7 +27,7 @@ def _handler(status: int, require_auth: bool):
     expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             code = status
             if require_auth:
                 code = 200 if self.headers.get("Authorization") == expected else 401

@@ -12,10 +12,12 @@ from __future__ import annotations
 from .base import Fake
 from .containerd import ContainerdClientFake
 from .easyrsa import EasyRSAFake
+from .haproxy import HaproxyFake
 
 FAKES: dict[str, type[Fake]] = {
     "easyrsa": EasyRSAFake,
     "containerd": ContainerdClientFake,
+    "haproxy": HaproxyFake,
 }
 
 

@@ -1,0 +1,231 @@
+"""A real S3 endpoint for tests: `moto_server` on a free port, buckets made over plain HTTP.
+
+    with moto_s3(host=docker_bridge_gateway()) as s3:
+        s3.create_bucket("registry")
+        config = {"storage-s3-region": s3.region, "storage-s3-bucket": "registry",
+                  "storage-s3-regionendpoint": s3.url, "storage-s3-secure": False,
+                  "storage-s3-accesskey": s3.access_key, "storage-s3-secretkey": s3.secret_key}
+
+Reaching it from a registry *container* (default bridge network): bind moto on the bridge
+gateway address (`docker_bridge_gateway()`, usually 172.17.0.1). That address belongs to the
+host, so host-side clients (tests, skopeo) use the same URL, and the registry container keeps
+its normal `--publish` networking (`--network host` would make every registry listen on :5000 of
+the host, clashing with other units/tests). `host="0.0.0.0"` works as well (then `url` names
+127.0.0.1; use `url_for(address)` for containers).
+
+moto accepts any credentials; `create_bucket`, `buckets`, `keys` and `get` send SigV4-signed
+urllib requests (no boto3 in the main venv; unsigned requests work for bucket creation but an
+anonymous GET of a registry object, ACL private, is refused with 403). The registry must run
+without `AWS_CA_BUNDLE` in its environment (CONTRACTS.md §4): the container gets none unless
+passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def moto_server_path() -> str:
+    local = REPO_ROOT / ".venv" / "bin" / "moto_server"
+    if local.exists():
+        return str(local)
+    found = shutil.which("moto_server")
+    if not found:
+        raise FileNotFoundError("moto_server not found (.venv/bin/moto_server or PATH)")
+    return found
+
+
+def docker_bridge_gateway(network: str = "bridge") -> str:
+    """The host's address on a Docker network (what containers reach the host through)."""
+    out = subprocess.run(
+        ["docker", "network", "inspect", network, "--format", "{{json .IPAM.Config}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    for entry in json.loads(out) or []:
+        if entry.get("Gateway") and ":" not in entry["Gateway"]:
+            return entry["Gateway"]
+    raise RuntimeError(f"docker network {network} has no IPv4 gateway: {out.strip()}")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def sigv4_headers(
+    method: str, url: str, region: str, access_key: str, secret_key: str, payload: bytes = b""
+) -> dict[str, str]:
+    """AWS Signature Version 4 headers for one S3 request (stdlib only)."""
+    parts = urllib.parse.urlsplit(url)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    payload_hash = hashlib.sha256(payload).hexdigest()
+    query = sorted(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    canonical_query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+        for k, v in query
+    )
+    headers = {"host": parts.netloc, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join(
+        [
+            method,
+            urllib.parse.quote(parts.path or "/", safe="/-_.~"),
+            canonical_query,
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed,
+            payload_hash,
+        ]
+    )
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return {
+        "x-amz-date": amz_date,
+        "x-amz-content-sha256": payload_hash,
+        "Authorization": (
+            f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}"
+        ),
+    }
+
+
+def _request(
+    method: str, url: str, data: bytes | None = None, headers: dict | None = None
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class S3Endpoint:
+    url: (
+        str  # http://host:port, what host-side clients (and, bound on the gateway, containers) use
+    )
+    region: str = "us-east-1"
+    access_key: str = "moto-access-key"
+    secret_key: str = field(default="moto-secret-key", repr=False)
+    port: int = 0
+
+    def url_for(self, address: str) -> str:
+        """The endpoint as reached through another address of the host (e.g. the gateway)."""
+        return f"http://{address}:{self.port}"
+
+    def request(self, method: str, path: str, data: bytes | None = None) -> tuple[int, bytes]:
+        """A SigV4-signed request (``path`` starts with ``/``, may carry a query)."""
+        url = f"{self.url}{path}"
+        headers = sigv4_headers(
+            method, url, self.region, self.access_key, self.secret_key, data or b""
+        )
+        return _request(method, url, data, headers)
+
+    def create_bucket(self, name: str) -> None:
+        status, body = self.request("PUT", f"/{name}")
+        if status != 200:
+            raise RuntimeError(f"create bucket {name}: HTTP {status} {body[:200]!r}")
+
+    def buckets(self) -> list[str]:
+        _, body = self.request("GET", "/")
+        return [e.text or "" for e in ET.fromstring(body).iter(f"{S3_NS}Name")]
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every object key in ``bucket`` (under ``prefix``), following continuation tokens."""
+        keys: list[str] = []
+        token = ""
+        while True:
+            query = {"list-type": "2", "prefix": prefix}
+            if token:
+                query["continuation-token"] = token
+            status, body = self.request("GET", f"/{bucket}?{urllib.parse.urlencode(query)}")
+            if status != 200:
+                raise RuntimeError(f"list {bucket}: HTTP {status} {body[:200]!r}")
+            root = ET.fromstring(body)
+            keys += [e.text or "" for e in root.iter(f"{S3_NS}Key")]
+            token = root.findtext(f"{S3_NS}NextContinuationToken") or ""
+            if root.findtext(f"{S3_NS}IsTruncated") != "true" or not token:
+                return keys
+
+    def get(self, bucket: str, key: str) -> bytes:
+        status, body = self.request("GET", f"/{bucket}/{urllib.parse.quote(key)}")
+        if status != 200:
+            raise RuntimeError(f"get {bucket}/{key}: HTTP {status}")
+        return body
+
+
+@contextlib.contextmanager
+def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint]:
+    """Start moto_server on ``host``:<free port>, wait until it answers, stop it afterwards."""
+    port = _free_port(host)
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    url_host = f"[{url_host}]" if ":" in url_host else url_host
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [moto_server_path(), "-H", host, "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    endpoint = S3Endpoint(url=f"http://{url_host}:{port}", port=port)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"moto_server exited {proc.returncode}: {log.read()[-2000:]!r}")
+            try:
+                if _request("GET", f"{endpoint.url}/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"moto_server did not answer on {endpoint.url}")
+            time.sleep(0.1)
+        yield endpoint
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        log.close()
