@@ -45,8 +45,8 @@ integration: setup   ## lib container functions against the real engine
 charm: venv host
 	bash scripts/build-charm.sh $(BUILD)
 
-e2e: setup charm
-	$(PY) -m pytest -q tests/e2e
+e2e: setup charm   ## the local model's own tests, then the charm's real hooks in it
+	$(PY) -m pytest -q tests/localjuju/tests tests/e2e
 
 test: setup lint unit integration e2e
 

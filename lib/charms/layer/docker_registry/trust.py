@@ -43,9 +43,9 @@ def _set_insecure(host: paths.Host, add: str = "", remove: str = "") -> bool:
 def reload_daemon() -> None:
     """Ask dockerd to re-read daemon.json (SIGHUP): running containers are not affected."""
     for argv in (["systemctl", "reload", "docker"], ["pkill", "-HUP", "-x", "dockerd"]):
-        if shutil.which(argv[0]):
-            if subprocess.run(argv, capture_output=True, timeout=60, check=False).returncode == 0:
-                return
+        found = shutil.which(argv[0])
+        if found and subprocess.run(argv, capture_output=True, timeout=60).returncode == 0:
+            return
 
 
 def trust(host: paths.Host, *, netloc: str, ca: str, previous: dict | None) -> dict:
