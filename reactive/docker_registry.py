@@ -14,6 +14,7 @@ from charmhelpers.fetch import apt_install, apt_update
 from charms.reactive import (
     clear_flag,
     endpoint_from_flag,
+    endpoint_from_name,
     hook,
     is_flag_set,
     set_flag,
@@ -26,7 +27,10 @@ from charms.layer.docker_registry import (
     auth,
     clients,
     engine,
+    files,
+    nrpe,
     paths,
+    proxy,
     render,
     settings,
     status,
@@ -119,6 +123,26 @@ def _tls(config: settings.Settings) -> render.TlsMaterial | None:
     return material
 
 
+def _proxy_netloc(config: settings.Settings) -> str:
+    """The proxy's address with its port when haproxy fronts us ("" otherwise)."""
+    website = endpoint_from_flag("website.available")
+    addresses = website.proxy_addresses() if website else []
+    return proxy.proxy_netloc(addresses[0], config.registry_port) if addresses else ""
+
+
+def _netloc(config: settings.Settings) -> str:
+    return clients.netloc(
+        config, ingress_address=hookenv.unit_private_ip(), proxy_netloc=_proxy_netloc(config)
+    )
+
+
+def _registry_units() -> dict[str, str]:
+    """Every unit of the application (this one included) -> its address."""
+    units = {unit: address for unit, address, _ in endpoint_from_name("peer").units()}
+    units.setdefault(hookenv.local_unit(), hookenv.unit_private_ip())
+    return units
+
+
 def _load_settings() -> settings.Settings | None:
     try:
         return settings.parse(hookenv.config())
@@ -203,8 +227,17 @@ def configure() -> None:
         clear_flag("docker-registry.configured")
         return
     set_flag("docker-registry.configured")
-    REPORT.ready_at = clients.netloc(config, ingress_address=address)
+    REPORT.ready_at = _netloc(config)
     REPORT.scheme = desired.scheme
+    REPORT.proxied = bool(_proxy_netloc(config))
+    if REPORT.proxied and config.storage.kind == "filesystem" and len(_registry_units()) > 1:
+        REPORT.block(
+            "Units do not share data (filesystem storage behind a proxy): "
+            "use storage-s3-* or storage-swift-*."
+        )
+    if config.cache and config.cache.username:
+        REPORT.notes.append("Note: registry 2.8 does not send cache-username upstream.")
+    _update_nrpe(host, desired.scheme, address, config.registry_port, tls)
     kv.set(
         KV_TRUST,
         trust.trust(
@@ -229,8 +262,12 @@ def request_certificate() -> None:
     if config is None:
         return
     addresses = [hookenv.unit_private_ip(), hookenv.unit_public_ip()]
+    website = endpoint_from_flag("website.available")
     cn, sans = clients.certificate_names(
-        config, addresses=addresses, hostname=socket.gethostname()
+        config,
+        addresses=addresses,
+        hostname=socket.gethostname(),
+        proxies=website.proxy_addresses() if website else [],
     )
     endpoint_from_flag("cert-provider.available").request_server_cert(cn, sans)
 
@@ -244,7 +281,7 @@ def publish_to_clients() -> None:
     registry = endpoint_from_flag("endpoint.docker-registry.joined")
     data = clients.client_data(
         config,
-        netloc=clients.netloc(config, ingress_address=hookenv.unit_private_ip()),
+        netloc=_netloc(config),
         scheme="https" if tls else "http",
         tls_ca=tls.ca if tls else "",
     )
@@ -255,6 +292,45 @@ def publish_to_clients() -> None:
         basic_password=data.basic_password,
         tls_ca=data.tls_ca,
     )
+
+
+@when("docker-registry.installed")
+@when_not("docker-registry.removed")
+def publish_to_peers() -> None:
+    config = _load_settings()
+    if config is not None:
+        endpoint_from_name("peer").publish(hookenv.unit_private_ip(), config.registry_port)
+
+
+@when("website.available", "docker-registry.configured")
+def publish_to_proxy() -> None:
+    """The leader speaks for the application: one service, every unit a server."""
+    website = endpoint_from_flag("website.available")
+    config = _load_settings()
+    if config is None or not hookenv.is_leader():
+        website.withdraw()
+        return
+    services = proxy.services(
+        _registry_units(),
+        config.registry_port,
+        tls=is_flag_set("docker-registry.tls.available"),
+    )
+    address = hookenv.unit_private_ip()
+    website.publish_services(services, socket.gethostname(), address, config.registry_port)
+
+
+def _update_nrpe(host, scheme: str, address: str, port: int, tls) -> None:
+    """nrpe-external-master: a check of /v2/ over the scheme actually served (401 counts)."""
+    rids = hookenv.relation_ids("nrpe-external-master")
+    if not rids:
+        return
+    ca_file = str(host.path(_load_settings().tls_paths.ca)) if tls and tls.ca else ""
+    check = nrpe.check_definition(scheme, address, port, ca_file=ca_file)
+    nrpe.install(host)
+    path, content = nrpe.nrpe_command_file(check)
+    files.write_if_changed(host.path(path), content, 0o644)
+    for rid in rids:
+        hookenv.relation_set(rid, {"monitors": nrpe.monitors(check)})
 
 
 @hook("stop")

@@ -70,6 +70,10 @@ class HttpProvides(Endpoint):
             }
         )
 
+    def withdraw(self) -> None:
+        """Publish nothing (a non-leader, when only the leader speaks for the application)."""
+        self._publish({"hostname": None, "private-address": None, "port": None, "services": None})
+
     def proxy_addresses(self) -> list[str]:
         """The ``public-address`` values the proxy units wrote back (unique, in unit order)."""
         addresses: list[str] = []

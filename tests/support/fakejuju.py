@@ -137,7 +137,7 @@ def _load_interfaces(monkeypatch) -> None:
     """
     monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
     for iface_dir in sorted(p for p in INTERFACES.iterdir() if p.is_dir()):
-        for role in ("provides", "requires"):
+        for role in ("provides", "requires", "peers"):
             path = iface_dir / f"{role}.py"
             if not path.exists():
                 continue

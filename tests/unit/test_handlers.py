@@ -268,3 +268,61 @@ def test_own_docker_trusts_the_registry_without_restarting_it(charm, tmp_path):
     mtime = (host / "etc/docker/daemon.json").stat().st_mtime_ns
     charm.hook("update-status")
     assert (host / "etc/docker/daemon.json").stat().st_mtime_ns == mtime
+
+
+def test_behind_haproxy_the_leader_publishes_every_unit_and_clients_get_the_proxy(charm):
+    charm.hook("install")
+    peer = charm.relate("peer", {"docker-registry/10": {"address": '"10.0.0.20"', "port": "5000"}})
+    charm.hook("peer-relation-changed", peer, "docker-registry/10")
+    web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
+    flags = charm.hook("website-relation-changed", web, "haproxy/0")
+    assert "website.available" in flags
+    services = yaml.safe_load(charm.local[web]["services"])
+    servers = services[0]["servers"]
+    assert [s[:3] for s in servers] == [
+        ["docker-registry-0", "10.0.0.10", 5000],
+        ["docker-registry-10", "10.0.0.20", 5000],
+    ]
+    assert "backup" not in servers[0][3] and "backup" in servers[1][3]
+    # filesystem storage on two units behind one proxy would serve different data
+    assert charm.status == (
+        "blocked",
+        "Units do not share data (filesystem storage behind a proxy): "
+        "use storage-s3-* or storage-swift-*.",
+    )
+    charm.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
+    charm.hook("config-changed")
+    assert charm.status == ("active", "Ready at 10.0.0.99:5000 (http, proxied).")
+    clients = charm.relate("docker-registry", {"containerd/0": {}})
+    charm.hook("docker-registry-relation-joined", clients, "containerd/0")
+    assert json.loads(charm.local[clients]["registry_netloc"]) == "10.0.0.99:5000"
+    # a non-leader withdraws, so a stale server list never lingers in haproxy
+    charm.leader = False
+    charm.hook("leader-settings-changed")
+    assert "services" not in charm.local[web] and "port" not in charm.local[web]
+
+
+def test_nrpe_check_follows_the_scheme_served(charm, tmp_path):
+    charm.hook("install")
+    rid = charm.relate("nrpe-external-master", {"nrpe/0": {}})
+    charm.hook("nrpe-external-master-relation-joined", rid, "nrpe/0")
+    monitors = yaml.safe_load(charm.local[rid]["monitors"])
+    assert monitors["monitors"]["remote"]["nrpe"] == {
+        "docker_registry": {"command": "check_docker_registry"}
+    }
+    cfg = (tmp_path / "host/etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
+    assert "--url http://10.0.0.10:5000" in cfg
+    assert (tmp_path / "host/usr/local/lib/nagios/plugins/check_docker_registry").exists()
+
+
+def test_cache_credentials_limitation_is_said(charm):
+    charm.config |= {
+        "cache-remoteurl": "https://upstream.example.com",
+        "cache-username": "u",
+        "cache-password": PASSWORD,
+    }
+    charm.hook("install")
+    assert charm.status == (
+        "active",
+        "Ready at 10.0.0.10:5000 (http). Note: registry 2.8 does not send cache-username upstream.",
+    )

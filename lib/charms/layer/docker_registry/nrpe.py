@@ -164,3 +164,29 @@ def _chown(path: Path, owner: str) -> None:
         return  # no nagios user (yet): stays root-only
     if path.stat().st_uid != entry.pw_uid:
         os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+NRPE_CONFIG_DIR = "/etc/nagios/nrpe.d"
+
+
+def nrpe_command_file(check: CheckDefinition) -> tuple[str, str]:
+    """(path, content) of the nrpe command definition, as charmhelpers' NRPE writes it."""
+    command = f"check_{check.shortname}"
+    content = (
+        "# Written by the docker-registry charm\n"
+        f"# {check.description}\n"
+        f"command[{command}]={check.check_cmd}\n"
+    )
+    return f"{NRPE_CONFIG_DIR}/{command}.cfg", content
+
+
+def monitors(check: CheckDefinition) -> str:
+    """The ``monitors`` value for the nrpe-external-master relation (a YAML document)."""
+    import yaml
+
+    data = {
+        "monitors": {
+            "remote": {"nrpe": {check.shortname: {"command": f"check_{check.shortname}"}}}
+        }
+    }
+    return yaml.safe_dump(data, default_flow_style=False)
