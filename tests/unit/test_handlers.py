@@ -324,5 +324,6 @@ def test_cache_credentials_limitation_is_said(charm):
     charm.hook("install")
     assert charm.status == (
         "active",
-        "Ready at 10.0.0.10:5000 (http). Note: registry 2.8 does not send cache-username upstream.",
+        "Ready at 10.0.0.10:5000 (http). "
+        "Note: registry 2.8 does not send cache-username upstream.",
     )
