@@ -73,6 +73,9 @@ def hook(monkeypatch, tmp_path, defaults):
     monkeypatch.setattr(hookenv, "status_get", lambda: ("waiting", "Waiting for the registry."))
     monkeypatch.setattr(hookenv, "service_name", lambda: "docker-registry")
     monkeypatch.setattr(hookenv, "unit_private_ip", lambda: "10.0.0.1")
+    h.peers = []
+    monkeypatch.setattr(hookenv, "relation_ids", lambda name=None: ["peer:1"])
+    monkeypatch.setattr(hookenv, "related_units", lambda rid=None: list(h.peers))
     monkeypatch.setattr(actions, "_action_log", h.logs.append)
     yield h
     unitdata._KV = None
@@ -481,6 +484,20 @@ def test_gc_with_object_storage_reports_unknown(ready, fake_docker):
     run(ready, actions.garbage_collect)
     assert ready.failures == []
     assert ready.result()["reclaimed-bytes"] == "unknown"
+
+
+def test_gc_on_shared_object_storage_needs_read_only_first(ready, fake_docker):
+    # GIVEN two units sharing S3 WHEN GC runs while the other unit still accepts uploads
+    ready.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
+    ready.peers = ["docker-registry/1"]
+    run(ready, actions.garbage_collect)
+    # THEN it refuses, saying how to do it safely, and touches nothing
+    assert "set storage-read-only=true first" in ready.failures[0]
+    assert fake_docker.calls == []
+    ready.config["storage-read-only"] = True
+    ready.failures.clear()
+    run(ready, actions.garbage_collect)
+    assert ready.failures == []
 
 
 def test_gc_when_stopped_by_the_operator_runs_without_touching_the_container(hook, fake_docker):

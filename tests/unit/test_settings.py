@@ -403,3 +403,27 @@ def test_tls_key_garbage_never_echoed(config, pki):
     key = "-----BEGIN PRIVATE KEY-----\n" + b64(SECRET) + "\n-----END PRIVATE KEY-----\n"
     config = tls_config(config, pki["server"].cert, key)
     assert "not a valid unencrypted PEM private key" in problems(config)["tls-key-blob"]
+
+
+def _options():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
+
+
+@pytest.mark.parametrize("option", sorted(_options()))
+def test_every_option_rejects_a_value_of_the_wrong_type(config, option):
+    # GIVEN a value of the wrong type (Juju checks types, but config can come from anywhere)
+    wrong = {"string": 12345, "int": "12345", "boolean": "yes"}[_options()[option]["type"]]
+    config[option] = wrong
+    # THEN the option is named, and the value never echoed
+    found = problems(config)
+    assert option in found
+    assert "12345" not in found[option] and "yes" not in found[option]
+
+
+@pytest.mark.parametrize(
+    "option", sorted(o for o, spec in _options().items() if spec["type"] == "string")
+)
+def test_every_string_option_rejects_multiple_lines(config, option):
+    config[option] = "first\nsecond" if not option.endswith(("-blob", "root-certs")) else "%%\n%%"
+    found = problems(config)
+    assert option in found

@@ -185,7 +185,7 @@ def _status_message() -> str:
 def _ready() -> clients.Endpoint:
     """Where the registry answers, as saved by the last successful hook."""
     endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
-    if endpoint is None or not is_flag_set(CONFIGURED_FLAG):
+    if endpoint is None or not is_flag_set(CONFIGURED_FLAG) or is_flag_set(STOPPED_FLAG):
         raise ActionError(f"the registry is not ready: {_status_message()}")
     return endpoint
 
@@ -476,6 +476,11 @@ def _delete(api, ref) -> dict:
     }
 
 
+def _peer_count() -> int:
+    """How many other units of this application exist (they share object storage)."""
+    return sum(len(hookenv.related_units(rid)) for rid in hookenv.relation_ids("peer"))
+
+
 def garbage_collect(params: dict) -> dict:
     """Registry GC with the registry stopped (never serving from a stale cache), restarted
     after, reporting space reclaimed and how long it was not writable."""
@@ -488,6 +493,13 @@ def garbage_collect(params: dict) -> dict:
     if not stopped_by_operator:
         endpoint = _ready()
     config = _config()
+    if config.storage.kind != "filesystem" and _peer_count() and not config.storage_read_only:
+        # other units keep accepting uploads into the shared storage while GC deletes blobs
+        raise ActionError(
+            "other units share this storage: set storage-read-only=true first "
+            f"(juju config {hookenv.service_name()} storage-read-only=true), run "
+            "garbage-collect on one unit, then set it back to false"
+        )
     plan = gc.plan_from_run_argv(unitdata.kv().get(RUN_ARGV_KEY) or [])
     if config.storage.kind != "filesystem":
         plan = gc.GcPlan(plan.name, plan.image, plan.volumes, plan.env_file, "")

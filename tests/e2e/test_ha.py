@@ -1,0 +1,183 @@
+"""Issue 6 end to end: two units on shared S3 (moto) behind real haproxy (the haproxy fake),
+failover, scale out/in, concurrent pushes, metrics. The README's "High availability" section
+shows these same steps as juju commands."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import make_test_image
+from tests.support.s3 import docker_bridge_gateway, moto_s3
+
+APP = "docker-registry"
+BUCKET = "registry-ha"
+
+
+def address(model, unit: str) -> str:
+    app = unit.split("/")[0]
+    return model.status()["applications"][app]["units"][unit]["address"]
+
+
+def message(model, unit: str) -> str:
+    app = unit.split("/")[0]
+    return model.status()["applications"][app]["units"][unit]["workload-status"]["message"]
+
+
+def skopeo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["skopeo", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def push(ref: str, dest: str, tmp: Path) -> str:
+    digest_file = tmp / f"{uuid.uuid4().hex}.digest"
+    proc = skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--digestfile",
+        str(digest_file),
+        f"docker-daemon:{ref}",
+        f"docker://{dest}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return digest_file.read_text().strip()
+
+
+def pull_digest(src: str, tmp: Path) -> str:
+    """Copy the image out (skopeo checks every blob's digest) and return its manifest digest."""
+    target = tmp / uuid.uuid4().hex
+    proc = skopeo("copy", "--src-tls-verify=false", f"docker://{src}", f"dir:{target}")
+    assert proc.returncode == 0, f"{src}: {proc.stderr}"
+    proc = skopeo("inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{src}")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with moto_s3(host=docker_bridge_gateway()) as endpoint:
+        endpoint.create_bucket(BUCKET)
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def ha(model, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
+    # juju deploy docker-registry -n 2 --config storage-s3-…=… (shared storage)
+    model.deploy(
+        str(charm_dir),
+        APP,
+        num_units=2,
+        config={
+            "registry-image": helpers.registry_image,
+            "storage-s3-region": s3.region,
+            "storage-s3-bucket": BUCKET,
+            "storage-s3-accesskey": s3.access_key,
+            "storage-s3-secretkey": s3.secret_key,
+            "storage-s3-regionendpoint": s3.url,
+            "storage-s3-secure": False,
+            "prometheus-metrics": True,
+        },
+        resources={"registry-image": str(registry_image_tar)},
+    )
+    # juju deploy haproxy; juju integrate docker-registry haproxy:reverseproxy
+    model.deploy("fake:haproxy", "haproxy", config={"enable_monitoring": True})
+    model.integrate(f"{APP}:website", "haproxy:reverseproxy")
+    proxy = f"{address(model, 'haproxy/0')}:5000"
+    for unit in (f"{APP}/0", f"{APP}/1"):
+        helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (http, proxied).")
+    images = {}
+    for n in range(3):
+        ref = f"e2e-ha-{uuid.uuid4().hex[:6]}:{n}"
+        make_test_image(ref, payload_bytes=200_000, seed=ref)
+        images[ref] = f"ha/img{n}:v{n}"
+    yield model, proxy, images, tmp_path_factory.mktemp("ha")
+    for ref in images:
+        subprocess.run(["docker", "rmi", ref], capture_output=True)
+
+
+def test_haproxy_gets_one_backend_with_the_primary_by_unit_number(ha):
+    model, _, _, _ = ha
+    # the leader's services: one backend, the primary chosen by unit number
+    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+    assert "backend docker-registry" in cfg
+    assert f"server docker-registry-0 {address(model, f'{APP}/0')}:5000" in cfg
+    assert "backup" in cfg.split("server docker-registry-1", 1)[1].splitlines()[0]
+
+
+def test_failover_keeps_every_image(ha):
+    model, proxy, images, tmp = ha
+    pushed = {dest: push(ref, f"{proxy}/{dest}", tmp) for ref, dest in images.items()}
+    # the primary's registry dies: haproxy sends everyone to the backup
+    subprocess.run(["docker", "stop", f"registry-{APP}-0"], check=True, capture_output=True)
+    deadline = time.time() + 20
+    while True:
+        try:
+            pulled = {dest: pull_digest(f"{proxy}/{dest}", tmp) for dest in pushed}
+            break
+        except AssertionError:
+            if time.time() > deadline:
+                raise
+            time.sleep(1)
+    assert pulled == pushed
+    # the next hook heals the unit (its container is not stopped by the operator)
+    model.update_status()
+    assert (
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Running}}", f"registry-{APP}-0"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        == "true"
+    )
+
+
+def test_scale_out_then_remove_the_old_primary(ha, helpers):
+    model, proxy, images, tmp = ha
+    digests = {dest: pull_digest(f"{proxy}/{dest}", tmp) for dest in images.values()}
+    model.add_unit(APP)
+    helpers.wait_for_status(model, f"{APP}/2", "active", f"Ready at {proxy} (http, proxied).")
+    model.remove_unit(f"{APP}/0")
+    time.sleep(3)  # haproxy health checks settle on the new primary
+    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+    assert "docker-registry-0 " not in cfg and "server docker-registry-2" in cfg
+    assert {dest: pull_digest(f"{proxy}/{dest}", tmp) for dest in digests} == digests
+
+
+def test_concurrent_pushes_through_the_proxy(ha):
+    _, proxy, _, tmp = ha
+    refs = []
+    for n in range(8):
+        ref = f"e2e-ha-par-{uuid.uuid4().hex[:6]}:{n}"
+        make_test_image(ref, payload_bytes=300_000, seed=ref)
+        refs.append(ref)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            pushed = dict(
+                zip(refs, pool.map(lambda r: push(r, f"{proxy}/par/{r}", tmp), refs), strict=True)
+            )
+        for ref, digest in pushed.items():
+            assert pull_digest(f"{proxy}/par/{ref}", tmp) == digest
+    finally:
+        subprocess.run(["docker", "rmi", *refs], capture_output=True)
+
+
+def test_metrics_are_scraped_on_the_debug_port(ha):
+    model, _, _, _ = ha
+    unit = f"{APP}/1"
+    with urllib.request.urlopen(f"http://{address(model, unit)}:5001/metrics", timeout=10) as r:
+        body = r.read().decode()
+    assert "registry_http_requests_total" in body or "registry_" in body
+    ports = model.status()["applications"][APP]["units"][unit]["open-ports"]
+    assert set(ports) >= {"5000/tcp", "5001/tcp"}
+
+
+def test_s3_holds_the_data(ha, s3):
+    keys = s3.keys(BUCKET)
+    assert any("/docker/registry/v2/repositories/ha/img0/" in "/" + k for k in keys), keys[:5]
