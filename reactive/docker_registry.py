@@ -37,6 +37,9 @@ from charms.layer.docker_registry import (
     trust,
     workload,
 )
+from charms.layer.docker_registry import (
+    tls as tls_lib,
+)
 from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError
 
 REPORT = status.Report()
@@ -71,7 +74,7 @@ def install() -> None:
     hookenv.status_set("maintenance", "Installing the Docker engine.")
     try:
         engine.ensure_engine(_apt)
-        engine.ensure_htpasswd(_apt)
+        engine.ensure_tools(_apt)
     except RegistryCharmError as exc:
         REPORT.block(str(exc) + ".")
         return
@@ -234,6 +237,10 @@ def configure() -> None:
         REPORT.block(
             "Units do not share data (filesystem storage behind a proxy): "
             "use storage-s3-* or storage-swift-*."
+        )
+    if tls and not tls_lib.covers(tls.cert, clients.netloc_host(REPORT.ready_at)):
+        REPORT.notes.append(
+            f"Warning: the certificate does not cover {clients.netloc_host(REPORT.ready_at)}."
         )
     if config.cache and config.cache.username:
         REPORT.notes.append("Note: registry 2.8 does not send cache-username upstream.")

@@ -138,26 +138,31 @@ def test_engine_answers_is_false_without_a_docker_cli(monkeypatch, tmp_path):
     assert engine.engine_answers() is False
 
 
-# ---------------------------------------------------------------- ensure_htpasswd
+# ---------------------------------------------------------------- ensure_tools
 
 
-def test_present_htpasswd_installs_nothing(bin_dir):
+def test_present_tools_install_nothing(bin_dir):
     executable(bin_dir / "htpasswd")
+    executable(bin_dir / "skopeo")
     install = Installer()
-    engine.ensure_htpasswd(install)
+    engine.ensure_tools(install)
     assert install.requests == []
 
 
-def test_missing_htpasswd_installs_apache2_utils(bin_dir):
+def test_missing_tools_install_their_packages(bin_dir):
+    executable(bin_dir / "skopeo")
     install = Installer()
-    engine.ensure_htpasswd(install)
+    engine.ensure_tools(install)
     assert install.requests == [["apache2-utils"]]
+    (bin_dir / "skopeo").unlink()
+    engine.ensure_tools(install)
+    assert install.requests[-1] == ["apache2-utils", "skopeo"]
 
 
-def test_failed_htpasswd_install_is_an_install_error(bin_dir):
+def test_failed_tool_install_is_an_install_error(bin_dir):
     install = Installer(error=OSError("dpkg lock"))
-    with pytest.raises(InstallError, match=r"^Failed to install apache2-utils \(htpasswd\)$"):
-        engine.ensure_htpasswd(install)
+    with pytest.raises(InstallError, match=r"^Failed to install apache2-utils, skopeo$"):
+        engine.ensure_tools(install)
 
 
 # ---------------------------------------------------------------- ensure_image

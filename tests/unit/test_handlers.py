@@ -3,6 +3,7 @@ layers, the lib's side effects (engine, container) replaced at the module bounda
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import sys
@@ -21,6 +22,10 @@ from tests.support.fakejuju import FakeJuju, _load_interfaces
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Handler-Secret-77"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 class Charm(FakeJuju):
@@ -104,7 +109,7 @@ def charm(tmp_path, monkeypatch) -> Charm:
     for name, func in tools.items():
         monkeypatch.setattr(hookenv, name, func)
     monkeypatch.setattr(engine, "ensure_engine", fake.ensure_engine)
-    monkeypatch.setattr(engine, "ensure_htpasswd", lambda install: None)
+    monkeypatch.setattr(engine, "ensure_tools", lambda install: None)
     monkeypatch.setattr(engine, "ensure_image", lambda ref, resource, digest="": "")
     monkeypatch.setattr(auth, "htpasswd_line", lambda user, pw, existing=None: f"{user}:$2y$x\n")
     monkeypatch.setattr(workload, "apply", fake.apply)
@@ -327,3 +332,22 @@ def test_cache_credentials_limitation_is_said(charm):
         "Ready at 10.0.0.10:5000 (http). "
         "Note: registry 2.8 does not send cache-username upstream.",
     )
+
+
+def test_tls_blobs_that_do_not_cover_the_address_warn(charm):
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "elsewhere", ["elsewhere.example"])
+    charm.config |= {
+        "tls-ca-blob": _b64(ca.cert),
+        "tls-cert-blob": _b64(server.cert),
+        "tls-key-blob": _b64(server.key),
+    }
+    charm.hook("install")
+    assert charm.status == (
+        "active",
+        "Ready at 10.0.0.10:5000 (https). Warning: the certificate does not cover 10.0.0.10.",
+    )
+    covered = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    charm.config |= {"tls-cert-blob": _b64(covered.cert), "tls-key-blob": _b64(covered.key)}
+    charm.hook("config-changed")
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")

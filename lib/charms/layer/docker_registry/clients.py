@@ -7,6 +7,7 @@ import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from charms.layer.docker_registry.settings import Settings
 
@@ -19,6 +20,11 @@ def bracket(address: str) -> str:
     except ValueError:
         pass
     return address
+
+
+def netloc_host(netloc: str) -> str:
+    """The host part of a netloc, without brackets or port."""
+    return urlsplit(f"//{netloc}").hostname or netloc
 
 
 def netloc(settings: Settings, *, ingress_address: str, proxy_netloc: str = "") -> str:

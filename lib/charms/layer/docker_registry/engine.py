@@ -48,13 +48,18 @@ def ensure_engine(install_packages: InstallPackages, wait: float = 60) -> None:
     raise InstallError("The Docker engine does not answer (docker info)")
 
 
-def ensure_htpasswd(install_packages: InstallPackages) -> None:
-    if shutil.which("htpasswd"):
+TOOLS = {"htpasswd": "apache2-utils", "skopeo": "skopeo"}  # command -> Debian/Ubuntu package
+
+
+def ensure_tools(install_packages: InstallPackages) -> None:
+    """htpasswd (basic auth hashing) and skopeo (push/mirror actions), installed when missing."""
+    missing = [package for command, package in TOOLS.items() if not shutil.which(command)]
+    if not missing:
         return
     try:
-        install_packages(["apache2-utils"])
+        install_packages(missing)
     except Exception as exc:
-        raise InstallError("Failed to install apache2-utils (htpasswd)") from exc
+        raise InstallError(f"Failed to install {', '.join(missing)}") from exc
 
 
 def file_digest(path: Path) -> str:
