@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shlex
 import ssl
 import subprocess
 import threading
@@ -151,6 +152,29 @@ def test_https_from_the_ca_relation_with_a_real_docker_client(session, helpers):
     SECRETS_SEEN.append(key.read_text().split("-----")[2].strip().splitlines()[1])
 
 
+def run_nrpe_check(model) -> tuple[int, str, str]:
+    """Run the check exactly as nrpe would, from the command the charm wrote."""
+    sandbox = model.model.sandbox_dir(UNIT)
+    cfg = (sandbox / "etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
+    command = next(line for line in cfg.splitlines() if line.startswith("command["))
+    argv = shlex.split(command.split("=", 1)[1])
+    argv[0] = str(sandbox / argv[0].lstrip("/"))  # the sandboxed host path of the script
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return proc.returncode, proc.stdout, command
+
+
+def test_nrpe_check_works_over_tls_with_auth(session):
+    model, _ = session
+    model.deploy("fake:nrpe", "nrpe")
+    model.integrate(f"{APP}:nrpe-external-master", "nrpe:nrpe-external-master")
+    checks = json.loads((model.model.fake_dir("nrpe") / "checks.json").read_text())
+    assert checks == {f"{UNIT}:docker_registry": {"command": "check_docker_registry"}}
+    rc, out, command = run_nrpe_check(model)
+    assert "--url https://127.0.0.2:5000" in command and "--ca-file" in command
+    assert rc == 0, out
+    assert PASSWORD not in command
+
+
 def test_certificate_rotation_reaches_the_registry(session, helpers):
     model, _ = session
     before = served_cert_serial()
@@ -226,6 +250,8 @@ def test_back_to_http_when_the_ca_goes_away(session, helpers):
     assert not (sandbox / "etc/docker/registry/registry.key").exists()
     assert not (sandbox / f"etc/docker/certs.d/{NETLOC}").exists()
     assert get(f"http://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD) == 200
+    rc, out, command = run_nrpe_check(model)
+    assert "--url http://127.0.0.2:5000" in command and rc == 0, out
 
 
 def test_auth_off_removes_the_htpasswd_file(session, helpers):

@@ -12,11 +12,13 @@ from __future__ import annotations
 from .base import Fake
 from .containerd import ContainerdClientFake
 from .easyrsa import EasyRSAFake
+from .nrpe import NrpeFake
 from .haproxy import HaproxyFake
 
 FAKES: dict[str, type[Fake]] = {
     "easyrsa": EasyRSAFake,
     "containerd": ContainerdClientFake,
+    "nrpe": NrpeFake,
     "haproxy": HaproxyFake,
 }
 
