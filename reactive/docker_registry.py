@@ -105,14 +105,28 @@ def _http_secret() -> str:
     return local
 
 
-def _relation_tls() -> render.TlsMaterial | None:
+def _certificate_names(config: settings.Settings) -> tuple[str, list[str]]:
+    website = endpoint_from_flag("website.available")
+    return clients.certificate_names(
+        config,
+        addresses=[hookenv.unit_private_ip(), hookenv.unit_public_ip()],
+        hostname=socket.gethostname(),
+        proxies=website.proxy_addresses() if website else [],
+    )
+
+
+def _relation_tls(config: settings.Settings) -> render.TlsMaterial | None:
+    """The certificate cert-provider issued for our current common name."""
     provider = endpoint_from_flag("cert-provider.server.certs.available")
     if not provider:
         return None
-    cert, key = provider.get_server_cert()
-    if not cert or not key:
+    cn, _ = _certificate_names(config)
+    issued = provider.server_certs_map.get(cn)
+    if issued is None:
         return None
-    return render.TlsMaterial(cert=cert, key=key, ca=provider.get_ca() or "", source="relation")
+    return render.TlsMaterial(
+        cert=issued.cert, key=issued.key, ca=provider.get_ca() or "", source="relation"
+    )
 
 
 def _tls(config: settings.Settings) -> render.TlsMaterial | None:
@@ -120,7 +134,7 @@ def _tls(config: settings.Settings) -> render.TlsMaterial | None:
     if config.tls_blobs:
         blobs = config.tls_blobs
         return render.TlsMaterial(cert=blobs.cert, key=blobs.key, ca=blobs.ca, source="config")
-    material = _relation_tls()
+    material = _relation_tls(config)
     if material is None and is_flag_set("cert-provider.available"):
         REPORT.wait("Waiting for a server certificate from cert-provider.")
     return material
@@ -195,17 +209,16 @@ def configure() -> None:
             htpasswd=htpasswd,
             realm=hookenv.service_name(),
         )
-        reconfiguring = is_flag_set("docker-registry.configured")
-        hookenv.status_set(
-            "maintenance",
-            "Reconfiguring the registry." if reconfiguring else "Configuring the registry.",
-        )
         outcome, managed = workload.apply(
             desired,
             host=host,
             unit_address=address,
             managed_files=kv.get(KV_MANAGED_FILES, []),
             allow_start=not is_flag_set("docker-registry.stopped"),
+            announce=lambda current: hookenv.status_set(
+                "maintenance",
+                "Reconfiguring the registry." if current else "Configuring the registry.",
+            ),
         )
     except RegistryCharmError as exc:
         REPORT.block(str(exc))
@@ -268,14 +281,7 @@ def request_certificate() -> None:
     config = _load_settings()
     if config is None:
         return
-    addresses = [hookenv.unit_private_ip(), hookenv.unit_public_ip()]
-    website = endpoint_from_flag("website.available")
-    cn, sans = clients.certificate_names(
-        config,
-        addresses=addresses,
-        hostname=socket.gethostname(),
-        proxies=website.proxy_addresses() if website else [],
-    )
+    cn, sans = _certificate_names(config)
     endpoint_from_flag("cert-provider.available").request_server_cert(cn, sans)
 
 

@@ -118,20 +118,25 @@ class TlsRequires(Endpoint):
         ``cert_requests``.  Call it while ``{endpoint_name}.available`` is set.
         """
         sans = list(sans or [])
+        changed = False
         for relation in self.relations:
             published_cn = relation.to_publish_raw[LEGACY_CN]
             if published_cn in (None, "", cn):
                 name = cert_name or relation.to_publish_raw[LEGACY_NAME] or cn
+                changed |= published_cn != cn
                 _set(relation.to_publish_raw, LEGACY_CN, cn)
                 _set(relation.to_publish_raw, LEGACY_NAME, name)
                 if relation.to_publish[LEGACY_SANS] != sans:
                     relation.to_publish[LEGACY_SANS] = sans
+                    changed = True
             else:
                 requests = dict(relation.to_publish[SERVER_REQUESTS] or {})
                 if requests.get(cn) != {"sans": sans}:
                     requests[cn] = {"sans": sans}
                     relation.to_publish[SERVER_REQUESTS] = requests
-        hookenv.log(f"Requested a server certificate for {cn} (SANs: {', '.join(sans)})")
+                    changed = True
+        if changed:  # requested on every hook; only a new request is worth a log line
+            hookenv.log(f"Requested a server certificate for {cn} (SANs: {', '.join(sans)})")
 
     # -- received data ---------------------------------------------------------------------
 

@@ -428,3 +428,13 @@ def test_converge_creates_rather_than_touching_an_id_prefix_match(fake_docker, c
     assert action == "created"
     assert fake_docker.mutating_calls() == [argv]
     assert "unrelated" in fake_docker.load_state()["containers"]
+
+
+def test_announce_only_when_the_container_is_touched(fake_docker, config):
+    fake_docker.add_image(IMAGE)
+    desired = make_desired(config)
+    seen = []
+    container.converge(desired, image=IMAGE, announce=seen.append)
+    assert seen == [None]  # created: nothing there before
+    container.converge(desired, image=IMAGE, announce=seen.append)
+    assert seen == [None]  # unchanged: no maintenance status flicker

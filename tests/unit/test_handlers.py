@@ -11,14 +11,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charmhelpers.core import hookenv, unitdata
-from charms.reactive import bus, clear_flag, is_flag_set, set_flag
-from charms.reactive.endpoints import Endpoint
+from charmhelpers.core import unitdata
+from charms.reactive import clear_flag, is_flag_set, set_flag
 
 from charms.layer.docker_registry import auth, engine, workload
 from charms.layer.docker_registry.errors import InstallError
 from tests.support import certs
-from tests.support.fakejuju import FakeJuju, _load_interfaces
+from tests.support.config import charm_defaults
+from tests.support.fakejuju import (
+    FakeJuju,
+    _load_interfaces,
+    fresh_hook_process,
+    patch_hook_tools,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Handler-Secret-77"
@@ -31,8 +36,7 @@ def _b64(text: str) -> str:
 class Charm(FakeJuju):
     def __init__(self):
         super().__init__()
-        options = yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
-        self.config = {k: v["default"] for k, v in options.items() if "default" in v}
+        self.config = charm_defaults()
         self.statuses: list[tuple[str, str]] = []
         self.leader = True
         self.leader_data: dict[str, str] = {}
@@ -66,48 +70,28 @@ class Charm(FakeJuju):
 @pytest.fixture
 def charm(tmp_path, monkeypatch) -> Charm:
     fake = Charm()
-    metadata = yaml.safe_load((ROOT / "metadata.yaml").read_text())
-    (tmp_path / "metadata.yaml").write_text(yaml.safe_dump(metadata))
-    monkeypatch.setenv("JUJU_CHARM_DIR", str(tmp_path))
-    monkeypatch.setenv("CHARM_DIR", str(tmp_path))
+    fresh_hook_process(monkeypatch, tmp_path, yaml.safe_load((ROOT / "metadata.yaml").read_text()))
     monkeypatch.setenv("JUJU_UNIT_NAME", fake.local_unit)
     # every host path the charm writes (daemon.json, certs.d, …) stays inside tmp_path
     monkeypatch.setenv("DOCKER_REGISTRY_SANDBOX", str(tmp_path / "host"))
     monkeypatch.setattr("charms.layer.docker_registry.trust.reload_daemon", lambda: None)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(hookenv, "cache", {})
-    monkeypatch.setattr(hookenv, "_atexit", [])
-    monkeypatch.setattr(unitdata, "_KV", unitdata.Storage(":memory:"))
-    monkeypatch.setattr(Endpoint, "_endpoints", {})
-    monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
-    tools = {
-        "relation_ids": fake.relation_ids,
-        "related_units": fake.related_units,
-        "relation_get": fake.relation_get,
-        "relation_set": fake.relation_set,
-        "log": fake.log,
-        "local_unit": lambda: fake.local_unit,
-        "application_name": lambda: "docker-registry",
-        "service_name": lambda: "docker-registry",
-        "hook_name": lambda: fake._ctx["hook"],
-        "remote_unit": lambda: fake._ctx["unit"],
-        "relation_id": lambda *a, **k: fake._ctx["rid"],
-        "relation_type": lambda: fake._ctx["rid"] and fake._ctx["rid"].split(":")[0],
-        "unit_get": lambda attribute: fake.unit_private_address,
-        "unit_private_ip": lambda: fake.unit_private_address,
-        "unit_public_ip": lambda: "203.0.113.7",
-        "config": lambda key=None: dict(fake.config) if key is None else fake.config.get(key),
-        "status_set": lambda state, message, **kw: fake.statuses.append((state, message)),
-        "is_leader": lambda: fake.leader,
-        "leader_get": lambda key=None: fake.leader_data.get(key),
-        "leader_set": lambda data=None, **kw: fake.leader_data.update(data or {}, **kw),
-        "resource_get": lambda name: False,
-        "opened_ports": lambda: sorted(fake.ports),
-        "open_port": lambda port, protocol="TCP": fake.ports.add(f"{port}/{protocol}"),
-        "close_port": lambda port, protocol="TCP": fake.ports.discard(f"{port}/{protocol}"),
-    }
-    for name, func in tools.items():
-        monkeypatch.setattr(hookenv, name, func)
+    patch_hook_tools(
+        monkeypatch,
+        fake,
+        application_name=lambda: "docker-registry",
+        service_name=lambda: "docker-registry",
+        unit_private_ip=lambda: fake.unit_private_address,
+        unit_public_ip=lambda: "203.0.113.7",
+        config=lambda key=None: dict(fake.config) if key is None else fake.config.get(key),
+        status_set=lambda state, message, **kw: fake.statuses.append((state, message)),
+        is_leader=lambda: fake.leader,
+        leader_get=lambda key=None: fake.leader_data.get(key),
+        leader_set=lambda data=None, **kw: fake.leader_data.update(data or {}, **kw),
+        resource_get=lambda name: False,
+        opened_ports=lambda: sorted(fake.ports),
+        open_port=lambda port, protocol="TCP": fake.ports.add(f"{port}/{protocol}"),
+        close_port=lambda port, protocol="TCP": fake.ports.discard(f"{port}/{protocol}"),
+    )
     monkeypatch.setattr(engine, "ensure_engine", fake.ensure_engine)
     monkeypatch.setattr(engine, "ensure_tools", lambda install: None)
     monkeypatch.setattr(engine, "ensure_image", lambda ref, resource, digest="": "")
@@ -351,3 +335,37 @@ def test_tls_blobs_that_do_not_cover_the_address_warn(charm):
     charm.config |= {"tls-cert-blob": _b64(covered.cert), "tls-key-blob": _b64(covered.key)}
     charm.hook("config-changed")
     assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+
+
+def test_new_common_name_gets_its_own_certificate(charm):
+    # GIVEN https from cert-provider for the unit's address
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    ca, ca_key, ca_cert = certs.make_ca()
+    first = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    charm.set_remote(
+        rid,
+        "easyrsa/0",
+        ca=ca.cert,
+        **{"docker-registry_0.server.cert": first.cert, "docker-registry_0.server.key": first.key},
+    )
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+    # WHEN http-host names the registry
+    charm.config["http-host"] = "https://registry.example.com/"
+    charm.hook("config-changed")
+    # THEN a certificate for that name is requested, and the old one is not passed off as it
+    requests = json.loads(charm.local[rid]["cert_requests"])
+    assert "registry.example.com" in requests["registry.example.com"]["sans"]
+    assert charm.status == ("waiting", "Waiting for a server certificate from cert-provider.")
+    second = certs.make_server_cert(
+        ca_key, ca_cert, "registry.example.com", ["registry.example.com"]
+    )
+    processed = {"registry.example.com": {"cert": second.cert, "key": second.key}}
+    charm.set_remote(
+        rid, "easyrsa/0", **{"docker-registry_0.processed_requests": json.dumps(processed)}
+    )
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    assert charm.status == ("active", "Ready at registry.example.com (https).")
+    assert any(f.content == second.cert for f in charm.applied[-1][0].files)

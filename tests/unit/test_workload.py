@@ -42,7 +42,7 @@ class FakeWorld:
         self.converged: list[dict] = []
         self.probed: list[str] = []
 
-    def converge(self, desired, *, image, allow_start=True):
+    def converge(self, desired, *, image, allow_start=True, announce=None):
         self.converged.append(
             {"image": image, "allow_start": allow_start, "name": desired.run.name}
         )

@@ -117,12 +117,15 @@ def run(argv: list[str]) -> str:
     return docker(*argv, timeout=120).strip()
 
 
-def converge(desired: Desired, *, image: str, allow_start: bool = True) -> tuple[str, list[str]]:
+def converge(
+    desired: Desired, *, image: str, allow_start: bool = True, announce=None
+) -> tuple[str, list[str]]:
     """Make the container match ``desired``; returns what was done and the run arguments.
 
     "unchanged" (nothing touched), "started" (existing stopped container with the same
     config), "created", "recreated" (config changed: exactly one restart of the registry),
     or "stopped-by-operator" when ``allow_start`` is False and the container is not running.
+    ``announce(current_state_or_None)`` is called just before the container is touched.
     """
     wanted_image = image_id(image)
     if not wanted_image:
@@ -136,10 +139,14 @@ def converge(desired: Desired, *, image: str, allow_start: bool = True) -> tuple
             return "unchanged", argv
         if not allow_start:
             return "stopped-by-operator", argv
+        if announce:
+            announce(current)
         start(name)
         return "started", argv
     if not allow_start and (current is None or not current.running):
         return "stopped-by-operator", argv
+    if announce:
+        announce(current)
     if current:
         stop(name)
         remove(name)

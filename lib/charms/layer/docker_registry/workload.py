@@ -42,6 +42,7 @@ def apply(
     managed_files: list[str],
     allow_start: bool,
     wait: float = 20,
+    announce=None,
 ) -> tuple[Outcome, list[str]]:
     """Write files, converge the container and wait for /v2/ to answer.
 
@@ -51,7 +52,9 @@ def apply(
     if desired.run.storage_mount:
         files.ensure_dir(host.path(paths.STORAGE_DIR))
     files.sync(host, desired.files, managed_files)
-    action, argv = container.converge(desired, image=desired.run.image, allow_start=allow_start)
+    action, argv = container.converge(
+        desired, image=desired.run.image, allow_start=allow_start, announce=announce
+    )
     url = probe_url(desired, host, unit_address)
     answering = False
     if action != "stopped-by-operator":
