@@ -15,7 +15,6 @@ No Docker Hub: images are built offline (tests/support/images.py).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 for extra in (ROOT / "lib", ROOT):
     sys.path.insert(0, str(extra))
 
-import yaml  # noqa: E402
 
 from charms.layer.docker_registry import (  # noqa: E402
     auth,
@@ -40,19 +38,15 @@ from charms.layer.docker_registry import (  # noqa: E402
     workload,
 )
 from tests.support import certs  # noqa: E402
+from tests.support.config import charm_defaults  # noqa: E402
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 RUN = uuid.uuid4().hex[:6]
 IMAGES = 20
 PAYLOAD = 512 * 1024  # per image, plus busybox (~1-2 MB): "small images"
 REPOS = 1000
 PASSWORD = "Bench-Secret-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sh(*argv: str, stdin: str | None = None) -> str:
@@ -84,8 +78,7 @@ class Registries:
     def charm(self) -> tuple[str, Path, str]:
         """The charm's own set-up (render + workload): TLS + basic auth; (netloc, storage, ca)."""
         host = paths.Host(sandbox=str(self.tmp / "unit"), unit_name=f"bench-{RUN}/0")
-        options = yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
-        config = {k: v["default"] for k, v in options.items() if "default" in v} | {
+        config = charm_defaults() | {
             "registry-image": registry_image_ref(),
             "registry-port": free_port(),
             "auth-basic-password": PASSWORD,

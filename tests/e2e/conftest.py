@@ -14,6 +14,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,9 @@ if str(ROOT) not in sys.path:
 
 from tests.localjuju.model import Model, unit_dirname  # noqa: E402
 from tests.localjuju.runner import Controller  # noqa: E402
+from tests.support.images import make_test_image, registry_image_ref  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+from tests.support.s3 import docker_bridge_gateway  # noqa: E402
 
 BUILD = Path(os.environ.get("E2E_BUILD_DIR", ROOT / "build"))
 REGISTRY_IMAGE = "docker-registry-charm/registry:2.8.2"
@@ -83,6 +89,72 @@ def model(request, tmp_path_factory, charm_dir, dockerd):
     doomed = [n for n in names if any(n.endswith(s) for s in suffixes)]
     if doomed:
         _run(["docker", "rm", "-f", *doomed])
+
+
+@dataclass
+class Upstream:
+    """A plain registry container (http, no auth) and the local test images pushed to it."""
+
+    name: str
+    port: int
+    gateway: str
+    refs: list[str] = field(default_factory=list)
+
+    @property
+    def loopback_netloc(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def gateway_netloc(self) -> str:
+        """host:port on the docker bridge gateway (what the charm's registry container reaches)."""
+        return f"{self.gateway}:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def upstream_registry(dockerd) -> Callable[..., Upstream]:
+    """Factory: ``start(prefix, images, loopback=...)`` runs a plain registry published on the
+    docker bridge gateway (and on 127.0.0.1 when ``loopback``), then, for each
+    ``(ref, repository:tag)`` of ``images``, builds the test image ``ref`` and pushes it there
+    with skopeo (retried while the registry starts; through loopback when published there).
+    Containers and images are removed when the module ends."""
+    started: list[Upstream] = []
+
+    def start(prefix: str, images: list[tuple[str, str]], *, loopback: bool) -> Upstream:
+        port, gateway = free_port(), docker_bridge_gateway()
+        up = Upstream(name=f"{prefix}-{uuid.uuid4().hex[:6]}", port=port, gateway=gateway)
+        publish = ["-p", f"{up.loopback_netloc}:5000"] if loopback else []
+        publish += ["-p", f"{up.gateway_netloc}:5000"]
+        subprocess.run(
+            ["docker", "run", "-d", "--name", up.name, *publish, registry_image_ref()],
+            check=True,
+            capture_output=True,
+        )
+        started.append(up)
+        push_to = up.loopback_netloc if loopback else up.gateway_netloc
+        for ref, dest in images:
+            make_test_image(ref, seed=ref)
+            up.refs.append(ref)
+            for _ in range(50):
+                copy = subprocess.run(
+                    [
+                        "skopeo",
+                        "copy",
+                        "--dest-tls-verify=false",
+                        f"docker-daemon:{ref}",
+                        f"docker://{push_to}/{dest}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
+                if copy.returncode == 0:
+                    break
+            assert copy.returncode == 0, copy.stderr
+        return up
+
+    yield start
+    for up in started:
+        subprocess.run(["docker", "rm", "-f", up.name], capture_output=True)
+        subprocess.run(["docker", "rmi", *up.refs], capture_output=True)
 
 
 def wait_for_status(

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import subprocess
 import uuid
 
 import pytest
 
-from tests.support.images import make_test_image, registry_image_ref
 from tests.support.s3 import docker_bridge_gateway
 
 APP = "docker-registry"
@@ -21,56 +18,12 @@ NETLOC = "127.0.0.2:5000"
 PASSWORD = "act-" + secrets.token_urlsafe(12)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def upstream(dockerd):
+def upstream(upstream_registry):
     """A plain registry (no auth, http) on loopback and the bridge gateway with 3 images."""
-    port, gateway = free_port(), docker_bridge_gateway()
-    name = f"e2e-src-{uuid.uuid4().hex[:6]}"
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "-p",
-            f"127.0.0.1:{port}:5000",
-            "-p",
-            f"{gateway}:{port}:5000",
-            registry_image_ref(),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    refs = []
-    for n in range(3):
-        ref = f"e2e-act-{uuid.uuid4().hex[:6]}:{n}"
-        make_test_image(ref, seed=ref)
-        refs.append(ref)
-        for _ in range(50):
-            copy = subprocess.run(
-                [
-                    "skopeo",
-                    "copy",
-                    "--dest-tls-verify=false",
-                    f"docker-daemon:{ref}",
-                    f"docker://127.0.0.1:{port}/cdk/img{n}:1.{n}",
-                ],
-                capture_output=True,
-                text=True,
-            )
-            if copy.returncode == 0:
-                break
-        assert copy.returncode == 0, copy.stderr
-    yield f"127.0.0.1:{port}", refs
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-    subprocess.run(["docker", "rmi", *refs], capture_output=True)
+    images = [(f"e2e-act-{uuid.uuid4().hex[:6]}:{n}", f"cdk/img{n}:1.{n}") for n in range(3)]
+    up = upstream_registry("e2e-src", images, loopback=True)
+    return up.loopback_netloc, up.refs
 
 
 @pytest.fixture(scope="module")

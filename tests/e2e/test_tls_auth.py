@@ -12,8 +12,6 @@ import ssl
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pytest
 
 from tests.support import certs
 from tests.support.images import make_test_image
+from tests.support.net import get_status
 
 APP = "docker-registry"
 UNIT = f"{APP}/0"
@@ -33,19 +32,6 @@ SECRETS_SEEN: list[str] = [PASSWORD, NEW_PASSWORD]
 def unit_status(model, unit=UNIT) -> dict:
     app = unit.split("/")[0]
     return model.status()["applications"][app]["units"][unit]["workload-status"]
-
-
-def get(url, *, user=None, password=None, ca=None) -> int:
-    request = urllib.request.Request(url)
-    if user:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    context = ssl.create_default_context(cafile=ca) if ca else None
-    try:
-        with urllib.request.urlopen(request, timeout=10, context=context) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def client_dir(model) -> Path:
@@ -96,9 +82,9 @@ def test_client_gets_http_data_and_logs_in(session):
     assert data["registry_url"] == f"http://{NETLOC}" and data["tls_ca"] is None
     assert data["basic_user"] == "admin"
     url = f"http://{NETLOC}/v2/"
-    assert get(url) == 401
-    assert get(url, user="admin", password="wrong") == 401
-    assert get(url, user="admin", password=PASSWORD) == 200
+    assert get_status(url) == 401
+    assert get_status(url, user="admin", password="wrong") == 401
+    assert get_status(url, user="admin", password=PASSWORD) == 200
     # the unit's own docker treats the plain-http registry as insecure
     sandbox = model.model.sandbox_dir(UNIT)
     daemon = json.loads((sandbox / "etc/docker/daemon.json").read_text())
@@ -116,9 +102,9 @@ def test_https_from_the_ca_relation_with_a_real_docker_client(session, helpers):
     assert "BEGIN CERTIFICATE" in data["tls_ca"]
     # the published CA verifies the served certificate: anonymous 401, wrong 401, right 200
     url = f"https://{NETLOC}/v2/"
-    assert get(url, ca=str(ca_file)) == 401
-    assert get(url, user="admin", password="nope", ca=str(ca_file)) == 401
-    assert get(url, user="admin", password=PASSWORD, ca=str(ca_file)) == 200
+    assert get_status(url, ca=str(ca_file)) == 401
+    assert get_status(url, user="admin", password="nope", ca=str(ca_file)) == 401
+    assert get_status(url, user="admin", password=PASSWORD, ca=str(ca_file)) == 200
     # a real docker client (logged in by the client fake, password on stdin) pushes and pulls
     assert unit_status(model, "containerd/0")["message"] == f"Logged in to {NETLOC}."
     target = f"{NETLOC}/e2e/tls:1"
@@ -182,7 +168,10 @@ def test_certificate_rotation_reaches_the_registry(session, helpers):
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
     assert served_cert_serial() != before
     ca_file = client_dir(model) / "ca.crt"
-    assert get(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=str(ca_file)) == 200
+    assert (
+        get_status(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=str(ca_file))
+        == 200
+    )
 
 
 def test_password_change_reaches_clients(session, helpers):
@@ -190,8 +179,8 @@ def test_password_change_reaches_clients(session, helpers):
     model.config_set(APP, {"auth-basic-password": NEW_PASSWORD})
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
     ca = str(client_dir(model) / "ca.crt")
-    assert get(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=ca) == 401
-    assert get(f"https://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD, ca=ca) == 200
+    assert get_status(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=ca) == 401
+    assert get_status(f"https://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD, ca=ca) == 200
     assert unit_status(model, "containerd/0")["message"] == f"Logged in to {NETLOC}."
     assert docker_cli(model, "pull", f"{NETLOC}/e2e/tls:1").returncode == 0
 
@@ -213,7 +202,7 @@ def test_tls_by_config_wins_over_the_relation(session, helpers, tmp_path):
     assert client_data(model)["tls_ca"] == ca.cert  # clients get the blob CA
     (tmp_path / "ca.crt").write_text(ca.cert)
     assert (
-        get(
+        get_status(
             f"https://{NETLOC}/v2/",
             user="admin",
             password=NEW_PASSWORD,
@@ -235,7 +224,7 @@ def test_invalid_blob_blocks_without_echo_and_keeps_serving(session):
     assert "tls-key-blob: is not valid base64" in status["message"]
     assert "tls-cert-blob: does not decode to PEM data" in status["message"]
     ca = str(client_dir(model) / "ca.crt")
-    assert get(f"https://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD, ca=ca) == 200
+    assert get_status(f"https://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD, ca=ca) == 200
     model.config_set(APP, reset=["tls-cert-blob", "tls-key-blob"])
     assert unit_status(model)["current"] == "active"
 
@@ -249,7 +238,7 @@ def test_back_to_http_when_the_ca_goes_away(session, helpers):
     sandbox = model.model.sandbox_dir(UNIT)
     assert not (sandbox / "etc/docker/registry/registry.key").exists()
     assert not (sandbox / f"etc/docker/certs.d/{NETLOC}").exists()
-    assert get(f"http://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD) == 200
+    assert get_status(f"http://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD) == 200
     rc, out, command = run_nrpe_check(model)
     assert "--url http://127.0.0.2:5000" in command and rc == 0, out
 
@@ -258,7 +247,7 @@ def test_auth_off_removes_the_htpasswd_file(session, helpers):
     model, _ = session
     model.config_set(APP, {"auth-basic-password": ""})
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (http).")
-    assert get(f"http://{NETLOC}/v2/") == 200
+    assert get_status(f"http://{NETLOC}/v2/") == 200
     sandbox = model.model.sandbox_dir(UNIT)
     assert not (sandbox / "etc/docker/registry/htpasswd").exists()
     assert client_data(model)["basic_user"] is None

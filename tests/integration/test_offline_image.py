@@ -4,9 +4,7 @@ it serves /v2/ and a test image can be pushed to it and pulled back with skopeo.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,32 +13,22 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# tests/ itself goes on sys.path (not the repo root): charm-tools' dependency "stuf" installs a
-# top-level package named "tests" into site-packages, which shadows `import tests.support`.
-TESTS_DIR = str(REPO_ROOT / "tests")
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-
-from support.images import (  # noqa: E402
+from tests.support.images import (
     ensure_engine,
     make_test_image,
     payload_for,
     registry_image_ref,
     registry_image_tar,
 )
+from tests.support.net import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 BUILD_DIR = REPO_ROOT / "build"
 
 
 def _run(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, dict, bytes]:
@@ -89,7 +77,7 @@ def registry_image() -> str:
 @pytest.fixture
 def registry(registry_image: str):
     name = f"dr-it-offline-{uuid.uuid4().hex[:10]}"
-    port = _free_port()
+    port = free_port()
     _run("docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:5000", registry_image)
     try:
         base = f"http://127.0.0.1:{port}"

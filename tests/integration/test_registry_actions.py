@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import set_flag
 
@@ -35,17 +33,12 @@ from charms.layer.docker_registry import (
     workload,
 )
 from tests.support import certs
+from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
+from tests.support.net import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Act10ns-Secret!"
 RUN = uuid.uuid4().hex[:6]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def docker(*args: str) -> str:
@@ -94,12 +87,7 @@ def target(engine, tmp_path_factory):
     """The charm's registry: TLS (real CA) + basic auth + storage-delete, as a hook runs it."""
     tmp = tmp_path_factory.mktemp("target")
     host = paths.Host(sandbox=str(tmp / "root"), unit_name=f"it-{RUN}/0")
-    defaults = {
-        k: v["default"]
-        for k, v in yaml.safe_load((ROOT / "config.yaml").read_text())["options"].items()
-        if "default" in v
-    }
-    config = defaults | {
+    config = charm_defaults() | {
         "registry-image": registry_image_ref(),
         "registry-port": free_port(),
         "auth-basic-password": PASSWORD,

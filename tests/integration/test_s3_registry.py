@@ -9,29 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
 
 from charms.layer.docker_registry import container, paths, render, settings, workload
+from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
+from tests.support.net import free_port
 from tests.support.s3 import docker_bridge_gateway, moto_s3
 
-ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "registry-it"
 SECRET = "shared-http-secret"
 
 pytestmark = pytest.mark.engine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(*argv: str) -> str:
@@ -54,11 +47,7 @@ def s3(engine):
 @pytest.fixture
 def units(engine, tmp_path):
     """Start sandboxed registry units on 127.0.0.1 from the charm's own rendering."""
-    defaults = {
-        k: v["default"]
-        for k, v in yaml.safe_load((ROOT / "config.yaml").read_text())["options"].items()
-        if "default" in v
-    }
+    defaults = charm_defaults()
     names: list[str] = []
 
     def start(overrides: dict) -> tuple[str, str]:

@@ -3,31 +3,22 @@ engine and the registry image built offline from Debian's docker-registry binary
 
 from __future__ import annotations
 
-import base64
 import json
-import socket
-import ssl
 import subprocess
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
 
 from charms.layer.docker_registry import auth, container, paths, render, settings, workload
 from tests.support import certs
+from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
+from tests.support.net import free_port, get_status
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Int3gration-Secret!"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +31,7 @@ def engine():
 def unit(engine, tmp_path):
     """A sandboxed unit on 127.0.0.1 with its own container name; removed afterwards."""
     host = paths.Host(sandbox=str(tmp_path / "root"), unit_name=f"it-{uuid.uuid4().hex[:8]}/0")
-    defaults = {
-        k: v["default"]
-        for k, v in yaml.safe_load((ROOT / "config.yaml").read_text())["options"].items()
-        if "default" in v
-    }
+    defaults = charm_defaults()
     state = {"managed": []}
 
     def apply(overrides=None, tls=None):
@@ -82,19 +69,6 @@ def unit(engine, tmp_path):
         subprocess.run(["docker", "rm", "-f", state["name"]], capture_output=True, check=False)
 
 
-def get(url: str, *, user=None, password=None, ca=None) -> int:
-    request = urllib.request.Request(url)
-    if user:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    context = ssl.create_default_context(cafile=ca) if ca else None
-    try:
-        with urllib.request.urlopen(request, timeout=5, context=context) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def test_create_then_noop_then_one_restart_per_change(unit):
     host, apply, state = unit
     # GIVEN a fresh unit WHEN applied THEN the container is created and answers
@@ -111,7 +85,7 @@ def test_create_then_noop_then_one_restart_per_change(unit):
     config = host.path(render.CONFIG_FILE)
     assert oct(config.stat().st_mode & 0o777) == "0o600"
     assert yaml.safe_load(config.read_text())["log"]["level"] == "debug"
-    assert get(f"http://127.0.0.1:{state['port']}/v2/") == 200
+    assert get_status(f"http://127.0.0.1:{state['port']}/v2/", timeout=5) == 200
 
 
 def test_images_survive_reconfiguration(unit):
@@ -141,9 +115,9 @@ def test_basic_auth_and_tls_from_real_certificates(unit, tmp_path):
     ca_file = tmp_path / "ca.crt"
     ca_file.write_text(ca.cert)
     url = f"https://127.0.0.1:{state['port']}/v2/"
-    assert get(url, ca=str(ca_file)) == 401
-    assert get(url, user="admin", password="wrong", ca=str(ca_file)) == 401
-    assert get(url, user="admin", password=PASSWORD, ca=str(ca_file)) == 200
+    assert get_status(url, ca=str(ca_file), timeout=5) == 401
+    assert get_status(url, user="admin", password="wrong", ca=str(ca_file), timeout=5) == 401
+    assert get_status(url, user="admin", password=PASSWORD, ca=str(ca_file), timeout=5) == 200
     key = host.path("/etc/docker/registry/registry.key")
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     # the same password again re-uses the hash: nothing restarts
@@ -158,7 +132,7 @@ def test_basic_auth_and_tls_from_real_certificates(unit, tmp_path):
     assert outcome.action == "recreated" and outcome.probe_url.startswith("http://")
     assert not host.path(render.HTPASSWD_FILE).exists()
     assert not key.exists()
-    assert get(f"http://127.0.0.1:{state['port']}/v2/") == 200
+    assert get_status(f"http://127.0.0.1:{state['port']}/v2/", timeout=5) == 200
 
 
 def test_operator_stop_is_respected(unit):

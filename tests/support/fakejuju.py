@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from charmhelpers.core import hookenv
+import yaml
+from charmhelpers.core import hookenv, unitdata
 from charms.reactive import bus, flags
 from charms.reactive.endpoints import Endpoint
 
@@ -127,6 +128,41 @@ class FakeJuju:
 
     def log(self, message, level=None):
         self.logs.append(str(message))
+
+
+def fresh_hook_process(monkeypatch, charm_dir: Path, metadata: dict) -> None:
+    """What a new hook process starts with: a charm dir holding ``metadata``, empty hookenv
+    caches, an in-memory unit kv, no endpoints and no registered handlers."""
+    (charm_dir / "metadata.yaml").write_text(yaml.safe_dump(metadata))
+    monkeypatch.setenv("JUJU_CHARM_DIR", str(charm_dir))
+    monkeypatch.setenv("CHARM_DIR", str(charm_dir))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(hookenv, "cache", {})
+    monkeypatch.setattr(hookenv, "_atexit", [])
+    monkeypatch.setattr(unitdata, "_KV", unitdata.Storage(":memory:"))
+    monkeypatch.setattr(Endpoint, "_endpoints", {})
+    monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
+
+
+def patch_hook_tools(monkeypatch, fake: FakeJuju, **extra: Callable[..., Any]) -> None:
+    """Replace charmhelpers' hook tools with ``fake``'s; ``extra`` adds (or overrides) tools."""
+    tools: dict[str, Callable[..., Any]] = {
+        "relation_ids": fake.relation_ids,
+        "related_units": fake.related_units,
+        "relation_get": fake.relation_get,
+        "relation_set": fake.relation_set,
+        "log": fake.log,
+        "local_unit": lambda: fake.local_unit,
+        "application_name": lambda: fake.local_unit.split("/")[0],
+        "hook_name": lambda: fake._ctx["hook"],
+        "remote_unit": lambda: fake._ctx["unit"],
+        "relation_id": lambda *a, **k: fake._ctx["rid"],
+        "relation_type": lambda: fake._ctx["rid"] and fake._ctx["rid"].split(":")[0],
+        "unit_get": lambda attribute: fake.unit_private_address,
+        **extra,
+    }
+    for name, func in tools.items():
+        monkeypatch.setattr(hookenv, name, func)
 
 
 def _load_interfaces(monkeypatch) -> None:

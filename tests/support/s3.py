@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -41,6 +40,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -69,12 +70,6 @@ def docker_bridge_gateway(network: str = "bridge") -> str:
         if entry.get("Gateway") and ":" not in entry["Gateway"]:
             return entry["Gateway"]
     raise RuntimeError(f"docker network {network} has no IPv4 gateway: {out.strip()}")
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def sigv4_headers(
@@ -189,7 +184,7 @@ class S3Endpoint:
 @contextlib.contextmanager
 def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint]:
     """Start moto_server on ``host``:<free port>, wait until it answers, stop it afterwards."""
-    port = _free_port(host)
+    port = free_port(host)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url_host = f"[{url_host}]" if ":" in url_host else url_host
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}

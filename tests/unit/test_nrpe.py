@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import http.server
 import shlex
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from charms.layer.docker_registry import nrpe
 from charms.layer.docker_registry.paths import Host
 from tests.support import certs
+from tests.support.net import free_port
 
 USER, PASSWORD = "admin", "s3cret pass:word"
 
@@ -78,12 +78,6 @@ def run_check(script: Path, definition: nrpe.CheckDefinition) -> tuple[int, str]
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout  # nagios: one line
     return proc.returncode, lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- definition

@@ -3,12 +3,11 @@
 import base64
 
 import pytest
-import yaml
 
 from charms.layer.docker_registry import settings
 from charms.layer.docker_registry.errors import ConfigError
 from tests.support import certs
-from tests.unit.conftest import ROOT
+from tests.support.config import charm_options
 
 SECRET = "s3cr3t-Value-42"
 
@@ -25,7 +24,7 @@ def problems(config) -> dict:
 
 
 def test_config_yaml_has_the_57_reference_options_with_their_types_and_defaults():
-    options = yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
+    options = charm_options()
     reference = {
         "auth-basic-password": ("string", ""),
         "auth-basic-user": ("string", "admin"),
@@ -405,14 +404,10 @@ def test_tls_key_garbage_never_echoed(config, pki):
     assert "not a valid unencrypted PEM private key" in problems(config)["tls-key-blob"]
 
 
-def _options():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
-
-
-@pytest.mark.parametrize("option", sorted(_options()))
+@pytest.mark.parametrize("option", sorted(charm_options()))
 def test_every_option_rejects_a_value_of_the_wrong_type(config, option):
     # GIVEN a value of the wrong type (Juju checks types, but config can come from anywhere)
-    wrong = {"string": 12345, "int": "12345", "boolean": "yes"}[_options()[option]["type"]]
+    wrong = {"string": 12345, "int": "12345", "boolean": "yes"}[charm_options()[option]["type"]]
     config[option] = wrong
     # THEN the option is named, and the value never echoed
     found = problems(config)
@@ -421,7 +416,7 @@ def test_every_option_rejects_a_value_of_the_wrong_type(config, option):
 
 
 @pytest.mark.parametrize(
-    "option", sorted(o for o, spec in _options().items() if spec["type"] == "string")
+    "option", sorted(o for o, spec in charm_options().items() if spec["type"] == "string")
 )
 def test_every_string_option_rejects_multiple_lines(config, option):
     config[option] = "first\nsecond" if not option.endswith(("-blob", "root-certs")) else "%%\n%%"

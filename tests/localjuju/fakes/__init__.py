@@ -12,8 +12,8 @@ from __future__ import annotations
 from .base import Fake
 from .containerd import ContainerdClientFake
 from .easyrsa import EasyRSAFake
-from .nrpe import NrpeFake
 from .haproxy import HaproxyFake
+from .nrpe import NrpeFake
 
 FAKES: dict[str, type[Fake]] = {
     "easyrsa": EasyRSAFake,

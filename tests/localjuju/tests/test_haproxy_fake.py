@@ -17,6 +17,7 @@ import yaml
 from tests.localjuju.fakes import FAKES
 from tests.localjuju.fakes import haproxy as fake
 from tests.localjuju.fakes.base import Fake
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy not installed")
 
@@ -69,12 +70,6 @@ def haproxy_check(tmp_path: Path, cfg: str) -> None:
     path = tmp_path / "check.cfg"
     path.write_text(cfg)
     fake.HaproxyProcess(tmp_path).check(path)  # raises with haproxy's output
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- render
@@ -242,7 +237,7 @@ def service(port: int, servers: list) -> dict:
 
 def test_real_haproxy_start_reload_stop(tmp_path):
     proc = fake.HaproxyProcess(tmp_path / "h")
-    front = free_port()
+    front = free_port("")
     with backend(b"one") as p1, backend(b"two") as p2:
         try:
             cfg = fake.render(
@@ -294,7 +289,7 @@ class BackendFake(Fake):
 def backend_fake(monkeypatch):
     monkeypatch.setitem(FAKES, "backend", BackendFake)
     monkeypatch.setattr(BackendFake, "PORTS", {})
-    monkeypatch.setattr(BackendFake, "FRONT", free_port())
+    monkeypatch.setattr(BackendFake, "FRONT", free_port(""))
     return BackendFake
 
 
@@ -440,7 +435,7 @@ def test_charm_services_active_passive_through_real_haproxy(tmp_path, tls):
         ca_file = tmp_path / "ca.crt"
         ca_file.write_text(ca.cert)
     scheme = "https" if tls else "http"
-    front, stats = free_port(), free_port()
+    front, stats = free_port(""), free_port("")
     proc = fake.HaproxyProcess(tmp_path / "h")
     with (
         registry_like(b"primary", tls=pair, tmp=tmp_path) as (p2, primary_handler),
