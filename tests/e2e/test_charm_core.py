@@ -6,6 +6,7 @@ session: deploy, no-op hooks, a real change, a bad value, stop/start, upgrade, s
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -15,6 +16,7 @@ import uuid
 
 import pytest
 
+from tests.support import certs
 from tests.support.images import make_test_image
 
 APP = "docker-registry"
@@ -163,6 +165,41 @@ def test_upgrade_charm_keeps_images_config_and_container(deployed, charm_dir):
     assert unit_status(deployed)["message"] == READY
     assert tags("e2e/keep") == ["1"]
     assert (container_id(), starts(CONTAINER, since)) == (before, 0)
+
+
+def test_token_auth_and_never_basic_and_token_together(deployed, helpers):
+    ca, _, _ = certs.make_ca("token-issuer")
+    token = {
+        "auth-token-realm": "https://auth.example.com/token",
+        "auth-token-service": "registry",
+        "auth-token-issuer": "issuer",
+        "auth-token-root-certs": base64.b64encode(ca.cert.encode()).decode(),
+    }
+    deployed.config_set(APP, token)
+    helpers.wait_for_status(deployed, UNIT, "active", READY)  # 401 counts as answering
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{URL}/v2/", timeout=10)
+    assert refused.value.code == 401
+    assert refused.value.headers["Www-Authenticate"] == (
+        'Bearer realm="https://auth.example.com/token",service="registry"'
+    )
+    bundle = deployed.model.sandbox_dir(UNIT) / "etc/docker/registry/token-bundle.pem"
+    assert bundle.read_text() == ca.cert
+    # both kinds at once would make a registry that refuses to start: blocked instead
+    before = container_id()
+    deployed.config_set(APP, {"auth-basic-password": "also-basic"})
+    status = unit_status(deployed)
+    assert status["current"] == "blocked"
+    assert (
+        "auth-basic-password: basic and token auth (auth-token-*) cannot both be set"
+        in (status["message"])
+    )
+    assert "also-basic" not in status["message"]
+    assert container_id() == before  # still serving with token auth
+    deployed.config_set(APP, reset=[*token, "auth-basic-password"])
+    helpers.wait_for_status(deployed, UNIT, "active", READY)
+    assert not bundle.exists()
+    assert tags("e2e/keep") == ["1"]
 
 
 def test_second_unit_then_remove_unit_cleans_up(deployed, helpers):

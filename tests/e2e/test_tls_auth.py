@@ -12,6 +12,8 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -172,6 +174,31 @@ def test_certificate_rotation_reaches_the_registry(session, helpers):
         get_status(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=str(ca_file))
         == 200
     )
+
+
+def test_mutual_tls_is_opt_in(session, helpers, tmp_path):
+    model, _ = session
+    ca = str(client_dir(model) / "ca.crt")
+    url = f"https://{NETLOC}/v2/"
+    model.config_set(APP, {"tls-client-auth": True})
+    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    # a client without a certificate is turned away during the handshake
+    with pytest.raises(OSError):  # ssl.SSLError or URLError, by TLS version
+        urllib.request.urlopen(url, timeout=10, context=ssl.create_default_context(cafile=ca))
+    # one with a certificate from the same CA (easyrsa's client certificate) gets in
+    issued = json.loads((model.model.fake_dir("easyrsa") / "issued.json").read_text())
+    (tmp_path / "client.crt").write_text(issued["client"]["cert"])
+    (tmp_path / "client.key").write_text(issued["client"]["key"])
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(tmp_path / "client.crt", tmp_path / "client.key")
+    request = urllib.request.Request(url)
+    token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10, context=context) as resp:
+        assert resp.status == 200
+    model.config_set(APP, {"tls-client-auth": False})
+    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    assert get_status(url, user="admin", password=PASSWORD, ca=ca) == 200
 
 
 def test_password_change_reaches_clients(session, helpers):

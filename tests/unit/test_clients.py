@@ -6,6 +6,7 @@ import http.server
 import socket
 import ssl
 import threading
+import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -213,3 +214,19 @@ def test_probe_of_a_registry_requiring_client_certificates_is_true(server_tls):
     # THEN the registry counts as up
     assert server_errors == ["PEER_DID_NOT_RETURN_A_CERTIFICATE"]
     assert answered is True
+
+
+@pytest.mark.parametrize(
+    "alert,answering",
+    [
+        ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required", True),
+        ("[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate", True),  # Go, TLS 1.2
+        ("[SSL: WRONG_VERSION_NUMBER] wrong version number", False),
+    ],
+)
+def test_probe_reads_tls_alerts(monkeypatch, alert, answering):
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError(ssl.SSLError(1, alert))
+
+    monkeypatch.setattr(clients.urllib.request, "urlopen", refuse)
+    assert clients.probe("https://127.0.0.1:1") is answering

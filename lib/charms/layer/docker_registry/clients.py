@@ -119,8 +119,12 @@ def probe(url: str, timeout: float = 3) -> bool:
 
 
 def _asks_for_client_cert(error: object) -> bool:
-    """Mutual TLS: the registry is up and asks for a client certificate."""
-    return isinstance(error, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(error).upper()
+    """Mutual TLS: the registry is up and turns away a client without a certificate (TLS 1.3
+    says CERTIFICATE_REQUIRED; the registry's Go TLS 1.2 stack says BAD_CERTIFICATE)."""
+    text = str(error).upper()
+    return isinstance(error, ssl.SSLError) and (
+        "CERTIFICATE_REQUIRED" in text or "ALERT_BAD_CERTIFICATE" in text
+    )
 
 
 def certificate_names(
