@@ -46,7 +46,15 @@ def push(ref: str, dest: str, tmp: Path) -> str:
         f"docker-daemon:{ref}",
         f"docker://{dest}",
     )
-    assert proc.returncode == 0, proc.stderr
+    if proc.returncode != 0:
+        logs = subprocess.run(
+            "for c in $(docker ps -a --format '{{.Names}}' | grep '^registry-docker-registry-'); "
+            "do echo == $c; docker logs --tail 30 $c 2>&1 | grep -v 'level=info'; done",
+            shell=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        raise AssertionError(f"push {ref} -> {dest}: {proc.stderr}\n{logs}")
     return digest_file.read_text().strip()
 
 
