@@ -161,36 +161,42 @@ class Registry:
 
     def catalog(self, page_size: int = CATALOG_PAGE) -> list[str]:
         """Every repository, following the Link header page by page."""
-        repos: list[str] = []
-        path = f"/v2/_catalog?n={page_size}"
-        seen: set[str] = set()
-        while path and path not in seen:
-            seen.add(path)
-            resp = self.request("GET", path)
-            if resp.status == 400 and page_size > 100 and not repos:
-                return self.catalog(100)  # a registry with a smaller catalog.maxentries
-            self._check(resp, "catalog")
-            repos += resp.json().get("repositories") or []
-            path = _next_link(resp.headers.get("link", ""), path)
-        return repos
+        return self._pages(
+            f"/v2/_catalog?n={page_size}",
+            "repositories",
+            "catalog",
+            fallback="/v2/_catalog?n=100",  # a registry with a smaller catalog.maxentries
+        )
 
     def tags(self, repo: str) -> list[str]:
         """Tags of ``repo`` ([] when it has none or does not exist), all pages."""
-        tags: list[str] = []
-        path = f"/v2/{repo}/tags/list?n={CATALOG_PAGE}"
+        return self._pages(
+            f"/v2/{repo}/tags/list?n={CATALOG_PAGE}",
+            "tags",
+            f"tags of {repo}",
+            fallback=f"/v2/{repo}/tags/list",  # no pagination support: one page
+            missing_ok=True,
+        )
+
+    def _pages(
+        self, path: str, key: str, what: str, *, fallback: str, missing_ok: bool = False
+    ) -> list[str]:
+        """``key``'s items over every page (Link rel="next"). A 400 on the first page retries
+        once with ``fallback``; a 404 is "no items" when ``missing_ok``."""
+        items: list[str] = []
         seen: set[str] = set()
         while path and path not in seen:
             seen.add(path)
             resp = self.request("GET", path)
-            if resp.status == 404:
-                return tags
-            if resp.status == 400 and not tags and f"n={CATALOG_PAGE}" in path:
-                path = f"/v2/{repo}/tags/list"  # no pagination support: one page
+            if resp.status == 404 and missing_ok:
+                return items
+            if resp.status == 400 and not items and path != fallback:
+                path = fallback
                 continue
-            self._check(resp, f"tags of {repo}")
-            tags += resp.json().get("tags") or []
+            self._check(resp, what)
+            items += resp.json().get(key) or []
             path = _next_link(resp.headers.get("link", ""), path)
-        return tags
+        return items
 
     def list_images(self, repository: str = "", workers: int = 8) -> dict[str, list[str]]:
         """{repository: sorted tags}, tag lists fetched concurrently; ``repository`` filters
