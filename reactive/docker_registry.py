@@ -5,6 +5,7 @@ Every hook ends in ``update_status``, the one place the workload status is decid
 
 from __future__ import annotations
 
+import functools
 import secrets
 import socket
 from pathlib import Path
@@ -160,7 +161,9 @@ def _registry_units() -> dict[str, str]:
     return units
 
 
+@functools.cache
 def _load_settings() -> settings.Settings | None:
+    """The config, parsed and checked once per hook (it cannot change within one)."""
     try:
         return settings.parse(hookenv.config())
     except ConfigError as exc:
@@ -257,7 +260,7 @@ def configure() -> None:
         )
     if config.cache and config.cache.username:
         REPORT.notes.append("Note: registry 2.8 does not send cache-username upstream.")
-    _update_nrpe(host, desired.scheme, address, config.registry_port, tls)
+    _update_nrpe(config, host, desired.scheme, address, tls)
     kv.set(
         KV_TRUST,
         trust.trust(
@@ -332,13 +335,13 @@ def publish_to_proxy() -> None:
     website.publish_services(services, socket.gethostname(), address, config.registry_port)
 
 
-def _update_nrpe(host, scheme: str, address: str, port: int, tls) -> None:
+def _update_nrpe(config: settings.Settings, host, scheme: str, address: str, tls) -> None:
     """nrpe-external-master: a check of /v2/ over the scheme actually served (401 counts)."""
     rids = hookenv.relation_ids("nrpe-external-master")
     if not rids:
         return
-    ca_file = str(host.path(_load_settings().tls_paths.ca)) if tls and tls.ca else ""
-    check = nrpe.check_definition(scheme, address, port, ca_file=ca_file)
+    ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
+    check = nrpe.check_definition(scheme, address, config.registry_port, ca_file=ca_file)
     nrpe.install(host)
     path, content = nrpe.nrpe_command_file(check)
     files.write_if_changed(host.path(path), content, 0o644)
