@@ -141,6 +141,30 @@ def _tls(config: settings.Settings) -> render.TlsMaterial | None:
     return material
 
 
+def _client_identity(
+    config: settings.Settings, tls: render.TlsMaterial | None
+) -> tuple[str, str] | None:
+    """Mutual TLS: the certificate this unit's own tools (actions, nrpe check, local docker)
+    present to the registry: cert-provider's shared client certificate, when the CA in use
+    issued it. None (with a status note saying why) when there is no usable one."""
+    if not (config.tls_client_auth and tls and tls.ca):
+        return None
+    provider = endpoint_from_flag("cert-provider.available")
+    cert, key = provider.get_client_cert() if provider else (None, None)
+    why = (
+        tls_lib.client_pair_problem(cert=cert, key=key, ca=tls.ca)
+        if cert and key
+        else "cert-provider gave none"
+    )
+    if why:
+        REPORT.notes.append(
+            f"Note: no client certificate for this unit ({why}): "
+            "actions and the nrpe check cannot pass tls-client-auth."
+        )
+        return None
+    return cert, key
+
+
 def _proxy_netloc(config: settings.Settings) -> str:
     """The proxy's address with its port when haproxy fronts us ("" otherwise)."""
     website = endpoint_from_flag("website.available")
@@ -260,13 +284,19 @@ def configure() -> None:
         )
     if config.cache and config.cache.username:
         REPORT.notes.append("Note: registry 2.8 does not send cache-username upstream.")
-    _update_nrpe(config, host, desired.scheme, address, tls)
+    identity = _client_identity(config, tls)
+    _update_nrpe(config, host, desired.scheme, address, tls, identity)
     kv.set(
         KV_TRUST,
         trust.trust(
-            host, netloc=REPORT.ready_at, ca=tls.ca if tls else "", previous=kv.get(KV_TRUST)
+            host,
+            netloc=REPORT.ready_at,
+            ca=tls.ca if tls else "",
+            previous=kv.get(KV_TRUST),
+            client=identity,
         ),
     )
+    client_cert, client_key = trust.client_files(host, REPORT.ready_at) if identity else ("", "")
     kv.set(
         KV_ENDPOINT,
         clients.Endpoint(
@@ -274,6 +304,8 @@ def configure() -> None:
             url=f"{desired.scheme}://{REPORT.ready_at}",
             local_url=outcome.probe_url,
             ca_file=str(host.path(config.tls_paths.ca)) if tls and tls.ca else "",
+            client_cert_file=str(client_cert),
+            client_key_file=str(client_key),
         ).as_dict(),
     )
 
@@ -330,19 +362,29 @@ def publish_to_proxy() -> None:
         _registry_units(),
         config.registry_port,
         tls=is_flag_set("docker-registry.tls.available"),
+        client_auth=config.tls_client_auth,
     )
     address = hookenv.unit_private_ip()
     website.publish_services(services, socket.gethostname(), address, config.registry_port)
 
 
-def _update_nrpe(config: settings.Settings, host, scheme: str, address: str, tls) -> None:
-    """nrpe-external-master: a check of /v2/ over the scheme actually served (401 counts)."""
+def _update_nrpe(
+    config: settings.Settings, host, scheme: str, address: str, tls, identity
+) -> None:
+    """nrpe-external-master: a check of /v2/ over the scheme actually served (401 counts),
+    presenting the unit's client certificate when the registry requires one."""
     rids = hookenv.relation_ids("nrpe-external-master")
     if not rids:
         return
     ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
-    check = nrpe.check_definition(scheme, address, config.registry_port, ca_file=ca_file)
-    nrpe.install(host)
+    check = nrpe.check_definition(
+        scheme,
+        address,
+        config.registry_port,
+        ca_file=ca_file,
+        client_pair=nrpe.client_files(host) if identity else None,
+    )
+    nrpe.install(host, client=identity)
     path, content = nrpe.nrpe_command_file(check)
     files.write_if_changed(host.path(path), content, 0o644)
     for rid in rids:

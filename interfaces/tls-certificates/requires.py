@@ -7,7 +7,8 @@ Wire-compatible with the easyrsa and vault charms:
   ``cert_requests`` (JSON ``{cn: {"sans": [...]}}``);
 * the provider writes ``ca`` / ``chain`` (raw PEM, easyrsa may prefix an ``openssl x509 -text``
   dump), ``<unit_name>.server.cert`` / ``.server.key`` (raw) for the legacy request and
-  ``<unit_name>.processed_requests`` (JSON ``{cn: {"cert": ..., "key": ...}}``) for the others.
+  ``<unit_name>.processed_requests`` (JSON ``{cn: {"cert": ..., "key": ...}}``) for the others,
+  and a shared client certificate ``client.cert`` / ``client.key`` (raw).
 
 Flags (``{endpoint_name}`` expanded):
 
@@ -175,6 +176,17 @@ class TlsRequires(Endpoint):
     def server_certs_map(self) -> dict[str, Certificate]:
         """Server certificates by common name."""
         return {c.common_name: c for c in self.server_certs}
+
+    def get_client_cert(self) -> tuple[str | None, str | None]:
+        """The provider's shared client certificate (PEM blocks only) and key, or (None, None).
+
+        easyrsa and vault publish one ``client.cert`` / ``client.key`` pair to every requirer.
+        """
+        cert = pem_only(self._received_raw("client.cert"))
+        key = self._received_raw("client.key")
+        if cert and key:
+            return cert, key
+        return None, None
 
     def get_server_cert(self) -> tuple[str | None, str | None]:
         """Cert (PEM blocks only) and key answering the legacy request, or (None, None)."""

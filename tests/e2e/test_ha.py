@@ -36,7 +36,7 @@ def skopeo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
-def push(ref: str, dest: str, tmp: Path) -> str:
+def push(ref: str, dest: str, tmp: Path, s3=None) -> str:
     digest_file = tmp / f"{uuid.uuid4().hex}.digest"
     proc = skopeo(
         "copy",
@@ -47,15 +47,25 @@ def push(ref: str, dest: str, tmp: Path) -> str:
         f"docker://{dest}",
     )
     if proc.returncode != 0:
-        logs = subprocess.run(
-            "for c in $(docker ps -a --format '{{.Names}}' | grep '^registry-docker-registry-'); "
-            "do echo == $c; docker logs --tail 30 $c 2>&1 | grep -v 'level=info'; done",
-            shell=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        raise AssertionError(f"push {ref} -> {dest}: {proc.stderr}\n{logs}")
+        raise AssertionError(f"push {ref} -> {dest}: {proc.stderr}\n{failure_logs(s3)}")
     return digest_file.read_text().strip()
+
+
+def failure_logs(s3=None) -> str:
+    """What the registries and moto said about errors (not the routine 404s of a push)."""
+    logs = subprocess.run(
+        "for c in $(docker ps -a --format '{{.Names}}' | grep '^registry-docker-registry-'); "
+        "do echo == $c; docker logs $c 2>&1 | grep -E 'level=(error|warn|panic)' "
+        "| grep -v 'blob unknown' | tail -8; done",
+        shell=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if s3 is not None:
+        moto = [ln for ln in s3.log_tail(4000).splitlines() if '" 200 ' not in ln]
+        moto = [ln for ln in moto if '" 204 ' not in ln and '" 404 ' not in ln]
+        logs += "== moto_server\n" + "\n".join(moto[-40:])
+    return logs
 
 
 def pull_digest(src: str, tmp: Path) -> str:
@@ -119,9 +129,9 @@ def test_haproxy_gets_one_backend_with_the_primary_by_unit_number(ha):
     assert "backup" in cfg.split("server docker-registry-1", 1)[1].splitlines()[0]
 
 
-def test_failover_keeps_every_image(ha):
+def test_failover_keeps_every_image(ha, s3):
     model, proxy, images, tmp = ha
-    pushed = {dest: push(ref, f"{proxy}/{dest}", tmp) for ref, dest in images.items()}
+    pushed = {dest: push(ref, f"{proxy}/{dest}", tmp, s3) for ref, dest in images.items()}
     # the primary's registry dies: haproxy sends everyone to the backup
     subprocess.run(["docker", "stop", f"registry-{APP}-0"], check=True, capture_output=True)
     deadline = time.time() + 20
@@ -158,7 +168,7 @@ def test_scale_out_then_remove_the_old_primary(ha, helpers):
     assert {dest: pull_digest(f"{proxy}/{dest}", tmp) for dest in digests} == digests
 
 
-def test_concurrent_pushes_through_the_proxy(ha):
+def test_concurrent_pushes_through_the_proxy(ha, s3):
     _, proxy, _, tmp = ha
     refs = []
     for n in range(8):
@@ -168,7 +178,11 @@ def test_concurrent_pushes_through_the_proxy(ha):
     try:
         with ThreadPoolExecutor(8) as pool:
             pushed = dict(
-                zip(refs, pool.map(lambda r: push(r, f"{proxy}/par/{r}", tmp), refs), strict=True)
+                zip(
+                    refs,
+                    pool.map(lambda r: push(r, f"{proxy}/par/{r}", tmp, s3), refs),
+                    strict=True,
+                )
             )
         for ref, digest in pushed.items():
             assert pull_digest(f"{proxy}/par/{ref}", tmp) == digest

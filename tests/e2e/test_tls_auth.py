@@ -196,6 +196,20 @@ def test_mutual_tls_is_opt_in(session, helpers, tmp_path):
     request.add_header("Authorization", f"Basic {token}")
     with urllib.request.urlopen(request, timeout=10, context=context) as resp:
         assert resp.status == 200
+    # the unit's own tools present that client certificate too: push (skopeo), images (the
+    # registry API) and the nrpe check all pass the handshake
+    ref = f"e2e-mtls-{uuid.uuid4().hex[:6]}:1"
+    make_test_image(ref)
+    try:
+        pushed = model.run_action(UNIT, "push", {"image": ref, "pull": False})
+    finally:
+        subprocess.run(["docker", "rmi", ref], capture_output=True)
+    assert pushed["status"] == "completed", pushed
+    listed = model.run_action(UNIT, "images", {"repository": ref.split(":")[0]})
+    assert listed["status"] == "completed", listed
+    assert ref.split(":")[0] in json.dumps(listed["results"])
+    rc, out, command = run_nrpe_check(model)
+    assert "--client-cert" in command and rc == 0, out
     model.config_set(APP, {"tls-client-auth": False})
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
     assert get_status(url, user="admin", password=PASSWORD, ca=ca) == 200

@@ -48,8 +48,18 @@ def make_ca(name: str = "test-ca") -> tuple[Pair, object, x509.Certificate]:
     return Pair(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)), key, cert
 
 
+USAGES = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
 def make_server_cert(
-    ca_key, ca_cert, cn: str, sans: list[str], *, days: int = 30, not_before_days: int = 0
+    ca_key,
+    ca_cert,
+    cn: str,
+    sans: list[str],
+    *,
+    days: int = 30,
+    not_before_days: int = 0,
+    usages: tuple[str, ...] = ("server", "client"),
 ) -> Pair:
     key = _key()
     names: list[x509.GeneralName] = []
@@ -60,7 +70,7 @@ def make_server_cert(
             names.append(x509.DNSName(san))
     now = datetime.datetime.now(datetime.timezone.utc)
     start = now - datetime.timedelta(minutes=5) + datetime.timedelta(days=not_before_days)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(ca_cert.subject)
@@ -68,13 +78,14 @@ def make_server_cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.ExtendedKeyUsage([USAGES[u] for u in usages]), critical=False)
     )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return Pair(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key))
+
+
+def make_client_cert(ca_key, ca_cert, cn: str = "client", **kw) -> Pair:
+    """A client certificate (extended key usage: client auth only), as easyrsa's client.cert."""
+    return make_server_cert(ca_key, ca_cert, cn, [], usages=("client",), **kw)

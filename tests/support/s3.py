@@ -135,10 +135,18 @@ class S3Endpoint:
     access_key: str = "moto-access-key"
     secret_key: str = field(default="moto-secret-key", repr=False)
     port: int = 0
+    log: object = field(default=None, repr=False)  # moto_server's stdout+stderr (a file)
 
     def url_for(self, address: str) -> str:
         """The endpoint as reached through another address of the host (e.g. the gateway)."""
         return f"http://{address}:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of moto_server's log (tracebacks name moto-side failures)."""
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
 
     def request(self, method: str, path: str, data: bytes | None = None) -> tuple[int, bytes]:
         """A SigV4-signed request (``path`` starts with ``/``, may carry a query)."""
@@ -197,7 +205,7 @@ def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint
         env=env,
         start_new_session=True,
     )
-    endpoint = S3Endpoint(url=f"http://{url_host}:{port}", port=port)
+    endpoint = S3Endpoint(url=f"http://{url_host}:{port}", port=port, log=log)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -369,3 +369,71 @@ def test_new_common_name_gets_its_own_certificate(charm):
     charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
     assert charm.status == ("active", "Ready at registry.example.com (https).")
     assert any(f.content == second.cert for f in charm.applied[-1][0].files)
+
+
+def _issue(charm, rid, *, client: certs.Pair | None):
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10", "10.0.0.99"])
+    data = {
+        "docker-registry_0.server.cert": server.cert,
+        "docker-registry_0.server.key": server.key,
+    }
+    if client is None:
+        client = certs.make_client_cert(ca_key, ca_cert)
+    if client:
+        data |= {"client.cert": client.cert, "client.key": client.key}
+    charm.set_remote(rid, "easyrsa/0", ca=ca.cert, **data)
+    return client
+
+
+def test_mutual_tls_gives_the_unit_tools_the_provider_client_certificate(charm, tmp_path):
+    # GIVEN tls-client-auth with easyrsa, which also hands out a shared client certificate
+    charm.config["tls-client-auth"] = True
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    nrpe_rid = charm.relate("nrpe-external-master", {"nrpe/0": {}})
+    web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    client = _issue(charm, rid, client=None)
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    charm.hook("website-relation-changed", web, "haproxy/0")
+    # THEN the registry requires client certs, the unit is ready without a note
+    desired, _ = charm.applied[-1]
+    assert desired.scheme == "https"
+    assert charm.status == ("active", "Ready at 10.0.0.99:5000 (https, proxied).")
+    # the unit's docker, skopeo and the actions find the pair next to the CA
+    certs_d = tmp_path / "host/etc/docker/certs.d/10.0.0.99:5000"
+    assert (certs_d / "client.cert").read_text() == client.cert
+    assert (certs_d / "client.key").stat().st_mode & 0o777 == 0o600
+    endpoint = unitdata.kv().get("docker-registry.endpoint")
+    assert endpoint["client_cert_file"] == str(certs_d / "client.cert")
+    assert endpoint["client_key_file"] == str(certs_d / "client.key")
+    # the nrpe check presents it; haproxy, which has none, checks with a TCP connect
+    cfg = (tmp_path / "host/etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
+    assert f"--client-cert {tmp_path}/host/etc/nagios/docker-registry-check.client.cert" in cfg
+    assert charm.hook("nrpe-external-master-relation-changed", nrpe_rid, "nrpe/0")
+    services = yaml.safe_load(charm.local[web]["services"])
+    assert not any("httpchk" in o for o in services[0]["service_options"])
+    assert "check-ssl" not in services[0]["servers"][0][3]
+    # AND WHEN mutual TLS is turned off THEN the pair is gone again
+    charm.config["tls-client-auth"] = False
+    charm.hook("config-changed")
+    assert not (certs_d / "client.cert").exists()
+    assert unitdata.kv().get("docker-registry.endpoint")["client_cert_file"] == ""
+
+
+@pytest.mark.parametrize("which", ["none", "foreign"])
+def test_mutual_tls_without_a_usable_client_certificate_is_said(charm, which):
+    charm.config["tls-client-auth"] = True
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    _other, other_key, other_cert = certs.make_ca("other-ca")
+    foreign = certs.make_client_cert(other_key, other_cert)
+    _issue(charm, rid, client=foreign if which == "foreign" else False)
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    state, message = charm.status
+    why = "cert-provider gave none" if which == "none" else "is not signed by the CA"
+    assert state == "active" and message.startswith("Ready at 10.0.0.10:5000 (https).")
+    assert why in message and "cannot pass tls-client-auth" in message
+    assert "PRIVATE KEY" not in message

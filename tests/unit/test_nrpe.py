@@ -45,13 +45,19 @@ def _handler(status: int, require_auth: bool):
 
 
 @contextmanager
-def server(status=200, require_auth=False, tls: certs.Pair | None = None, tmp=None) -> Iterator:
+def server(
+    status=200, require_auth=False, tls: certs.Pair | None = None, tmp=None, client_ca: str = ""
+) -> Iterator:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(status, require_auth))
     if tls:
         (tmp / "srv.crt").write_text(tls.cert)
         (tmp / "srv.key").write_text(tls.key)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tmp / "srv.crt", tmp / "srv.key")
+        if client_ca:  # like the registry with tls-client-auth: client certificates required
+            (tmp / "clientca.crt").write_text(client_ca)
+            ctx.load_verify_locations(tmp / "clientca.crt")
+            ctx.verify_mode = ssl.CERT_REQUIRED
         httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -188,3 +194,55 @@ def test_script_https_verifies_against_the_ca(script, tmp_path):
     assert ok[0] == 0 and "401" in ok[1], ok
     assert wrong_ca[0] == 2 and "CERTIFICATE_VERIFY_FAILED" in wrong_ca[1], wrong_ca
     assert plain[0] == 2, plain  # plain http against a TLS registry is not OK
+
+
+def test_install_writes_the_client_certificate_privately_then_removes_it(tmp_path):
+    host = Host(sandbox=str(tmp_path))
+    assert nrpe.install(host, client=("CERT\n", "KEY\n"), owner="no-such-user-here")
+    cert = tmp_path / nrpe.CLIENT_CERT_PATH.lstrip("/")
+    key = tmp_path / nrpe.CLIENT_KEY_PATH.lstrip("/")
+    assert (cert.read_text(), key.read_text()) == ("CERT\n", "KEY\n")
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert not nrpe.install(host, client=("CERT\n", "KEY\n"), owner="no-such-user-here")
+    assert nrpe.install(host)
+    assert not cert.exists() and not key.exists()
+
+
+def test_definition_with_a_client_certificate_only_for_https():
+    pair = nrpe.client_files(Host())
+    assert pair == (nrpe.CLIENT_CERT_PATH, nrpe.CLIENT_KEY_PATH)
+    https = nrpe.check_definition("https", "10.0.0.1", 5000, "/ca.crt", client_pair=pair)
+    assert f"--client-cert {nrpe.CLIENT_CERT_PATH}" in https.check_cmd
+    assert f"--client-key {nrpe.CLIENT_KEY_PATH}" in https.check_cmd
+    http = nrpe.check_definition("http", "10.0.0.1", 5000, client_pair=pair)
+    assert "--client-cert" not in http.check_cmd
+
+
+def test_script_presents_the_client_certificate_to_a_mutual_tls_registry(tmp_path):
+    ca, ca_key, ca_cert = certs.make_ca()
+    pair = certs.make_server_cert(ca_key, ca_cert, "127.0.0.1", ["127.0.0.1"])
+    client = certs.make_client_cert(ca_key, ca_cert)
+    host = Host(sandbox=str(tmp_path / "root"))
+    nrpe.install(host, client=(client.cert, client.key), owner="nobody-x")
+    script = host.path(nrpe.SCRIPT_PATH)
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text(ca.cert)
+
+    def definition(port, with_cert):
+        pair = nrpe.client_files(host) if with_cert else None
+        return nrpe.check_definition("https", "127.0.0.1", port, str(ca_file), client_pair=pair)
+
+    with server(401, tls=pair, tmp=tmp_path, client_ca=ca.cert) as port:
+        with_cert = run_check(script, definition(port, True))
+        without = run_check(script, definition(port, False))
+    assert with_cert[0] == 0 and "401" in with_cert[1], with_cert
+    assert without[0] == 2 and "CRITICAL" in without[1], without
+
+
+def test_script_with_an_unreadable_client_certificate_is_critical(script, tmp_path):
+    pair = ("/no/c.cert", "/no/c.key")
+    check = nrpe.check_definition("https", "127.0.0.1", 1, str(tmp_path / "ca"), client_pair=pair)
+    ca, _, _ = certs.make_ca()
+    (tmp_path / "ca").write_text(ca.cert)
+    rc, line = run_check(script, check)
+    assert rc == 2 and "client certificate" in line

@@ -77,6 +77,22 @@ def test_tls_units_get_tcp_passthrough_with_a_check_over_tls():
     assert all("check-ssl verify none" in s[3] for s in svc["servers"])
 
 
+def test_units_requiring_client_certificates_get_a_tcp_connect_check():
+    # haproxy has no client certificate: an HTTP check over TLS would mark every unit DOWN
+    (svc,) = proxy.services(UNITS, 5000, tls=True, client_auth=True)
+    opts = svc["service_options"]
+    assert opts[:2] == ["mode tcp", "option tcplog"]
+    assert not any("httpchk" in o or "http-check" in o for o in opts)
+    assert all(s[3].startswith(proxy.CHECK) and "check-ssl" not in s[3] for s in svc["servers"])
+    assert [s[3].endswith("backup") for s in svc["servers"]] == [False, True, True]
+
+
+def test_client_auth_without_tls_changes_nothing():
+    assert proxy.services(UNITS, 5000, tls=False, client_auth=True) == proxy.services(
+        UNITS, 5000, tls=False
+    )
+
+
 def test_service_port_can_differ_from_registry_port():
     (svc,) = proxy.services(UNITS, 5000, tls=False, service_port=443)
     assert svc["service_port"] == 443

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -209,3 +210,96 @@ def test_next_link_is_relative_to_the_request():
         "/v2/_catalog?last=b&n=2"
     )
     assert registry_api._next_link("", "/v2/_catalog") == ""
+
+
+# -- mutual TLS -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mtls(tmp_path_factory):
+    """A TLS server that, like the registry with tls-client-auth, requires a client cert."""
+    import ssl
+
+    from tests.support import certs
+
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "127.0.0.1", ["127.0.0.1"])
+    client = certs.make_client_cert(ca_key, ca_cert)
+    _other, other_key, other_cert = certs.make_ca("other-ca")
+    stranger = certs.make_client_cert(other_key, other_cert)
+    d = tmp_path_factory.mktemp("mtls")
+    for name, text in {
+        "ca.pem": ca.cert,
+        "server.pem": server.cert,
+        "server.key": server.key,
+        "client.cert": client.cert,
+        "client.key": client.key,
+        "stranger.cert": stranger.cert,
+        "stranger.key": stranger.key,
+    }.items():
+        (d / name).write_text(text)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(d / "server.pem", d / "server.key")
+    context.load_verify_locations(d / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+
+    class MutualTlsServer(ThreadingHTTPServer):
+        def finish_request(self, request, client_address):
+            conn = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            try:
+                conn.do_handshake()
+            except (ssl.SSLError, OSError):
+                time.sleep(0.5)  # like the registry: the alert reaches the client, then close
+                return
+            Handler(conn, client_address, self)
+
+    httpd = MutualTlsServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield d, f"https://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_the_client_certificate_is_presented(mtls):
+    d, url = mtls
+    api = Registry(
+        url, ca_file=str(d / "ca.pem"), client_pair=(d / "client.cert", d / "client.key")
+    )
+    api.ping()
+
+
+def test_without_a_client_certificate_the_error_says_so(mtls):
+    d, url = mtls
+    with pytest.raises(RegistryApiError, match="requires a client certificate") as exc:
+        Registry(url, ca_file=str(d / "ca.pem"), timeout=5).ping()
+    assert "this unit has none" in str(exc.value)
+
+
+def test_a_refused_client_certificate_is_named(mtls):
+    d, url = mtls
+    api = Registry(
+        url, ca_file=str(d / "ca.pem"), client_pair=(d / "stranger.cert", d / "stranger.key")
+    )
+    with pytest.raises(RegistryApiError, match="refused this unit's"):
+        api.ping()
+
+
+def test_an_unreadable_client_certificate_is_a_clear_error(mtls, tmp_path):
+    _, url = mtls
+    with pytest.raises(RegistryApiError, match="cannot load the client certificate") as exc:
+        Registry(url, client_pair=(str(tmp_path / "none.cert"), str(tmp_path / "none.key")))
+    assert "PRIVATE" not in str(exc.value)

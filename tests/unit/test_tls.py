@@ -262,3 +262,45 @@ def test_ca_key_types_it_cannot_verify_are_not_issuers():
         "tls-cert-blob",
         "is not signed by the CA in tls-ca-blob",
     )
+
+
+# ---------------------------------------------------------------- client_pair_problem
+
+
+def test_a_client_certificate_from_the_ca_is_usable(ca):
+    pair, ca_key, ca_cert = ca
+    client = certs.make_client_cert(ca_key, ca_cert)
+    assert tls.client_pair_problem(cert=client.cert, key=client.key, ca=pair.cert) is None
+
+
+def test_a_certificate_for_both_usages_is_usable_as_client(ca, server):
+    assert tls.client_pair_problem(cert=server.cert, key=server.key, ca=ca[0].cert) is None
+
+
+def test_a_server_only_certificate_is_not_a_client_certificate(ca):
+    pair, ca_key, ca_cert = ca
+    only = certs.make_server_cert(ca_key, ca_cert, "srv", ["srv"], usages=("server",))
+    why = tls.client_pair_problem(cert=only.cert, key=only.key, ca=pair.cert)
+    assert why == "the client certificate is not for client authentication (extended key usage)"
+
+
+def test_a_client_certificate_from_another_ca_is_not_usable(ca):
+    _other, other_key, other_cert = certs.make_ca("other-ca")
+    client = certs.make_client_cert(other_key, other_cert)
+    why = tls.client_pair_problem(cert=client.cert, key=client.key, ca=ca[0].cert)
+    assert why == "the client certificate is not signed by the CA"
+
+
+def test_a_client_key_that_does_not_match_is_named(ca):
+    pair, ca_key, ca_cert = ca
+    one, two = certs.make_client_cert(ca_key, ca_cert), certs.make_client_cert(ca_key, ca_cert)
+    why = tls.client_pair_problem(cert=one.cert, key=two.key, ca=pair.cert)
+    assert why == "the client key does not match the certificate"
+    assert "PRIVATE" not in why
+
+
+def test_an_expired_client_certificate_is_not_usable(ca):
+    pair, ca_key, ca_cert = ca
+    old = certs.make_client_cert(ca_key, ca_cert, days=1, not_before_days=-3)
+    why = tls.client_pair_problem(cert=old.cert, key=old.key, ca=pair.cert)
+    assert why == "the client certificate has expired"

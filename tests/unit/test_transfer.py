@@ -80,6 +80,25 @@ def test_skopeo_auth_writes_private_files_and_removes_them(tmp_path):
     assert not authfile.parent.exists()
 
 
+def test_skopeo_auth_puts_the_client_certificate_in_the_cert_dir(tmp_path):
+    # containers/image reads *.crt as CAs and a *.cert / *.key pair as the client certificate
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    (tmp_path / "c.cert").write_text("CLIENT CERT")
+    (tmp_path / "c.key").write_text("CLIENT KEY")
+    pair = (str(tmp_path / "c.cert"), str(tmp_path / "c.key"))
+    target = Target(NETLOC, True, str(tmp_path / "ca.crt"), client_pair=pair)
+    with transfer.skopeo_auth(target) as auth:
+        cert_dir = Path(auth.cert_dir)
+        assert sorted(p.name for p in cert_dir.iterdir()) == [
+            "ca.crt",
+            "client.cert",
+            "client.key",
+        ]
+        assert (cert_dir / "client.key").read_text() == "CLIENT KEY"
+        assert auth.dest_args() == ["--dest-cert-dir", auth.cert_dir]
+    assert not cert_dir.exists()
+
+
 def test_skopeo_auth_for_plain_http_without_credentials():
     with transfer.skopeo_auth(Target(NETLOC, tls=False)) as auth:
         assert auth.dest_args() == ["--dest-tls-verify=false"]

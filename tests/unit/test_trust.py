@@ -73,3 +73,19 @@ def test_reload_uses_sighup_not_restart(monkeypatch):
     monkeypatch.setattr(trust.subprocess, "run", lambda argv, **kw: calls.append(argv) or Done())
     trust.reload_daemon()
     assert calls == [["pkill", "-HUP", "-x", "dockerd"]]
+
+
+def test_client_certificate_next_to_the_ca_then_removed(host):
+    state = trust.trust(host, netloc="r:5000", ca="CA\n", previous=None, client=("C\n", "K\n"))
+    cert, key = trust.client_files(host, "r:5000")
+    assert (cert.read_text(), key.read_text()) == ("C\n", "K\n")
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert cert == host.path("/etc/docker/certs.d/r:5000/client.cert")
+    trust.trust(host, netloc="r:5000", ca="CA\n", previous=state)
+    assert not cert.exists() and not key.exists()
+    assert host.path("/etc/docker/certs.d/r:5000/ca.crt").exists()
+
+
+def test_no_client_certificate_without_tls(host):
+    trust.trust(host, netloc="r:5000", ca="", previous=None, client=("C\n", "K\n"))
+    assert not host.path("/etc/docker/certs.d/r:5000").exists()

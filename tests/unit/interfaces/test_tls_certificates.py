@@ -350,3 +350,20 @@ def _get_flags() -> list[str]:
     from charms.reactive import get_flags
 
     return get_flags()
+
+
+def test_shared_client_certificate_raw_keys(juju, rid):
+    ep = juju.endpoint("cert-provider")
+    assert ep.get_client_cert() == (None, None)
+    # easyrsa writes one client pair for every requirer, raw, maybe after a text dump
+    juju.set_remote(
+        rid, CA_UNIT, ca=CA_PEM, **{"client.cert": TEXT_DUMP + SRV_PEM, "client.key": KEY_PEM}
+    )
+    juju.hook("cert-provider-relation-changed", rid, CA_UNIT)
+    assert juju.endpoint("cert-provider").get_client_cert() == (SRV_PEM, KEY_PEM)
+
+
+def test_client_certificate_without_its_key_is_none(juju, rid):
+    juju.set_remote(rid, CA_UNIT, **{"client.cert": SRV_PEM})
+    juju.hook("cert-provider-relation-changed", rid, CA_UNIT)
+    assert juju.endpoint("cert-provider").get_client_cert() == (None, None)

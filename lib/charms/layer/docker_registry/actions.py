@@ -216,6 +216,7 @@ def _transfer_target(endpoint: clients.Endpoint, config: settings.Settings):
         ca_file=endpoint.ca_file,
         user=user,
         password=password,
+        client_pair=endpoint.client_pair,
     )
 
 
@@ -224,7 +225,9 @@ def _api(endpoint: clients.Endpoint, config: settings.Settings):
     from charms.layer.docker_registry import registry_api
 
     user, password = _credentials(config)
-    api = registry_api.Registry(endpoint.url, user, password, endpoint.ca_file)
+    api = registry_api.Registry(
+        endpoint.url, user, password, endpoint.ca_file, client_pair=endpoint.client_pair
+    )
     try:
         api.ping()
         return api
@@ -234,7 +237,12 @@ def _api(endpoint: clients.Endpoint, config: settings.Settings):
     # the public address (proxy, http-host) does not answer from here: our own unit does;
     # the certificate chain is still verified, its names may not include the local address
     local = registry_api.Registry(
-        endpoint.local_url, user, password, endpoint.ca_file, check_hostname=False
+        endpoint.local_url,
+        user,
+        password,
+        endpoint.ca_file,
+        check_hostname=False,
+        client_pair=endpoint.client_pair,
     )
     local.ping()
     return local

@@ -68,20 +68,35 @@ class Endpoint:
     url: str  # scheme://netloc
     local_url: str  # this unit's own registry, bypassing any proxy
     ca_file: str  # host path of the CA certificate clients need ("" without TLS)
+    # mutual TLS (tls-client-auth): host paths of the unit's client certificate and key
+    client_cert_file: str = ""
+    client_key_file: str = ""
 
     def as_dict(self) -> dict:
-        return {
-            "netloc": self.netloc,
-            "url": self.url,
-            "local_url": self.local_url,
-            "ca_file": self.ca_file,
-        }
+        return {name: getattr(self, name) for name in _ENDPOINT_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Endpoint | None:
         if not data:
             return None
-        return cls(**{k: data.get(k, "") for k in ("netloc", "url", "local_url", "ca_file")})
+        return cls(**{k: data.get(k, "") for k in _ENDPOINT_FIELDS})
+
+    @property
+    def client_pair(self) -> tuple[str, str] | None:
+        """(cert file, key file) to present to the registry, or None."""
+        if self.client_cert_file and self.client_key_file:
+            return self.client_cert_file, self.client_key_file
+        return None
+
+
+_ENDPOINT_FIELDS = (
+    "netloc",
+    "url",
+    "local_url",
+    "ca_file",
+    "client_cert_file",
+    "client_key_file",
+)
 
 
 def client_data(settings: Settings, *, netloc: str, scheme: str, tls_ca: str) -> ClientData:

@@ -9,6 +9,9 @@ file) and prints one line, exiting 0 (OK) or 2 (CRITICAL):
 * with ``--credentials-file`` (``user:password``, mode 0600, never on the command line) the
   credentials are sent and only 200 is OK (401 = rejected credentials);
 * anything else, a refused connection, a timeout or a TLS failure -> CRITICAL.
+
+With mutual TLS (``tls-client-auth``) the check presents the unit's client certificate
+(``--client-cert`` / ``--client-key``: copies readable by the nagios user only).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from charms.layer.docker_registry.paths import Host
 
 SCRIPT_PATH = "/usr/local/lib/nagios/plugins/check_docker_registry"
 CREDENTIALS_PATH = "/etc/nagios/docker-registry-check.credentials"
+CLIENT_CERT_PATH = "/etc/nagios/docker-registry-check.client.cert"
+CLIENT_KEY_PATH = "/etc/nagios/docker-registry-check.client.key"
 CHECK_NAME = "docker_registry"
 NAGIOS_USER = "nagios"
 
@@ -46,6 +51,8 @@ def main(argv=None):
     parser.add_argument("--url", required=True, help="scheme://address:port of the registry")
     parser.add_argument("--ca-file", default="", help="CA certificate for https")
     parser.add_argument("--credentials-file", default="", help="file holding user:password")
+    parser.add_argument("--client-cert", default="", help="client certificate (mutual TLS)")
+    parser.add_argument("--client-key", default="", help="its private key")
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args(argv)
     url = args.url.rstrip("/") + "/v2/"
@@ -67,6 +74,12 @@ def main(argv=None):
         except (OSError, ssl.SSLError) as exc:
             print(f"CRITICAL: cannot load the CA file {args.ca_file}: {exc}")
             return 2
+        if args.client_cert:
+            try:
+                context.load_cert_chain(args.client_cert, args.client_key or None)
+            except (OSError, ssl.SSLError) as exc:
+                print(f"CRITICAL: cannot load the client certificate {args.client_cert}: {exc}")
+                return 2
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=args.timeout, context=context) as resp:
@@ -114,6 +127,7 @@ def check_definition(
     ca_file: str = "",
     credentials_file: str = "",
     script: str = SCRIPT_PATH,
+    client_pair: tuple[str, str] | None = None,
 ) -> CheckDefinition:
     """The nrpe check for this unit's registry (no secret in it: credentials come from a file)."""
     if scheme not in ("http", "https"):
@@ -124,11 +138,18 @@ def check_definition(
         argv += ["--ca-file", ca_file]
     if credentials_file:
         argv += ["--credentials-file", credentials_file]
+    if scheme == "https" and client_pair:
+        argv += ["--client-cert", client_pair[0], "--client-key", client_pair[1]]
     return CheckDefinition(
         shortname=CHECK_NAME,
         description=f"Docker registry answers {scheme} on {bracket(address)}:{int(port)}",
         check_cmd=shlex.join(argv),
     )
+
+
+def client_files(host: Host) -> tuple[str, str]:
+    """Where ``install`` puts the client certificate and key for the check (host paths)."""
+    return str(host.path(CLIENT_CERT_PATH)), str(host.path(CLIENT_KEY_PATH))
 
 
 def credentials_content(user: str, password: str) -> str:
@@ -139,21 +160,29 @@ def install(
     host: Host,
     credentials: tuple[str, str] | None = None,
     owner: str = NAGIOS_USER,
+    client: tuple[str, str] | None = None,
 ) -> bool:
-    """Write the check script (0755) and the credentials file (0600, owned by ``owner`` when
-    that user exists so nrpe can read it; removed when ``credentials`` is None).
+    """Write the check script (0755), the credentials file and the client certificate and key
+    (0600, owned by ``owner`` when that user exists so nrpe can read them; removed when
+    ``credentials`` / ``client`` is None).
 
     Returns whether anything changed.
     """
     changed = write_if_changed(host.path(SCRIPT_PATH), CHECK_SCRIPT, 0o755)
-    target = host.path(CREDENTIALS_PATH)
-    if credentials is None:
-        if target.exists():
-            target.unlink()
-            changed = True
-        return changed
-    changed |= write_if_changed(target, credentials_content(*credentials), 0o600)
-    _chown(target, owner)
+    private = {
+        CREDENTIALS_PATH: credentials_content(*credentials) if credentials else None,
+        CLIENT_CERT_PATH: client[0] if client else None,
+        CLIENT_KEY_PATH: client[1] if client else None,
+    }
+    for path, content in private.items():
+        target = host.path(path)
+        if content is None:
+            if target.exists():
+                target.unlink()
+                changed = True
+            continue
+        changed |= write_if_changed(target, content, 0o600)
+        _chown(target, owner)
     return changed
 
 

@@ -13,7 +13,8 @@ string order), so the result does not depend on which unit (leader) computes it.
 Units serving plain http: ``mode http`` with an HTTP health check on ``/v2/`` (200, or 401 when
 auth is on). Units serving TLS: ``mode tcp`` passthrough (clients verify the registry's own
 certificate) with the same health check sent over TLS (``check-ssl verify none``: the check asks
-whether the registry answers, not who it is).
+whether the registry answers, not who it is). Units requiring client certificates
+(``tls-client-auth``) turn away haproxy's check, which has none: there the check is a TCP connect.
 """
 
 from __future__ import annotations
@@ -50,17 +51,19 @@ def primary(units: Iterable[str]) -> str | None:
     return ordered[0] if ordered else None
 
 
-def service_options(tls: bool, balance: str = BALANCE) -> list[str]:
+def service_options(tls: bool, balance: str = BALANCE, client_auth: bool = False) -> list[str]:
     """haproxy options: mode, log format, balance and the health check."""
     check = [f"option httpchk GET {HEALTH_PATH}", "http-check expect rstatus (200|401)"]
+    if tls and client_auth:
+        return ["mode tcp", "option tcplog", f"balance {balance}"]
     if tls:
         return ["mode tcp", "option tcplog", f"balance {balance}", *check]
     return ["mode http", "option httplog", f"balance {balance}", *check]
 
 
-def server_options(tls: bool, backup: bool) -> str:
+def server_options(tls: bool, backup: bool, client_auth: bool = False) -> str:
     options = CHECK
-    if tls:
+    if tls and not client_auth:
         options += " check-ssl verify none"
     if backup:
         options += " backup"
@@ -74,16 +77,22 @@ def services(
     tls: bool,
     service_port: int | None = None,
     balance: str = BALANCE,
+    client_auth: bool = False,
 ) -> list[dict]:
     """The ``services`` list for the ``website`` relation.
 
     units: every registry unit (this one included) -> its address on the proxy's network.
     registry_port: where each unit's registry listens; service_port: where the proxy listens
-    (default: the same port).
+    (default: the same port). client_auth: the units require client certificates.
     """
     ordered = ordered_units(units)
     servers = [
-        [server_name(unit), units[unit], int(registry_port), server_options(tls, index > 0)]
+        [
+            server_name(unit),
+            units[unit],
+            int(registry_port),
+            server_options(tls, index > 0, client_auth),
+        ]
         for index, unit in enumerate(ordered)
     ]
     return [
@@ -91,7 +100,7 @@ def services(
             "service_name": SERVICE_NAME,
             "service_host": SERVICE_HOST,
             "service_port": int(service_port or registry_port),
-            "service_options": service_options(tls, balance),
+            "service_options": service_options(tls, balance, client_auth),
             "servers": servers,
         }
     ]

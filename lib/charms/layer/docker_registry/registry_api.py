@@ -28,6 +28,17 @@ MANIFEST_TYPES = (
 CATALOG_PAGE = 1000  # registry 2.8's default catalog.maxentries; more → 400
 _LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# TLS alerts a server sends about the client's certificate (none, untrusted, expired, ...)
+_CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_")
+
+
+def _client_cert_alert(exc: BaseException) -> bool:
+    text = str(exc).upper()
+    return (
+        isinstance(exc, ssl.SSLError)
+        and "ALERT" in text
+        and any(alert in text for alert in _CLIENT_CERT_ALERTS)
+    )
 
 
 class RegistryApiError(RegistryCharmError):
@@ -69,6 +80,7 @@ class Registry:
     ca_file: str = ""
     timeout: float = 30
     check_hostname: bool = True  # False: chain still verified (our own unit by address)
+    client_pair: tuple[str, str] | None = None  # (cert file, key file) for mutual TLS
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +94,13 @@ class Registry:
         if self._scheme == "https":
             context = ssl.create_default_context(cafile=self.ca_file or None)
             context.check_hostname = self.check_hostname
+            if self.client_pair:
+                try:
+                    context.load_cert_chain(*self.client_pair)
+                except (OSError, ssl.SSLError) as exc:
+                    raise RegistryApiError(
+                        f"cannot load the client certificate {self.client_pair[0]}"
+                    ) from exc
             self._context = context
 
     # -- transport ------------------------------------------------------------------------
@@ -126,6 +145,11 @@ class Registry:
                 ) from exc
             except (http.client.HTTPException, OSError) as exc:
                 self._drop_connection()
+                if _client_cert_alert(exc):
+                    raise RegistryApiError(
+                        "the registry requires a client certificate (tls-client-auth) and "
+                        + ("refused this unit's" if self.client_pair else "this unit has none")
+                    ) from exc
                 if attempt == 2:
                     raise RegistryApiError(
                         f"no answer from the registry at {self._scheme}://{self._host}:"

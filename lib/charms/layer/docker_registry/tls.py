@@ -55,39 +55,79 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def blob_problem(*, cert: str, key: str, ca: str = "", now=None) -> tuple[str, str] | None:
-    """Check TLS material given by config; returns (option, why) or None when usable."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+def _pair_problem(cert: str, key: str, ca: str, now) -> tuple[str, str] | None:
+    """Why a certificate/key pair is unusable, as (which part, why); None when usable.
+
+    Parts: "cert", "key", "ca". The leaf must match the key, be valid now and, when ``ca`` is
+    given, be signed by it (or by an intermediate that follows the leaf).
+    """
     try:
         certs = load_certs(cert)
     except ValueError:
-        return "tls-cert-blob", "is not a valid PEM certificate"
+        return "cert", "is not a valid PEM certificate"
     if not certs:
-        return "tls-cert-blob", "contains no PEM certificate"
+        return "cert", "contains no PEM certificate"
     key_pems = [b for b in _PEM_BLOCK_RE.finditer(key) if b.group(1).endswith("PRIVATE KEY")]
     if not key_pems:
-        return "tls-key-blob", "contains no PEM private key"
+        return "key", "contains no PEM private key"
     try:
         private_key = serialization.load_pem_private_key(key_pems[0].group(0).encode(), None)
     except (ValueError, TypeError):
-        return "tls-key-blob", "is not a valid unencrypted PEM private key"
+        return "key", "is not a valid unencrypted PEM private key"
     leaf = certs[0]
     if _public_bytes(private_key.public_key()) != _public_bytes(leaf.public_key()):
-        return "tls-key-blob", "does not match the certificate in tls-cert-blob"
+        return "key", "does not match the certificate"
     if leaf.not_valid_after_utc < now:
-        return "tls-cert-blob", "the certificate has expired"
+        return "cert", "the certificate has expired"
     if leaf.not_valid_before_utc > now:
-        return "tls-cert-blob", "the certificate is not valid yet"
+        return "cert", "the certificate is not valid yet"
     if ca:
         try:
             cas = load_certs(ca)
         except ValueError:
-            return "tls-ca-blob", "is not a valid PEM certificate"
+            return "ca", "is not a valid PEM certificate"
         if not cas:
-            return "tls-ca-blob", "contains no PEM certificate"
-        chain = certs[1:] + cas
-        if not any(_signed_by(leaf, issuer) for issuer in chain):
-            return "tls-cert-blob", "is not signed by the CA in tls-ca-blob"
+            return "ca", "contains no PEM certificate"
+        if not any(_signed_by(leaf, issuer) for issuer in certs[1:] + cas):
+            return "cert", "is not signed by the CA"
+    return None
+
+
+_BLOB_OPTIONS = {"cert": "tls-cert-blob", "key": "tls-key-blob", "ca": "tls-ca-blob"}
+_BLOB_WHY = {
+    "does not match the certificate": "does not match the certificate in tls-cert-blob",
+    "is not signed by the CA": "is not signed by the CA in tls-ca-blob",
+}
+
+
+def blob_problem(*, cert: str, key: str, ca: str = "", now=None) -> tuple[str, str] | None:
+    """Check TLS material given by config; returns (option, why) or None when usable."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    problem = _pair_problem(cert, key, ca, now)
+    if problem is None:
+        return None
+    part, why = problem
+    return _BLOB_OPTIONS[part], _BLOB_WHY.get(why, why)
+
+
+def client_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None:
+    """Why a client certificate cannot authenticate to a registry trusting ``ca`` (None: it can).
+
+    Besides the pair checks, an extended key usage, when present, must allow client auth.
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    problem = _pair_problem(cert, key, ca, now)
+    if problem is not None:
+        part, why = problem
+        why = why.removeprefix("the certificate ")
+        return f"the client {'key' if part == 'key' else 'certificate'} {why}"
+    leaf = load_certs(cert)[0]
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        return "the client certificate is not for client authentication (extended key usage)"
     return None
 
 

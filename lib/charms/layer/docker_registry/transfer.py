@@ -121,11 +121,13 @@ class Target:
     ca_file: str = ""
     user: str = ""
     password: str = field(default="", repr=False)
+    client_pair: tuple[str, str] | None = None  # (cert file, key file) for mutual TLS
 
 
 @dataclass(frozen=True)
 class SkopeoAuth:
-    """Paths in a private directory: authfile (0600) and a cert dir with ca.crt."""
+    """Paths in a private directory: authfile (0600) and a cert dir with ca.crt (and, for
+    mutual TLS, client.cert / client.key: containers/image reads that pair from a cert dir)."""
 
     authfile: str
     cert_dir: str
@@ -161,10 +163,16 @@ def skopeo_auth(target: Target) -> Iterator[SkopeoAuth]:
             fd = os.open(authfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump({"auths": {target.netloc: {"auth": token}}}, f)
-        if target.tls and target.ca_file:
+        if target.tls and (target.ca_file or target.client_pair):
             cert_dir = os.path.join(tmp, "certs")
             os.mkdir(cert_dir, 0o700)
-            shutil.copyfile(target.ca_file, os.path.join(cert_dir, "ca.crt"))
+            if target.ca_file:
+                shutil.copyfile(target.ca_file, os.path.join(cert_dir, "ca.crt"))
+            if target.client_pair:
+                for source, name in zip(
+                    target.client_pair, ("client.cert", "client.key"), strict=True
+                ):
+                    shutil.copyfile(source, os.path.join(cert_dir, name))
         yield SkopeoAuth(authfile, cert_dir, target.tls)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

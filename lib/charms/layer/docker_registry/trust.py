@@ -1,6 +1,8 @@
 """The unit's own Docker engine trusts its registry (so `docker push <netloc>/…` works here).
 
-TLS: the CA goes to /etc/docker/certs.d/<netloc>/ca.crt, which dockerd reads per connection.
+TLS: the CA goes to /etc/docker/certs.d/<netloc>/ca.crt, which dockerd reads per connection;
+with mutual TLS the unit's client certificate goes next to it (client.cert, client.key 0600),
+where dockerd, skopeo and the charm's actions find it.
 No TLS: <netloc> goes into daemon.json's insecure-registries, applied with a reload (SIGHUP),
 never a restart, and only when the file really changed.
 """
@@ -48,8 +50,22 @@ def reload_daemon() -> None:
             return
 
 
-def trust(host: paths.Host, *, netloc: str, ca: str, previous: dict | None) -> dict:
-    """Make the local engine trust ``netloc``; returns the state to pass as ``previous`` next."""
+def client_files(host: paths.Host, netloc: str) -> tuple[Path, Path]:
+    """Where the unit's client certificate and key for ``netloc`` live."""
+    directory = host.path(f"{paths.DOCKER_CERTS_DIR}/{netloc}")
+    return directory / "client.cert", directory / "client.key"
+
+
+def trust(
+    host: paths.Host,
+    *,
+    netloc: str,
+    ca: str,
+    previous: dict | None,
+    client: tuple[str, str] | None = None,
+) -> dict:
+    """Make the local engine trust ``netloc`` (and present ``client``, a (cert, key) pair, when
+    given with a CA); returns the state to pass as ``previous`` next."""
     previous = previous or {}
     wanted = {"netloc": netloc, "tls": bool(ca)}
     changed_daemon = False
@@ -61,6 +77,13 @@ def trust(host: paths.Host, *, netloc: str, ca: str, previous: dict | None) -> d
             changed_daemon |= _set_insecure(host, remove=old_netloc)
     if ca:
         files.write_if_changed(host.path(f"{paths.DOCKER_CERTS_DIR}/{netloc}/ca.crt"), ca, 0o644)
+        cert_file, key_file = client_files(host, netloc)
+        if client:
+            files.write_if_changed(key_file, client[1], 0o600)
+            files.write_if_changed(cert_file, client[0], 0o644)
+        else:
+            cert_file.unlink(missing_ok=True)
+            key_file.unlink(missing_ok=True)
     else:
         changed_daemon |= _set_insecure(host, add=netloc)
     if changed_daemon:
