@@ -4,6 +4,7 @@ shows these same steps as juju commands."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.request
@@ -100,6 +101,9 @@ def ha(model, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
             "storage-s3-secretkey": s3.secret_key,
             "storage-s3-regionendpoint": s3.url,
             "storage-s3-secure": False,
+            # SigV4: moto cannot tell which service a SigV2 request is for and answers some
+            # concurrent ones with a 500 (measured: 4 of 416 pushes with v2, 0 of 480 with v4)
+            "storage-s3-skip-v4-auth": False,
             "prometheus-metrics": True,
         },
         resources={"registry-image": str(registry_image_tar)},
@@ -203,3 +207,56 @@ def test_metrics_are_scraped_on_the_debug_port(ha):
 def test_s3_holds_the_data(ha, s3):
     keys = s3.keys(BUCKET)
     assert any("/docker/registry/v2/repositories/ha/img0/" in "/" + k for k in keys), keys[:5]
+
+
+def eventually(check, timeout: float = 30):
+    """``check()`` until it returns a true value (haproxy reloads, health checks settle)."""
+    deadline = time.time() + timeout
+    while True:
+        result = check()
+        if result or time.time() > deadline:
+            return result
+        time.sleep(1)
+
+
+def test_tls_on_the_units_passes_through_the_proxy(ha, helpers, tmp_path):
+    model, proxy, images, _ = ha
+    # juju deploy easyrsa; juju integrate docker-registry easyrsa:client
+    model.deploy("fake:easyrsa", "easyrsa")
+    model.integrate(f"{APP}:cert-provider", "easyrsa:client")
+    units = [f"{APP}/1", f"{APP}/2"]
+    for unit in units:
+        helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (https, proxied).")
+    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+    assert "mode tcp" in cfg and "check-ssl verify none" in cfg
+    # clients verify the units' certificate through haproxy: the proxy address is in its SANs
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    ca = model.model.sandbox_dir(units[0]) / f"etc/docker/certs.d/{proxy}/ca.crt"
+    (cert_dir / "ca.crt").write_text(ca.read_text())
+    ref = f"e2e-ha-tls-{uuid.uuid4().hex[:6]}:1"
+    make_test_image(ref, payload_bytes=100_000, seed=ref)
+    try:
+        copy = ["copy", "--dest-cert-dir", str(cert_dir), f"docker-daemon:{ref}"]
+        pushed = eventually(lambda: skopeo(*copy, f"docker://{proxy}/tls/img:1").returncode == 0)
+    finally:
+        subprocess.run(["docker", "rmi", ref], capture_output=True)
+    assert pushed, failure_logs()
+
+    def inspect(name: str) -> subprocess.CompletedProcess:
+        return skopeo("inspect", "--cert-dir", str(cert_dir), f"docker://{proxy}/{name}")
+
+    assert all(inspect(dest).returncode == 0 for dest in images.values())
+    # juju config docker-registry tls-client-auth=true: haproxy has no client certificate, so
+    # its health check becomes a TCP connect and the units stay in service
+    model.config_set(APP, {"tls-client-auth": True})
+    for unit in units:
+        helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (https, proxied).")
+    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+    assert "httpchk" not in cfg and "check-ssl" not in cfg
+    refused = eventually(lambda: "remote error: tls" in inspect("tls/img:1").stderr)
+    assert refused  # without a client certificate the handshake is refused
+    issued = json.loads((model.model.fake_dir("easyrsa") / "issued.json").read_text())
+    (cert_dir / "client.cert").write_text(issued["client"]["cert"])
+    (cert_dir / "client.key").write_text(issued["client"]["key"])
+    assert eventually(lambda: inspect("tls/img:1").returncode == 0), inspect("tls/img:1").stderr
