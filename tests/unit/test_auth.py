@@ -50,7 +50,7 @@ def real_verify(path, user: str, password: str) -> bool:
 
 def test_new_line_is_a_bcrypt_hash_htpasswd_itself_verifies(tmp_path):
     line = auth.htpasswd_line("admin", PASSWORD)
-    assert line.startswith("admin:$2y$")
+    assert line.startswith("admin:$2y$04$")  # bcrypt, cost 4 (see auth's docstring)
     assert line.endswith("\n") and line.count("\n") == 1
     path = htpasswd_file(tmp_path, line)
     assert real_verify(path, "admin", PASSWORD)
@@ -72,6 +72,19 @@ def test_unchanged_password_reuses_the_existing_line_exactly(tmp_path):
     # bcrypt salts: hashing again would give another line, so equality proves reuse
     assert auth.htpasswd_line("admin", PASSWORD) != original
     assert auth.htpasswd_line("admin", PASSWORD, existing) == original
+
+
+def test_a_hash_of_another_cost_that_verifies_is_kept(tmp_path):
+    # e.g. made by an earlier charm with htpasswd's default cost 5: no rewrite, no restart
+    cost5 = (
+        subprocess.run(
+            ["htpasswd", "-n", "-i", "-B", "admin"], input=PASSWORD, capture_output=True, text=True
+        ).stdout.strip()
+        + "\n"
+    )
+    assert cost5.startswith("admin:$2y$05$")
+    existing = htpasswd_file(tmp_path, cost5)
+    assert auth.htpasswd_line("admin", PASSWORD, existing) == cost5
 
 
 def test_changed_password_gets_a_new_line_for_the_new_password(tmp_path):
