@@ -41,7 +41,7 @@ from charms.layer.docker_registry import (
 from charms.layer.docker_registry import (
     tls as tls_lib,
 )
-from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError
+from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError, RelationDataError
 
 REPORT = status.Report()
 KV_MANAGED_FILES = "docker-registry.managed-files"
@@ -117,7 +117,10 @@ def _certificate_names(config: settings.Settings) -> tuple[str, list[str]]:
 
 
 def _relation_tls(config: settings.Settings) -> render.TlsMaterial | None:
-    """The certificate cert-provider issued for our current common name."""
+    """The certificate cert-provider issued for our current common name.
+
+    Raises RelationDataError when it cannot be served (key does not match, expired, not from
+    the CA): the running registry keeps its last good certificate."""
     provider = endpoint_from_flag("cert-provider.server.certs.available")
     if not provider:
         return None
@@ -125,9 +128,13 @@ def _relation_tls(config: settings.Settings) -> render.TlsMaterial | None:
     issued = provider.server_certs_map.get(cn)
     if issued is None:
         return None
-    return render.TlsMaterial(
-        cert=issued.cert, key=issued.key, ca=provider.get_ca() or "", source="relation"
+    ca = provider.get_ca() or ""
+    why = tls_lib.server_pair_problem(
+        cert=issued.cert, key=issued.key, ca=ca + (provider.get_chain() or "")
     )
+    if why:
+        raise RelationDataError(f"cert-provider sent an unusable server certificate: {why}.")
+    return render.TlsMaterial(cert=issued.cert, key=issued.key, ca=ca, source="relation")
 
 
 def _tls(config: settings.Settings) -> render.TlsMaterial | None:
@@ -325,7 +332,10 @@ def publish_to_clients() -> None:
     config = _load_settings()
     if config is None:
         return
-    tls = _tls(config)
+    try:
+        tls = _tls(config)
+    except RegistryCharmError:
+        return  # configure blocked on it; clients keep what they have
     registry = endpoint_from_flag("endpoint.docker-registry.joined")
     data = clients.client_data(
         config,

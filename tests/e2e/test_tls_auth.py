@@ -176,6 +176,27 @@ def test_certificate_rotation_reaches_the_registry(session, helpers):
     )
 
 
+def test_a_broken_certificate_from_the_ca_blocks_and_keeps_serving(session, helpers):
+    model, _ = session
+    before = served_cert_serial()
+    # the CA answers with a key that is not the certificate's: the registry could not start
+    model.config_set("easyrsa", {"mismatched-key": True})
+    helpers.wait_for_status(
+        model,
+        UNIT,
+        "blocked",
+        "cert-provider sent an unusable server certificate: "
+        "the key does not match the certificate.",
+    )
+    # the running registry keeps its last good certificate and keeps serving
+    assert served_cert_serial() == before
+    ca = str(client_dir(model) / "ca.crt")
+    assert get_status(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=ca) == 200
+    model.config_set("easyrsa", {"mismatched-key": False})
+    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    assert served_cert_serial() == before
+
+
 def test_mutual_tls_is_opt_in(session, helpers, tmp_path):
     model, _ = session
     ca = str(client_dir(model) / "ca.crt")

@@ -437,3 +437,29 @@ def test_mutual_tls_without_a_usable_client_certificate_is_said(charm, which):
     assert state == "active" and message.startswith("Ready at 10.0.0.10:5000 (https).")
     assert why in message and "cannot pass tls-client-auth" in message
     assert "PRIVATE KEY" not in message
+
+
+def test_an_unusable_certificate_from_cert_provider_blocks_and_keeps_the_registry(charm):
+    # GIVEN a registry serving https with easyrsa's certificate
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    _issue(charm, rid, client=False)
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+    applied = len(charm.applied)
+    # WHEN the provider sends a key that does not belong to the certificate
+    _other, other_key, other_cert = certs.make_ca("other-ca")
+    stray = certs.make_server_cert(other_key, other_cert, "10.0.0.10", ["10.0.0.10"])
+    charm.set_remote(rid, "easyrsa/0", **{"docker-registry_0.server.key": stray.key})
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    # THEN the unit blocks naming the problem, and the running registry is not touched
+    assert charm.status == (
+        "blocked",
+        "cert-provider sent an unusable server certificate: "
+        "the key does not match the certificate.",
+    )
+    assert len(charm.applied) == applied
+    # AND a client joining meanwhile gets nothing half-made (no traceback either)
+    clients = charm.relate("docker-registry", {"containerd/0": {}})
+    charm.hook("docker-registry-relation-joined", clients, "containerd/0")

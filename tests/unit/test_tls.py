@@ -304,3 +304,36 @@ def test_an_expired_client_certificate_is_not_usable(ca):
     old = certs.make_client_cert(ca_key, ca_cert, days=1, not_before_days=-3)
     why = tls.client_pair_problem(cert=old.cert, key=old.key, ca=pair.cert)
     assert why == "the client certificate has expired"
+
+
+# ---------------------------------------------------------------- server_pair_problem
+
+
+def test_a_server_certificate_from_the_ca_is_servable(ca, server):
+    assert tls.server_pair_problem(cert=server.cert, key=server.key, ca=ca[0].cert) is None
+
+
+def test_a_server_key_that_does_not_match_is_named(ca, server):
+    pair, ca_key, ca_cert = ca
+    other = certs.make_server_cert(ca_key, ca_cert, "x", ["x"])
+    why = tls.server_pair_problem(cert=server.cert, key=other.key, ca=pair.cert)
+    assert why == "the key does not match the certificate"
+
+
+def test_a_server_certificate_from_another_ca_or_expired_is_named(ca, server):
+    _other, other_key, other_cert = certs.make_ca("other-ca")
+    foreign = certs.make_server_cert(other_key, other_cert, "x", ["x"])
+    assert (
+        tls.server_pair_problem(cert=foreign.cert, key=foreign.key, ca=ca[0].cert)
+        == "the certificate is not signed by the CA"
+    )
+    pair, ca_key, ca_cert = ca
+    old = certs.make_server_cert(ca_key, ca_cert, "x", ["x"], days=1, not_before_days=-3)
+    assert (
+        tls.server_pair_problem(cert=old.cert, key=old.key, ca=pair.cert)
+        == "the certificate has expired"
+    )
+    assert (
+        tls.server_pair_problem(cert="garbage", key=old.key, ca=pair.cert)
+        == "the certificate contains no PEM certificate"
+    )

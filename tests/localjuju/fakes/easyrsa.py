@@ -60,6 +60,11 @@ class EasyRSAFake(Fake):
             "default": 0,
             "description": "change it to reissue every certificate (rotation)",
         },
+        "mismatched-key": {
+            "type": "boolean",
+            "default": False,
+            "description": "a broken CA: send server certificates with another certificate's key",
+        },
     }
 
     # --- CA --------------------------------------------------------------------------
@@ -201,6 +206,8 @@ class EasyRSAFake(Fake):
                 answer = get(cn, _json_list(data.get("sans")))
                 out[f"{name}.server.cert"] = answer["cert"]
                 out[f"{name}.server.key"] = answer["key"]
+                if ctx.config.get("mismatched-key"):
+                    out[f"{name}.server.key"] = issued["client"]["key"]
             reqs = _json_dict(data.get("cert_requests"))
             if reqs:
                 out[f"{name}.processed_requests"] = json.dumps(

@@ -110,6 +110,19 @@ def blob_problem(*, cert: str, key: str, ca: str = "", now=None) -> tuple[str, s
     return _BLOB_OPTIONS[part], _BLOB_WHY.get(why, why)
 
 
+def server_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None:
+    """Why a server certificate and key (e.g. from cert-provider) cannot be served with ``ca``
+    given to clients; None when they can. The registry refuses to start on a key that does not
+    match, and clients refuse a certificate that is expired or not from the CA."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    problem = _pair_problem(cert, key, ca, now)
+    if problem is None:
+        return None
+    part, why = problem
+    why = why.removeprefix("the certificate ")
+    return f"the {'CA' if part == 'ca' else part if part == 'key' else 'certificate'} {why}"
+
+
 def client_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None:
     """Why a client certificate cannot authenticate to a registry trusting ``ca`` (None: it can).
 
