@@ -106,13 +106,22 @@ def _http_secret() -> str:
     return local
 
 
-def _certificate_names(config: settings.Settings) -> tuple[str, list[str]]:
+def _proxy_addresses() -> list[str]:
+    """The public addresses haproxy units wrote on ``website``; anything else blocks."""
     website = endpoint_from_flag("website.available")
+    addresses = website.proxy_addresses() if website else []
+    bad = [a for a in addresses if not clients.is_host(a)]
+    if bad:
+        REPORT.block(f"The proxy sent an invalid public-address on website: {bad[0][:64]!r}.")
+    return [a for a in addresses if a not in bad]
+
+
+def _certificate_names(config: settings.Settings) -> tuple[str, list[str]]:
     return clients.certificate_names(
         config,
         addresses=[hookenv.unit_private_ip(), hookenv.unit_public_ip()],
         hostname=socket.gethostname(),
-        proxies=website.proxy_addresses() if website else [],
+        proxies=_proxy_addresses(),
     )
 
 
@@ -174,8 +183,7 @@ def _client_identity(
 
 def _proxy_netloc(config: settings.Settings) -> str:
     """The proxy's address with its port when haproxy fronts us ("" otherwise)."""
-    website = endpoint_from_flag("website.available")
-    addresses = website.proxy_addresses() if website else []
+    addresses = _proxy_addresses()
     return proxy.proxy_netloc(addresses[0], config.registry_port) if addresses else ""
 
 

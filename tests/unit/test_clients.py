@@ -230,3 +230,19 @@ def test_probe_reads_tls_alerts(monkeypatch, alert, answering):
 
     monkeypatch.setattr(clients.urllib.request, "urlopen", refuse)
     assert clients.probe("https://127.0.0.1:1") is answering
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["10.0.0.1", "fd00::1", "[fd00::1]", "haproxy-0", "registry.example.com", "a.b.c."],
+)
+def test_is_host_accepts_addresses_and_dns_names(text):
+    assert clients.is_host(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "not an address", "-lead.example", "x" * 64, "a..b", "10.0.0.1:5000", "h/p", "é.com"],
+)
+def test_is_host_refuses_anything_else(text):
+    assert not clients.is_host(text)

@@ -463,3 +463,17 @@ def test_an_unusable_certificate_from_cert_provider_blocks_and_keeps_the_registr
     # AND a client joining meanwhile gets nothing half-made (no traceback either)
     clients = charm.relate("docker-registry", {"containerd/0": {}})
     charm.hook("docker-registry-relation-joined", clients, "containerd/0")
+
+
+def test_a_garbage_proxy_address_blocks_and_is_not_used(charm):
+    charm.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
+    charm.hook("install")
+    web = charm.relate("website", {"haproxy/0": {"public-address": "not an address"}})
+    charm.hook("website-relation-changed", web, "haproxy/0")
+    assert charm.status == (
+        "blocked",
+        "The proxy sent an invalid public-address on website: 'not an address'.",
+    )
+    clients = charm.relate("docker-registry", {"containerd/0": {}})
+    charm.hook("docker-registry-relation-joined", clients, "containerd/0")
+    assert json.loads(charm.local[clients]["registry_netloc"]) == "10.0.0.10:5000"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -20,6 +21,20 @@ def bracket(address: str) -> str:
     except ValueError:
         pass
     return address
+
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_host(text: str) -> bool:
+    """Whether ``text`` is an IP address (IPv6 with or without brackets) or a DNS host name."""
+    try:
+        ipaddress.ip_address(text.strip("[]") if text.startswith("[") else text)
+        return True
+    except ValueError:
+        pass
+    name = text[:-1] if text.endswith(".") else text
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
 
 
 def netloc_host(netloc: str) -> str:
