@@ -60,11 +60,25 @@ class DockerRegistryPeers(Endpoint):
         found: dict[str, tuple[str, int]] = {}
         for relation in self.relations:
             if include_self:
-                mine = relation.to_publish
-                if mine.get("address") and mine.get("port"):
-                    found.setdefault(hookenv.local_unit(), (mine["address"], int(mine["port"])))
+                mine = _entry(relation.to_publish)
+                if mine:
+                    found.setdefault(hookenv.local_unit(), mine)
             for unit in relation.joined_units:
-                data = unit.received
-                if data.get("address") and data.get("port"):
-                    found.setdefault(unit.unit_name, (data["address"], int(data["port"])))
+                entry = _entry(unit.received)
+                if entry:
+                    found.setdefault(unit.unit_name, entry)
+                elif unit.received.get("address") or unit.received.get("port"):
+                    hookenv.log(f"peer {unit.unit_name} published an unusable address/port")
         return [(u, *found[u]) for u in sorted(found, key=_unit_key)]
+
+
+def _entry(data) -> tuple[str, int] | None:
+    """(address, port) when both are usable: a non-empty string and a port number."""
+    address, port = data.get("address"), data.get("port")
+    if not isinstance(address, str) or not address.strip():
+        return None
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        return None
+    return (address, number) if 0 < number < 65536 else None

@@ -119,3 +119,15 @@ def test_flags_joined_changed_departed(juju, rid):
     assert "peer.changed" in flags
     assert "endpoint.peer.joined" not in flags
     assert juju.endpoint("peer").units(include_self=False) == []
+
+
+@pytest.mark.parametrize(
+    ("address", "port"),
+    [('"10.0.0.13"', '"http"'), ('"10.0.0.13"', "70000"), ("42", "5000"), ('""', "5000")],
+)
+def test_unusable_peer_data_is_skipped_not_a_traceback(juju, rid, address, port):
+    juju.endpoint("peer").publish("10.0.0.10", 5000)
+    juju.flush()
+    juju.set_remote(rid, "docker-registry/3", address=address, port=port)
+    juju.hook("peer-relation-changed", rid, "docker-registry/3")
+    assert juju.endpoint("peer").units() == [("docker-registry/0", "10.0.0.10", 5000)]
