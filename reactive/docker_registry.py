@@ -389,20 +389,24 @@ def publish_to_proxy() -> None:
 def _update_nrpe(
     config: settings.Settings, host, scheme: str, address: str, tls, identity
 ) -> None:
-    """nrpe-external-master: a check of /v2/ over the scheme actually served (401 counts),
-    presenting the unit's client certificate when the registry requires one."""
+    """nrpe-external-master: a check of /v2/ over the scheme actually served, logging in with
+    the charm's basic-auth credentials (from a nagios-only file) and presenting the unit's
+    client certificate when the registry requires one."""
     rids = hookenv.relation_ids("nrpe-external-master")
     if not rids:
         return
     ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
+    basic = config.basic_auth
+    credentials = (basic.user, basic.password) if basic else None
     check = nrpe.check_definition(
         scheme,
         address,
         config.registry_port,
         ca_file=ca_file,
+        credentials_file=str(host.path(nrpe.CREDENTIALS_PATH)) if credentials else "",
         client_pair=nrpe.client_files(host) if identity else None,
     )
-    nrpe.install(host, client=identity)
+    nrpe.install(host, credentials, client=identity)
     path, content = nrpe.nrpe_command_file(check)
     files.write_if_changed(host.path(path), content, 0o644)
     for rid in rids:

@@ -159,8 +159,8 @@ def test_nrpe_check_works_over_tls_with_auth(session):
     assert checks == {f"{UNIT}:docker_registry": {"command": "check_docker_registry"}}
     rc, out, command = run_nrpe_check(model)
     assert "--url https://127.0.0.2:5000" in command and "--ca-file" in command
-    assert rc == 0, out
-    assert PASSWORD not in command
+    assert rc == 0 and "answered 200" in out, out  # logged in with the charm's credentials
+    assert "--credentials-file" in command and PASSWORD not in command
 
 
 def test_certificate_rotation_reaches_the_registry(session, helpers):

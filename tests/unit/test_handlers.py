@@ -477,3 +477,21 @@ def test_a_garbage_proxy_address_blocks_and_is_not_used(charm):
     clients = charm.relate("docker-registry", {"containerd/0": {}})
     charm.hook("docker-registry-relation-joined", clients, "containerd/0")
     assert json.loads(charm.local[clients]["registry_netloc"]) == "10.0.0.10:5000"
+
+
+def test_nrpe_check_logs_in_with_the_charm_credentials_from_a_private_file(charm, tmp_path):
+    charm.config |= {"auth-basic-user": "admin", "auth-basic-password": PASSWORD}
+    charm.hook("install")
+    rid = charm.relate("nrpe-external-master", {"nrpe/0": {}})
+    charm.hook("nrpe-external-master-relation-joined", rid, "nrpe/0")
+    cfg = (tmp_path / "host/etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
+    creds = tmp_path / "host/etc/nagios/docker-registry-check.credentials"
+    assert f"--credentials-file {creds}" in cfg and PASSWORD not in cfg
+    assert creds.read_text() == f"admin:{PASSWORD}\n"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    # auth off: the check no longer sends credentials and the file is gone
+    charm.config["auth-basic-password"] = ""
+    charm.hook("config-changed")
+    assert not creds.exists()
+    cfg = (tmp_path / "host/etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
+    assert "--credentials-file" not in cfg

@@ -28,8 +28,9 @@ MANIFEST_TYPES = (
 CATALOG_PAGE = 1000  # registry 2.8's default catalog.maxentries; more → 400
 _LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-# TLS alerts a server sends about the client's certificate (none, untrusted, expired, ...)
-_CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_")
+# TLS alerts a server sends about the client's certificate: bad_certificate,
+# certificate_required / _unknown / _expired / _revoked, unknown_ca
+_CLIENT_CERT_ALERTS = ("CERTIFICATE", "UNKNOWN_CA")
 
 
 def _client_cert_alert(exc: BaseException) -> bool:
