@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from model import Model, iso, now  # type: ignore[no-redef]
@@ -25,6 +23,13 @@ else:
     from .model import Model, iso, now
 
 STATUSES = ("maintenance", "blocked", "waiting", "active")
+
+
+def _yaml():
+    """PyYAML, imported only by the tools that need it (most calls are juju-log)."""
+    import yaml
+
+    return yaml
 
 
 class ToolError(Exception):
@@ -38,7 +43,7 @@ def _out(value, fmt: str | None) -> str:
     if fmt == "json":
         return json.dumps(value)
     if fmt == "yaml":
-        return yaml.safe_dump(value, default_flow_style=False).rstrip("\n")
+        return _yaml().safe_dump(value, default_flow_style=False).rstrip("\n")
     # Juju's "smart" format: strings raw, lists one per line, dicts as yaml
     if value is None:
         return ""
@@ -47,7 +52,7 @@ def _out(value, fmt: str | None) -> str:
     if isinstance(value, (list, tuple)):
         return "\n".join(str(v) for v in value)
     if isinstance(value, dict):
-        return yaml.safe_dump(value, default_flow_style=False).rstrip("\n")
+        return _yaml().safe_dump(value, default_flow_style=False).rstrip("\n")
     return str(value)
 
 
@@ -194,7 +199,7 @@ class Tools:
         f = a.get("--file")
         if f:
             text = sys.stdin.read() if f == "-" else Path(f).read_text()
-            loaded = yaml.safe_load(text) or {}
+            loaded = _yaml().safe_load(text) or {}
             if not isinstance(loaded, dict):
                 raise ToolError("expected YAML map in --file", 2)
             for k, v in loaded.items():
@@ -459,7 +464,7 @@ class Tools:
         a = Args(argv, {"--file": True})
         settings = {}
         if a.get("--file"):
-            for k, v in (yaml.safe_load(Path(a.get("--file")).read_text()) or {}).items():
+            for k, v in (_yaml().safe_load(Path(a.get("--file")).read_text()) or {}).items():
                 settings[str(k)] = None if v is None else str(v)
         for kv in a.pos:
             k, eq, v = kv.partition("=")

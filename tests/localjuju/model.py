@@ -130,11 +130,14 @@ class Model:
     def write_launchers(self) -> None:
         self.bin_dir.mkdir(parents=True, exist_ok=True)
         tools_py = Path(__file__).resolve().parent / "hooktools.py"
+        # -S: no site initialisation (its .pth files and imports cost ~10 ms on each of the
+        # hundreds of tool calls a deploy makes); the tools need only PyYAML from site-packages
+        site = _site_packages(self.python)
         for tool in HOOK_TOOLS:
             path = self.bin_dir / tool
             text = (
-                f"#!/bin/sh\nLOCALJUJU_MODEL='{self.root}' "
-                f'exec "{self.python}" "{tools_py}" {tool} "$@"\n'
+                f"#!/bin/sh\nLOCALJUJU_MODEL='{self.root}' PYTHONPATH='{site}' "
+                f'exec "{self.python}" -S "{tools_py}" {tool} "$@"\n'
             )
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
@@ -210,3 +213,19 @@ def _default_python() -> str:
     import sys
 
     return sys.executable
+
+
+def _site_packages(python: str) -> str:
+    """Where ``python`` keeps its installed packages (purelib)."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    if python == sys.executable:
+        return sysconfig.get_paths()["purelib"]
+    return subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
