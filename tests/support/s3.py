@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -45,6 +46,15 @@ from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def moto_command() -> list[str]:
+    """moto_server, through tests/support/moto_server.py (fixes moto's SigV2 dispatch) run by
+    the python of moto's own venv."""
+    script = Path(moto_server_path()).resolve()
+    first = script.read_text(errors="replace").split("\n", 1)[0]
+    python = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+    return [python, str(Path(__file__).with_name("moto_server.py"))]
 
 
 def moto_server_path() -> str:
@@ -198,7 +208,7 @@ def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
-        [moto_server_path(), "-H", host, "-p", str(port)],
+        [*moto_command(), "-H", host, "-p", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
