@@ -337,3 +337,25 @@ def test_a_server_certificate_from_another_ca_or_expired_is_named(ca, server):
         tls.server_pair_problem(cert="garbage", key=old.key, ca=pair.cert)
         == "the certificate contains no PEM certificate"
     )
+
+
+def test_unreadable_extensions_are_answers_not_tracebacks(ca, monkeypatch):
+    # cryptography parses extensions lazily: a malformed one raises on first access
+    pair, ca_key, ca_cert = ca
+    client = certs.make_client_cert(ca_key, ca_cert)
+
+    class Broken:
+        def __init__(self, real):
+            self._real = real
+
+        def __getattr__(self, name):
+            if name == "extensions":
+                raise ValueError("error parsing asn1 value")
+            return getattr(self._real, name)
+
+    real_load = tls.load_certs
+    monkeypatch.setattr(tls, "load_certs", lambda text: [Broken(c) for c in real_load(text)])
+    assert tls.cert_sans(client.cert) == (set(), set())
+    assert tls.client_pair_problem(cert=client.cert, key=client.key, ca=pair.cert) == (
+        "the client certificate has extensions that cannot be read"
+    )

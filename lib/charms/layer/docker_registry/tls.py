@@ -15,6 +15,10 @@ _PEM_BLOCK_RE = re.compile(
 )
 
 
+# what cryptography raises when it parses a malformed extension (lazily, on first access)
+_BAD_EXTENSIONS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
 def pem_blocks(text: str, kind: str = "CERTIFICATE") -> list[str]:
     """The PEM blocks of one kind in ``text`` (drops e.g. an `openssl -text` dump before them)."""
     return [
@@ -139,6 +143,8 @@ def client_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return None
+    except _BAD_EXTENSIONS:
+        return "the client certificate has extensions that cannot be read"
     if x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
         return "the client certificate is not for client authentication (extended key usage)"
     return None
@@ -153,6 +159,8 @@ def cert_sans(cert_pem: str) -> tuple[set[str], set[str]]:
         ext = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return set(), set()
+    except _BAD_EXTENSIONS:
+        return set(), set()  # unreadable extensions cover nothing
     dns = {name.lower() for name in ext.get_values_for_type(x509.DNSName)}
     ips = {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)}
     return dns, ips
