@@ -187,21 +187,39 @@ def test_file_digest_is_the_sha256_of_the_file(tarball):
 
 def test_new_resource_is_loaded_and_its_digest_returned(fake_docker, tarball):
     tarball_holds(fake_docker, [IMAGE])
-    digest = engine.ensure_image(IMAGE, tarball, loaded_digest="")
-    assert digest == engine.file_digest(tarball)
+    token = engine.ensure_image(IMAGE, tarball, loaded_digest="")
+    assert token.partition("@")[0] == engine.file_digest(tarball)
     assert fake_docker.mutating_calls() == [["load", "--input", str(tarball)]]
 
 
 def test_unchanged_resource_is_not_loaded_again(fake_docker, tarball):
     fake_docker.add_image(IMAGE)
-    digest = engine.file_digest(tarball)
-    assert engine.ensure_image(IMAGE, tarball, loaded_digest=digest) == digest
+    token = engine.resource_token(tarball)
+    assert engine.ensure_image(IMAGE, tarball, loaded_digest=token) == token
     assert fake_docker.mutating_calls() == []
+
+
+def test_a_digest_saved_by_an_earlier_charm_still_counts(fake_docker, tarball):
+    # before the token had a stamp, the kv held the bare sha256: no reload on upgrade
+    fake_docker.add_image(IMAGE)
+    token = engine.ensure_image(IMAGE, tarball, loaded_digest=engine.file_digest(tarball))
+    assert token.startswith(engine.file_digest(tarball) + "@")
+    assert fake_docker.mutating_calls() == []
+
+
+def test_the_tarball_is_hashed_again_only_when_its_size_or_mtime_change(tarball, monkeypatch):
+    token = engine.resource_token(tarball)
+    monkeypatch.setattr(engine, "file_digest", lambda path: pytest.fail("hashed again"))
+    assert engine.resource_token(tarball, token) == token
+    monkeypatch.undo()
+    tarball.write_bytes(b"another image")
+    new = engine.resource_token(tarball, token)
+    assert new != token and new.partition("@")[0] == engine.file_digest(tarball)
 
 
 def test_unchanged_resource_is_loaded_again_when_the_image_disappeared(fake_docker, tarball):
     tarball_holds(fake_docker, [IMAGE])
-    engine.ensure_image(IMAGE, tarball, loaded_digest=engine.file_digest(tarball))
+    engine.ensure_image(IMAGE, tarball, loaded_digest=engine.resource_token(tarball))
     assert [c[0] for c in fake_docker.mutating_calls()] == ["load"]
 
 
