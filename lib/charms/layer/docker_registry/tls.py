@@ -82,9 +82,9 @@ def _pair_problem(cert: str, key: str, ca: str, now) -> tuple[str, str] | None:
     if _public_bytes(private_key.public_key()) != _public_bytes(leaf.public_key()):
         return "key", "does not match the certificate"
     if leaf.not_valid_after_utc < now:
-        return "cert", "the certificate has expired"
+        return "cert", "has expired"
     if leaf.not_valid_before_utc > now:
-        return "cert", "the certificate is not valid yet"
+        return "cert", "is not valid yet"
     if ca:
         try:
             cas = load_certs(ca)
@@ -101,7 +101,17 @@ _BLOB_OPTIONS = {"cert": "tls-cert-blob", "key": "tls-key-blob", "ca": "tls-ca-b
 _BLOB_WHY = {
     "does not match the certificate": "does not match the certificate in tls-cert-blob",
     "is not signed by the CA": "is not signed by the CA in tls-ca-blob",
+    "has expired": "the certificate has expired",
+    "is not valid yet": "the certificate is not valid yet",
 }
+_SERVER_PARTS = {"cert": "certificate", "key": "key", "ca": "CA"}
+_CLIENT_PARTS = {"cert": "client certificate", "key": "client key", "ca": "CA"}
+
+
+def _named(problem: tuple[str, str], parts: dict[str, str]) -> str:
+    """``(part, why)`` from _pair_problem as one sentence: "the <part's name> <why>"."""
+    part, why = problem
+    return f"the {parts[part]} {why}"
 
 
 def blob_problem(*, cert: str, key: str, ca: str = "", now=None) -> tuple[str, str] | None:
@@ -120,11 +130,7 @@ def server_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None
     match, and clients refuse a certificate that is expired or not from the CA."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     problem = _pair_problem(cert, key, ca, now)
-    if problem is None:
-        return None
-    part, why = problem
-    why = why.removeprefix("the certificate ")
-    return f"the {'CA' if part == 'ca' else part if part == 'key' else 'certificate'} {why}"
+    return None if problem is None else _named(problem, _SERVER_PARTS)
 
 
 def client_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None:
@@ -135,9 +141,7 @@ def client_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None
     now = now or datetime.datetime.now(datetime.timezone.utc)
     problem = _pair_problem(cert, key, ca, now)
     if problem is not None:
-        part, why = problem
-        why = why.removeprefix("the certificate ")
-        return f"the client {'key' if part == 'key' else 'certificate'} {why}"
+        return _named(problem, _CLIENT_PARTS)
     leaf = load_certs(cert)[0]
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
