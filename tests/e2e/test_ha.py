@@ -95,12 +95,7 @@ def ha(model, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
         num_units=2,
         config={
             "registry-image": helpers.registry_image,
-            "storage-s3-region": s3.region,
-            "storage-s3-bucket": BUCKET,
-            "storage-s3-accesskey": s3.access_key,
-            "storage-s3-secretkey": s3.secret_key,
-            "storage-s3-regionendpoint": s3.url,
-            "storage-s3-secure": False,
+            **s3.charm_options(BUCKET),
             # SigV4, as the README recommends (v2, the default, is proven in
             # tests/integration/test_s3_registry.py)
             "storage-s3-skip-v4-auth": False,

@@ -79,13 +79,7 @@ def units(engine, tmp_path):
 
 
 def s3_options(s3) -> dict:
-    return {
-        "storage-s3-region": s3.region,
-        "storage-s3-bucket": BUCKET,
-        "storage-s3-accesskey": s3.access_key,
-        "storage-s3-secretkey": s3.secret_key,
-        "storage-s3-regionendpoint": s3.url,
-        "storage-s3-secure": False,
+    return s3.charm_options(BUCKET) | {
         "storage-s3-rootdirectory": "/charm",
         "storage-delete": True,
     }

@@ -2,9 +2,7 @@
 
     with moto_s3(host=docker_bridge_gateway()) as s3:
         s3.create_bucket("registry")
-        config = {"storage-s3-region": s3.region, "storage-s3-bucket": "registry",
-                  "storage-s3-regionendpoint": s3.url, "storage-s3-secure": False,
-                  "storage-s3-accesskey": s3.access_key, "storage-s3-secretkey": s3.secret_key}
+        config = s3.charm_options("registry")  # storage-s3-region/bucket/keys/endpoint/secure
 
 Reaching it from a registry *container* (default bridge network): bind moto on the bridge
 gateway address (`docker_bridge_gateway()`, usually 172.17.0.1). That address belongs to the
@@ -146,6 +144,17 @@ class S3Endpoint:
     secret_key: str = field(default="moto-secret-key", repr=False)
     port: int = 0
     log: object = field(default=None, repr=False)  # moto_server's stdout+stderr (a file)
+
+    def charm_options(self, bucket: str) -> dict:
+        """The charm's storage-s3-* options for ``bucket`` on this endpoint (plain http)."""
+        return {
+            "storage-s3-region": self.region,
+            "storage-s3-bucket": bucket,
+            "storage-s3-accesskey": self.access_key,
+            "storage-s3-secretkey": self.secret_key,
+            "storage-s3-regionendpoint": self.url,
+            "storage-s3-secure": False,
+        }
 
     def url_for(self, address: str) -> str:
         """The endpoint as reached through another address of the host (e.g. the gateway)."""
