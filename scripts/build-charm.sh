@@ -1,79 +1,83 @@
 #!/usr/bin/env bash
-# Offline charm build: scripts/build-charm.sh BUILD_DIR
-#   -> BUILD_DIR/docker-registry/        the built charm (charm-build output)
-#   -> BUILD_DIR/docker-registry.charm   the same as a zip
-# Layers: the repo root layer, the project's interfaces/ (CHARM_INTERFACES_DIR) and, in place
-# of layer:basic (the layer index is unreachable here), the stand-in tests/layers/basic.
-# The production build, with network access, is simply `charm build` (layer:basic from the index).
+# Offline charm build with the real upstream layers:
+#   scripts/build-charm.sh BUILD_DIR [LAYER_DIR]
+#   -> BUILD_DIR/<name>/        the built charm (charm-build output)
+#   -> BUILD_DIR/<name>.charm   the same as a zip
+# LAYER_DIR defaults to this repository (the docker-registry charm layer); any other reactive
+# charm layer builds the same way (the local model builds the easyrsa charm and the test
+# client charms with it).
 #
-# The repo layer is staged into a temp dir first so that build/, .venv/, tests/, scripts/ ... are
-# never copied into the charm. wheelhouse.txt is left out by default: the stand-in layer runs the
-# hooks on the test venv's interpreter and never installs a wheelhouse. BUILD_WHEELHOUSE=1 keeps
-# it (charm-build then needs `virtualenv` on PATH and PyPI).
+# layer:* and interface:* come from the layer cache LAYER_CACHE (default: ../shared/layers beside
+# the repository; scripts/fetch-layers.sh fills one from the layer index at pinned commits when
+# online): LAYER_CACHE/layers/<name> and LAYER_CACHE/interfaces/<name>. Nothing is copied into
+# the repository. The production build is `charmcraft pack` (charmcraft.yaml) or `charm build`
+# with the same cache.
+#
+# The charm layer is staged into a temp dir first so that build/, .venv/, tests/, scripts/ ...
+# are never copied into the charm. The wheelhouse is built with binary wheels for this host's
+# Python (what the local model runs); scripts/build-wheelhouse.sh makes the one for every base.
 # Fails when charm-build fails or charm-proof prints any E: or W: line.
 set -euo pipefail
 
-BUILD_DIR=${1:?usage: build-charm.sh BUILD_DIR}
+BUILD_DIR=${1:?usage: build-charm.sh BUILD_DIR [LAYER_DIR]}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-NAME=docker-registry
+SRC=$(cd "${2:-$ROOT}" && pwd)
+LAYER_CACHE=${LAYER_CACHE:-$(dirname "$ROOT")/shared/layers}
 
 log() { echo "build-charm: $*"; }
 die() { echo "build-charm: ERROR: $*" >&2; exit 1; }
 
 # charm-build / charm-proof: the project's venv first, then PATH.
-for bin in "${VENV:-$ROOT/.venv}/bin" /tmp/probe-venv/bin; do
+for bin in "${VENV:-$ROOT/.venv}/bin"; do
     if [[ -x "$bin/charm-build" ]]; then PATH="$bin:$PATH"; break; fi
 done
 command -v charm-build >/dev/null || die "charm-build not found (run 'make venv')"
 command -v charm-proof >/dev/null || die "charm-proof not found (run 'make venv')"
+[[ -d "$LAYER_CACHE/layers/basic" && -d "$LAYER_CACHE/interfaces" ]] \
+    || die "no layer cache at $LAYER_CACHE (set LAYER_CACHE, or run scripts/fetch-layers.sh)"
+[[ -f "$SRC/metadata.yaml" && -f "$SRC/layer.yaml" ]] || die "$SRC is not a charm layer"
+NAME=$(sed -n 's/^name: *//p' "$SRC/metadata.yaml" | head -n1)
+[[ -n "$NAME" ]] || die "$SRC/metadata.yaml has no name"
 
 mkdir -p "$BUILD_DIR"
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# 1. stage the repo layer (only what belongs in a charm)
-for f in layer.yaml metadata.yaml config.yaml; do
-    [[ -f "$ROOT/$f" ]] || die "repo layer is missing $f"
-done
+# 1. stage the charm layer (only what belongs in a charm)
 mkdir -p "$WORK/src/$NAME"
-tar -C "$ROOT" -cf - \
+tar -C "$SRC" -cf - \
     --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./tests --exclude=./scripts \
-    --exclude=./interfaces --exclude=./.ci --exclude=./Makefile --exclude='*.charm' \
+    --exclude=./.ci --exclude=./Makefile --exclude='*.charm' --exclude=./charmcraft.yaml \
     --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.ruff_cache \
     --exclude=.coverage --exclude=./.gitignore --exclude=./ARCHITECTURE.md \
+    --exclude=./CONTRIBUTING.md --exclude=./BENCHMARKS.md --exclude=./pyproject.toml \
     . | tar -C "$WORK/src/$NAME" -xf -
-if [[ "${BUILD_WHEELHOUSE:-0}" != 1 ]]; then
-    rm -f "$WORK/src/$NAME/wheelhouse.txt" "$WORK/src/$NAME/wheelhouse-constraints.txt"
-fi
 
-# 2. layer and interface dirs: charm-build looks in exactly one folder each
-mkdir -p "$WORK/layers"
-ln -s "$ROOT/tests/layers/basic" "$WORK/layers/basic"
-[[ -d "$ROOT/interfaces" ]] || die "interfaces/ is missing"
-
-# 3. build
+# 2. build (charm-build looks in exactly one folder each for layers and interfaces)
 rm -rf "${BUILD_DIR:?}/$NAME" "$BUILD_DIR/$NAME.charm"
-log "charm-build $ROOT -> $BUILD_DIR/$NAME"
+log "charm-build $SRC -> $BUILD_DIR/$NAME (layers from $LAYER_CACHE)"
 set +e
 (
     cd "$WORK/src/$NAME"
-    CHARM_LAYERS_DIR="$WORK/layers" CHARM_INTERFACES_DIR="$ROOT/interfaces" \
+    CHARM_LAYERS_DIR="$LAYER_CACHE/layers" CHARM_INTERFACES_DIR="$LAYER_CACHE/interfaces" \
         CHARM_HIDE_METRICS=1 CHARM_CACHE_DIR="$WORK/cache" \
-        charm-build --hide-metrics --no-report --build-dir "$WORK/out" --log-level WARNING .
+        charm-build --hide-metrics --no-report --binary-wheels --build-dir "$WORK/out" \
+        --log-level WARNING . >"$WORK/build.log" 2>&1
 )
 rc=$?
 set -e
 # exit 100 = proof warnings only (checked again below); anything else non-zero = failure
 if [[ $rc -ne 0 && $rc -ne 100 ]]; then
+    tail -n 40 "$WORK/build.log" >&2
     die "charm-build failed (exit $rc)"
 fi
 built=$(find "$WORK/out" -mindepth 1 -maxdepth 2 -name metadata.yaml -printf '%h\n' | head -n1)
 [[ -n "$built" ]] || die "charm-build produced no charm"
 cp -a "$built" "$BUILD_DIR/$NAME"
 
-# 4. .charm zip (deterministic order)
+# 3. .charm zip (deterministic order)
 python3 - "$BUILD_DIR/$NAME" "$BUILD_DIR/$NAME.charm" <<'PY'
 import os, sys, zipfile
 src, dst = sys.argv[1], sys.argv[2]
@@ -87,7 +91,7 @@ with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr(zi, fp.read(), zipfile.ZIP_DEFLATED)
 PY
 
-# 5. proof: no E: / W: lines
+# 4. proof: no E: / W: lines
 proof=$(cd "$BUILD_DIR" && charm-proof "$BUILD_DIR/$NAME" 2>&1) || true
 [[ -n "$proof" ]] && echo "$proof"
 if grep -Eq '^[[:space:]]*(E|W):' <<<"$proof"; then
