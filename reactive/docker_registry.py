@@ -1,11 +1,16 @@
-"""Flag glue for the docker-registry charm: gate, call the lib, set/clear flags.
+"""The doors into one pipeline per hook: gather, decide, apply, record.
 
-Every hook ends in ``update_status``, the one place the workload status is decided.
+``reconcile`` is the pipeline. It runs in every hook once the engine is installed, and again
+in the same hook only when an interface layer changes one of the flags it watches after it ran
+(the tls-certificates layer sets ``cert-provider.server.certs.available`` in the very hook the
+certificate arrives) and then only if what it gathered differs. So whatever a hook brings (a
+certificate, a proxy address, a peer, a client) takes effect in that hook.
+
+The status is decided once, at the end of every hook, from what the last run found.
 """
 
 from __future__ import annotations
 
-import functools
 import secrets
 import socket
 from pathlib import Path
@@ -14,13 +19,13 @@ from charmhelpers.core import hookenv, unitdata
 from charmhelpers.fetch import apt_install, apt_update
 from charms.reactive import (
     clear_flag,
-    endpoint_from_flag,
     endpoint_from_name,
     hook,
     is_flag_set,
     set_flag,
     toggle_flag,
     when,
+    when_any,
     when_not,
 )
 
@@ -43,7 +48,6 @@ from charms.layer.docker_registry import (
 )
 from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError, RelationDataError
 
-REPORT = status.Report()
 KV_MANAGED_FILES = "docker-registry.managed-files"
 KV_IMAGE_DIGEST = "docker-registry.resource-digest"
 KV_RUN_ARGV = "docker-registry.run-argv"
@@ -51,13 +55,32 @@ KV_ENDPOINT = clients.ENDPOINT_KEY
 KV_TRUST = "docker-registry.docker-trust"
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
 
+INSTALLED = "docker-registry.installed"
+STOPPED = "docker-registry.stopped"  # set by the stop action, cleared by start
+REMOVED = "docker-registry.removed"
+CONFIGURED = "docker-registry.configured"  # the registry answers: actions may use it
+# Flags other layers set during dispatch that change what the pipeline decides.
+WATCHED = (
+    INSTALLED,
+    "cert-provider.available",
+    "cert-provider.ca.available",
+    "cert-provider.ca.changed",
+    "cert-provider.server.certs.available",
+    "cert-provider.server.certs.changed",
+    "cert-provider.client.cert.available",
+    "website.available",
+)
 
-def update_status() -> None:
-    state, message = status.decide(REPORT)
-    hookenv.status_set(state, message)
+_install_report = status.Report()
+_last = {"inputs": None, "report": None}  # the pipeline's last run in this hook
 
 
-hookenv.atexit(update_status)
+def report_status() -> None:
+    report = _last["report"] if _install_report.empty() and _last["report"] else _install_report
+    hookenv.status_set(*status.decide(report))
+
+
+hookenv.atexit(report_status)
 
 
 def _apt(packages: list[str]) -> None:
@@ -67,19 +90,190 @@ def _apt(packages: list[str]) -> None:
 
 @hook("upgrade-charm")
 def recheck_install() -> None:
-    clear_flag("docker-registry.installed")
+    clear_flag(INSTALLED)
 
 
-@when_not("docker-registry.installed", "docker-registry.removed")
+@when_not(INSTALLED, REMOVED)
 def install() -> None:
     hookenv.status_set("maintenance", "Installing the Docker engine.")
     try:
         engine.ensure_engine(_apt)
         engine.ensure_tools(_apt)
     except RegistryCharmError as exc:
-        REPORT.block(str(exc) + ".")
+        _install_report.block(str(exc) + ".")
         return
-    set_flag("docker-registry.installed")
+    set_flag(INSTALLED)
+
+
+@when(INSTALLED)
+@when_not(REMOVED)
+@when_any(*WATCHED)  # always true here: it names the flags whose change re-runs the pipeline
+def reconcile() -> None:
+    inputs = gather()
+    if inputs == _last["inputs"]:
+        return  # a watched flag changed, but nothing this pipeline reads did
+    _last["inputs"] = inputs
+    _last["report"] = report = status.Report()
+    try:
+        config = settings.parse(inputs.config)
+    except ConfigError as exc:
+        # the running registry, its clients and the proxy keep the last good config
+        report.block(f"Invalid charm config: {exc.summary()}")
+        return
+    apply(config, inputs, report)
+
+
+@hook("stop")
+def remove_container() -> None:
+    """The unit is going away: remove its container (the stored images stay on disk)."""
+    from charms.layer.docker_registry import container
+
+    set_flag(REMOVED)
+    try:
+        name = settings.parse(hookenv.config()).registry_name
+    except ConfigError:
+        name = "registry"
+    name = paths.current().container_name(name)
+    try:
+        if container.inspect(name):
+            container.stop(name)
+            container.remove(name)
+    except RegistryCharmError as exc:
+        hookenv.log(f"could not remove {name}: {exc}", hookenv.WARNING)
+    _install_report.busy("Stopped.")
+
+
+# --- gather: everything the pipeline reads, read once ---------------------------------------
+
+
+class Inputs:
+    """What one run of the pipeline reads from Juju (compared between runs in one hook)."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def __eq__(self, other):
+        return isinstance(other, Inputs) and self.__dict__ == other.__dict__
+
+    __hash__ = None
+
+
+def gather() -> Inputs:
+    provider = endpoint_from_name("cert-provider")
+    tls_joined = is_flag_set("endpoint.cert-provider.joined")
+    issued = {}
+    if tls_joined:
+        issued = {c.common_name: (c.cert, c.key) for c in provider.server_certs}
+    client_cert = provider.get_client_cert() if tls_joined else (None, None)
+    return Inputs(
+        config=dict(hookenv.config()),
+        address=hookenv.unit_private_ip(),
+        public_address=hookenv.unit_public_ip(),
+        hostname=socket.gethostname(),
+        leader=hookenv.is_leader(),
+        stopped=is_flag_set(STOPPED),
+        tls_joined=tls_joined,
+        issued=issued,
+        ca=(provider.get_ca() or "") if tls_joined else "",
+        chain=(provider.get_chain() or "") if tls_joined else "",
+        client_cert=tuple(client_cert),
+        proxies=_proxy_public_addresses(),
+        peers=_peer_addresses(),
+        clients=bool(endpoint_from_name("docker-registry").relations),
+        nrpe=hookenv.relation_ids("nrpe-external-master"),
+    )
+
+
+def _proxy_public_addresses() -> list[str]:
+    """What each haproxy unit wrote back on ``website`` (raw ``public-address``)."""
+    found: list[str] = []
+    for unit in endpoint_from_name("website").all_joined_units:
+        address = unit.received_raw["public-address"]
+        if address and address not in found:
+            found.append(address)
+    return found
+
+
+def _peer_addresses() -> dict[str, str]:
+    """Every unit of the application (this one included) -> its address.
+
+    The peer relation (``peer-discovery``, as in the reference charm) carries no data of its
+    own: Juju's ``ingress-address`` (or ``private-address``) of each unit is the address, and
+    the registry port is application config, the same on every unit."""
+    units = {hookenv.local_unit(): hookenv.unit_private_ip()}
+    for rid in hookenv.relation_ids("peer"):
+        for unit in hookenv.related_units(rid):
+            data = hookenv.relation_get(unit=unit, rid=rid) or {}
+            address = data.get("ingress-address") or data.get("private-address") or ""
+            if clients.is_host(address.strip("[]")):
+                units[unit] = address.strip("[]")
+            else:
+                hookenv.log(f"peer {unit} has no usable address; left out of the proxy")
+    return units
+
+
+# --- decide (pure) ---------------------------------------------------------------------------
+
+
+def _proxy_addresses(inputs: Inputs, report: status.Report) -> list[str]:
+    bad = [a for a in inputs.proxies if not clients.is_host(a)]
+    if bad:
+        report.block(f"The proxy sent an invalid public-address on website: {bad[0][:64]!r}.")
+    return [a for a in inputs.proxies if a not in bad]
+
+
+def _tls(
+    config: settings.Settings, inputs: Inputs, common_name: str, report: status.Report
+) -> render.TlsMaterial | None:
+    """TLS by config (tls-*-blob) wins over the cert-provider relation; from the relation, the
+    certificate issued for this unit's common name.
+
+    Raises RelationDataError when cert-provider's one cannot be served (key does not match,
+    expired, not from the CA): the running registry keeps its last good certificate."""
+    if config.tls_blobs:
+        blobs = config.tls_blobs
+        return render.TlsMaterial(cert=blobs.cert, key=blobs.key, ca=blobs.ca, source="config")
+    if not inputs.tls_joined:
+        return None
+    cert, key = inputs.issued.get(common_name, (None, None))
+    if not (cert and key):
+        report.wait("Waiting for a server certificate from cert-provider.")
+        return None
+    # providers hand back text around the PEM (easyrsa: an `openssl x509 -text` dump first)
+    cert, key = "".join(tls_lib.pem_blocks(cert)), tls_lib.private_key_block(key)
+    ca = "".join(tls_lib.pem_blocks(inputs.ca))
+    chain = "".join(tls_lib.pem_blocks(inputs.chain))
+    why = tls_lib.server_pair_problem(cert=cert, key=key, ca=ca + chain)
+    if why:
+        raise RelationDataError(f"cert-provider sent an unusable server certificate: {why}.")
+    return render.TlsMaterial(cert=cert, key=key, ca=ca, source="relation")
+
+
+def _client_identity(
+    config: settings.Settings, inputs: Inputs, tls: render.TlsMaterial | None, report
+) -> tuple[str, str] | None:
+    """Mutual TLS: the certificate this unit's own tools (actions, nrpe check, local docker)
+    present to the registry: cert-provider's shared client certificate, when the CA in use
+    issued it. None (with a status note saying why) when there is no usable one."""
+    if not (config.tls_client_auth and tls and tls.ca):
+        return None
+    cert, key = inputs.client_cert
+    cert, key = "".join(tls_lib.pem_blocks(cert or "")), tls_lib.private_key_block(key or "")
+    why = (
+        tls_lib.client_pair_problem(cert=cert, key=key, ca=tls.ca)
+        if cert and key
+        else "cert-provider gave none"
+    )
+    if why:
+        report.notes.append(
+            f"Note: no client certificate for this unit ({why}): "
+            "actions and the nrpe check cannot pass tls-client-auth."
+        )
+        return None
+    return cert, key
+
+
+# --- apply and record --------------------------------------------------------------------------
 
 
 def _resource() -> Path | None:
@@ -92,10 +286,10 @@ def _resource() -> Path | None:
     return None
 
 
-def _http_secret() -> str:
+def _http_secret(leader: bool) -> str:
     """One secret for every unit (uploads that hop between units behind a proxy)."""
     shared = hookenv.leader_get("http-secret")
-    if not shared and hookenv.is_leader():
+    if not shared and leader:
         shared = secrets.token_urlsafe(32)
         hookenv.leader_set({"http-secret": shared})
     if shared:
@@ -104,110 +298,6 @@ def _http_secret() -> str:
     local = kv.get(KV_LOCAL_SECRET) or secrets.token_urlsafe(32)
     kv.set(KV_LOCAL_SECRET, local)
     return local
-
-
-def _proxy_addresses() -> list[str]:
-    """The public addresses haproxy units wrote on ``website``; anything else blocks."""
-    website = endpoint_from_flag("website.available")
-    addresses = website.proxy_addresses() if website else []
-    bad = [a for a in addresses if not clients.is_host(a)]
-    if bad:
-        REPORT.block(f"The proxy sent an invalid public-address on website: {bad[0][:64]!r}.")
-    return [a for a in addresses if a not in bad]
-
-
-def _certificate_names(config: settings.Settings) -> tuple[str, list[str]]:
-    return clients.certificate_names(
-        config,
-        addresses=[hookenv.unit_private_ip(), hookenv.unit_public_ip()],
-        hostname=socket.gethostname(),
-        proxies=_proxy_addresses(),
-    )
-
-
-def _relation_tls(config: settings.Settings) -> render.TlsMaterial | None:
-    """The certificate cert-provider issued for our current common name.
-
-    Raises RelationDataError when it cannot be served (key does not match, expired, not from
-    the CA): the running registry keeps its last good certificate."""
-    provider = endpoint_from_flag("cert-provider.server.certs.available")
-    if not provider:
-        return None
-    cn, _ = _certificate_names(config)
-    issued = provider.server_certs_map.get(cn)
-    if issued is None:
-        return None
-    ca = provider.get_ca() or ""
-    why = tls_lib.server_pair_problem(
-        cert=issued.cert, key=issued.key, ca=ca + (provider.get_chain() or "")
-    )
-    if why:
-        raise RelationDataError(f"cert-provider sent an unusable server certificate: {why}.")
-    return render.TlsMaterial(cert=issued.cert, key=issued.key, ca=ca, source="relation")
-
-
-def _tls(config: settings.Settings) -> render.TlsMaterial | None:
-    """TLS by config (tls-*-blob) wins over the cert-provider relation."""
-    if config.tls_blobs:
-        blobs = config.tls_blobs
-        return render.TlsMaterial(cert=blobs.cert, key=blobs.key, ca=blobs.ca, source="config")
-    material = _relation_tls(config)
-    if material is None and is_flag_set("cert-provider.available"):
-        REPORT.wait("Waiting for a server certificate from cert-provider.")
-    return material
-
-
-def _client_identity(
-    config: settings.Settings, tls: render.TlsMaterial | None
-) -> tuple[str, str] | None:
-    """Mutual TLS: the certificate this unit's own tools (actions, nrpe check, local docker)
-    present to the registry: cert-provider's shared client certificate, when the CA in use
-    issued it. None (with a status note saying why) when there is no usable one."""
-    if not (config.tls_client_auth and tls and tls.ca):
-        return None
-    provider = endpoint_from_flag("cert-provider.available")
-    cert, key = provider.get_client_cert() if provider else (None, None)
-    why = (
-        tls_lib.client_pair_problem(cert=cert, key=key, ca=tls.ca)
-        if cert and key
-        else "cert-provider gave none"
-    )
-    if why:
-        REPORT.notes.append(
-            f"Note: no client certificate for this unit ({why}): "
-            "actions and the nrpe check cannot pass tls-client-auth."
-        )
-        return None
-    return cert, key
-
-
-def _proxy_netloc(config: settings.Settings) -> str:
-    """The proxy's address with its port when haproxy fronts us ("" otherwise)."""
-    addresses = _proxy_addresses()
-    return proxy.proxy_netloc(addresses[0], config.registry_port) if addresses else ""
-
-
-def _netloc(config: settings.Settings) -> str:
-    return clients.netloc(
-        config, ingress_address=hookenv.unit_private_ip(), proxy_netloc=_proxy_netloc(config)
-    )
-
-
-def _registry_units() -> dict[str, str]:
-    """Every unit of the application (this one included) -> its address."""
-    units = {unit: address for unit, address, _ in endpoint_from_name("peer").units()}
-    units.setdefault(hookenv.local_unit(), hookenv.unit_private_ip())
-    return units
-
-
-@functools.cache
-def _load_settings() -> settings.Settings | None:
-    """The config, parsed and checked once per hook (it cannot change within one)."""
-    try:
-        return settings.parse(hookenv.config())
-    except ConfigError as exc:
-        REPORT.block(f"Invalid charm config: {exc.summary()}")
-        return None
 
 
 def _sync_ports(wanted: set[str]) -> None:
@@ -220,20 +310,26 @@ def _sync_ports(wanted: set[str]) -> None:
         hookenv.open_port(int(number), proto)
 
 
-@when("docker-registry.installed")
-@when_not("docker-registry.removed")
-def configure() -> None:
-    config = _load_settings()
-    if config is None:
-        return  # the running registry keeps its last good config
+def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> None:
     host = paths.current()
     kv = unitdata.kv()
+    proxies = _proxy_addresses(inputs, report)
+    proxy_netloc = proxy.proxy_netloc(proxies[0], config.registry_port) if proxies else ""
+    netloc = clients.netloc(config, ingress_address=inputs.address, proxy_netloc=proxy_netloc)
+    common_name, sans = clients.certificate_names(
+        config,
+        addresses=[inputs.address, inputs.public_address],
+        hostname=inputs.hostname,
+        proxies=proxies,
+    )
+    if inputs.tls_joined and not config.tls_blobs:
+        endpoint_from_name("cert-provider").request_server_cert(common_name, sans)
     try:
         digest = engine.ensure_image(
             config.registry_image, _resource(), kv.get(KV_IMAGE_DIGEST, "")
         )
         kv.set(KV_IMAGE_DIGEST, digest)
-        tls = _tls(config)
+        tls = _tls(config, inputs, common_name, report)
         htpasswd = ""
         if config.basic_auth:
             htpasswd = auth.htpasswd_line(
@@ -241,30 +337,29 @@ def configure() -> None:
                 config.basic_auth.password,
                 host.path(render.HTPASSWD_FILE),
             )
-        address = hookenv.unit_private_ip()
         desired = render.desired(
             config,
             host=host,
-            unit_address=address,
+            unit_address=inputs.address,
             tls=tls,
-            http_secret=_http_secret(),
+            http_secret=_http_secret(inputs.leader),
             htpasswd=htpasswd,
             realm=hookenv.service_name(),
         )
         outcome, managed = workload.apply(
             desired,
             host=host,
-            unit_address=address,
+            unit_address=inputs.address,
             managed_files=kv.get(KV_MANAGED_FILES, []),
-            allow_start=not is_flag_set("docker-registry.stopped"),
+            allow_start=not inputs.stopped,
             announce=lambda current: hookenv.status_set(
                 "maintenance",
                 "Reconfiguring the registry." if current else "Configuring the registry.",
             ),
         )
     except RegistryCharmError as exc:
-        REPORT.block(str(exc))
-        clear_flag("docker-registry.configured")
+        report.block(str(exc))
+        clear_flag(CONFIGURED)
         return
     kv.set(KV_MANAGED_FILES, managed)
     kv.set(KV_RUN_ARGV, outcome.run_argv)
@@ -274,133 +369,99 @@ def configure() -> None:
     if config.prometheus_metrics:
         ports.add(f"{config.debug_port}/TCP")
     _sync_ports(ports)
-    toggle_flag("docker-registry.tls.available", tls is not None)
-    toggle_flag("docker-registry.auth.configured", config.auth is not None)
+    toggle_flag(CONFIGURED, outcome.answering)
     if outcome.action == "stopped-by-operator":
-        REPORT.block(f"{desired.run.name} container is stopped.")
-        clear_flag("docker-registry.configured")
+        report.block(f"{desired.run.name} container is stopped.")
         return
     if not outcome.answering:
-        REPORT.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
-        clear_flag("docker-registry.configured")
+        report.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
         return
-    set_flag("docker-registry.configured")
-    REPORT.ready_at = _netloc(config)
-    REPORT.scheme = desired.scheme
-    REPORT.proxied = bool(_proxy_netloc(config))
-    if REPORT.proxied and config.storage.kind == "filesystem" and len(_registry_units()) > 1:
-        REPORT.block(
+    report.ready_at, report.scheme, report.proxied = netloc, desired.scheme, bool(proxy_netloc)
+    if proxy_netloc and config.storage.kind == "filesystem" and len(inputs.peers) > 1:
+        report.block(
             "Units do not share data (filesystem storage behind a proxy): "
             "use storage-s3-* or storage-swift-*."
         )
-    if tls and not tls_lib.covers(tls.cert, clients.netloc_host(REPORT.ready_at)):
-        REPORT.notes.append(
-            f"Warning: the certificate does not cover {clients.netloc_host(REPORT.ready_at)}."
+    if tls and not tls_lib.covers(tls.cert, clients.netloc_host(netloc)):
+        report.notes.append(
+            f"Warning: the certificate does not cover {clients.netloc_host(netloc)}."
         )
     if config.cache and config.cache.username:
-        REPORT.notes.append("Note: registry 2.8 does not send cache-username upstream.")
-    identity = _client_identity(config, tls)
-    _update_nrpe(config, host, desired.scheme, address, tls, identity)
+        report.notes.append("Note: registry 2.8 does not send cache-username upstream.")
+    identity = _client_identity(config, inputs, tls, report)
+    ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
+    _publish_to_clients(config, netloc, desired.scheme, tls)
+    _publish_to_proxy(config, inputs, tls is not None)
+    _update_nrpe(config, inputs, host, desired.scheme, ca_file, identity)
     kv.set(
         KV_TRUST,
         trust.trust(
             host,
-            netloc=REPORT.ready_at,
+            netloc=netloc,
             ca=tls.ca if tls else "",
             previous=kv.get(KV_TRUST),
             client=identity,
         ),
     )
-    client_cert, client_key = trust.client_files(host, REPORT.ready_at) if identity else ("", "")
+    client_cert, client_key = trust.client_files(host, netloc) if identity else ("", "")
     kv.set(
         KV_ENDPOINT,
         clients.Endpoint(
-            netloc=REPORT.ready_at,
-            url=f"{desired.scheme}://{REPORT.ready_at}",
+            netloc=netloc,
+            url=f"{desired.scheme}://{netloc}",
             local_url=outcome.probe_url,
-            ca_file=str(host.path(config.tls_paths.ca)) if tls and tls.ca else "",
+            ca_file=ca_file,
             client_cert_file=str(client_cert),
             client_key_file=str(client_key),
         ).as_dict(),
     )
 
 
-@when("cert-provider.available")
-@when_not("docker-registry.removed")
-def request_certificate() -> None:
-    config = _load_settings()
-    if config is None:
+def _publish_to_clients(config: settings.Settings, netloc: str, scheme: str, tls) -> None:
+    """docker-registry: netloc, URL, credentials and CA to every client (containerd, docker).
+    Image requests from clients are acknowledged: the registry serves what is pushed to it."""
+    registry = endpoint_from_name("docker-registry")
+    if not registry.relations:
         return
-    cn, sans = _certificate_names(config)
-    endpoint_from_flag("cert-provider.available").request_server_cert(cn, sans)
-
-
-@when("docker-registry.configured", "endpoint.docker-registry.joined")
-def publish_to_clients() -> None:
-    config = _load_settings()
-    if config is None:
-        return
-    try:
-        tls = _tls(config)
-    except RegistryCharmError:
-        return  # configure blocked on it; clients keep what they have
-    registry = endpoint_from_flag("endpoint.docker-registry.joined")
-    data = clients.client_data(
-        config,
-        netloc=_netloc(config),
-        scheme="https" if tls else "http",
-        tls_ca=tls.ca if tls else "",
-    )
-    registry.set_registry_data(
-        netloc=data.registry_netloc,
-        url=data.registry_url,
+    data = clients.client_data(config, netloc=netloc, scheme=scheme, tls_ca=tls.ca if tls else "")
+    registry.set_registry_config(
+        data.registry_netloc,
+        registry_url=data.registry_url,
         basic_user=data.basic_user,
         basic_password=data.basic_password,
         tls_ca=data.tls_ca,
     )
+    if is_flag_set("endpoint.docker-registry.requests-pending"):
+        registry.mark_completed()
 
 
-@when("docker-registry.installed")
-@when_not("docker-registry.removed")
-def publish_to_peers() -> None:
-    config = _load_settings()
-    if config is not None:
-        endpoint_from_name("peer").publish(hookenv.unit_private_ip(), config.registry_port)
-
-
-@when("website.available", "docker-registry.configured")
-def publish_to_proxy() -> None:
-    """The leader speaks for the application: one service, every unit a server."""
-    website = endpoint_from_flag("website.available")
-    config = _load_settings()
-    if config is None or not hookenv.is_leader():
-        website.withdraw()
+def _publish_to_proxy(config: settings.Settings, inputs: Inputs, tls: bool) -> None:
+    """website: the leader speaks for the application, one service with every unit a server;
+    the other units offer no port, so haproxy does not make a default service of them."""
+    website = endpoint_from_name("website")
+    if not website.relations:
+        return
+    if not inputs.leader:
+        website.set_remote(hostname=None, port=None, services=None)
         return
     services = proxy.services(
-        _registry_units(),
-        config.registry_port,
-        tls=is_flag_set("docker-registry.tls.available"),
-        client_auth=config.tls_client_auth,
+        inputs.peers, config.registry_port, tls=tls, client_auth=config.tls_client_auth
     )
-    address = hookenv.unit_private_ip()
-    website.publish_services(services, socket.gethostname(), address, config.registry_port)
+    website.configure(config.registry_port, inputs.address, inputs.hostname)
+    website.set_remote(services=proxy.services_yaml(services))
 
 
-def _update_nrpe(
-    config: settings.Settings, host, scheme: str, address: str, tls, identity
-) -> None:
+def _update_nrpe(config, inputs: Inputs, host, scheme: str, ca_file: str, identity) -> None:
     """nrpe-external-master: a check of /v2/ over the scheme actually served, logging in with
     the charm's basic-auth credentials (from a nagios-only file) and presenting the unit's
     client certificate when the registry requires one."""
-    rids = hookenv.relation_ids("nrpe-external-master")
-    if not rids:
+    if not inputs.nrpe:
         return
-    ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
     basic = config.basic_auth
     credentials = (basic.user, basic.password) if basic else None
     check = nrpe.check_definition(
         scheme,
-        address,
+        inputs.address,
         config.registry_port,
         ca_file=ca_file,
         credentials_file=str(host.path(nrpe.CREDENTIALS_PATH)) if credentials else "",
@@ -409,22 +470,5 @@ def _update_nrpe(
     nrpe.install(host, credentials, client=identity)
     path, content = nrpe.nrpe_command_file(check)
     files.write_if_changed(host.path(path), content, 0o644)
-    for rid in rids:
+    for rid in inputs.nrpe:
         hookenv.relation_set(rid, {"monitors": nrpe.monitors(check)})
-
-
-@hook("stop")
-def remove_container() -> None:
-    """The unit is going away: remove its container (the stored images stay on disk)."""
-    from charms.layer.docker_registry import container
-
-    set_flag("docker-registry.removed")
-    config = _load_settings()
-    name = paths.current().container_name(config.registry_name if config else "registry")
-    try:
-        if container.inspect(name):
-            container.stop(name)
-            container.remove(name)
-    except RegistryCharmError as exc:
-        hookenv.log(f"could not remove {name}: {exc}", hookenv.WARNING)
-    REPORT.busy("Stopped.")

@@ -2,7 +2,8 @@
 
 Each test gets a fresh charm dir (metadata.yaml), a fresh in-memory unit kv, fresh reactive
 handler registry and freshly loaded interface modules, named as in a built charm
-(``relations.<interface>.<role>``, loaded by file path from ``interfaces/<interface>/``).
+(``relations.<interface>.<role>``, loaded by file path from the layer cache's
+``interfaces/<interface>/``: the real upstream layers, see ``tests/support/layers.py``).
 ``FakeJuju.hook()`` runs one hook the way ``charms.reactive.main()`` does: endpoint start-up
 (automatic flags), handler dispatch, then the at-exit relation-data flush.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ from charmhelpers.core import hookenv, unitdata
 from charms.reactive import bus, flags
 from charms.reactive.endpoints import Endpoint
 
-INTERFACES = Path(__file__).resolve().parents[2] / "interfaces"
+from tests.support.layers import layer_cache
+
+# the real upstream interface layers, from the layer cache the charm is built with
+INTERFACES = layer_cache() / "interfaces"
 
 METADATA = {
     "name": "test-charm",
@@ -34,7 +39,7 @@ METADATA = {
         "reverseproxy": {"interface": "http"},
         "registry": {"interface": "docker-registry"},
     },
-    "peers": {"peer": {"interface": "docker-registry-peer"}},
+    "peers": {"peer": {"interface": "peer-discovery"}},
 }
 
 
@@ -123,8 +128,7 @@ class FakeJuju:
             if value is None or value == "":
                 bag.pop(key, None)
             else:
-                assert isinstance(value, str), f"{key}: non-string value {value!r}"
-                bag[key] = value
+                bag[key] = f"{value}"  # as charmhelpers' relation_set stringifies
 
     def log(self, message, level=None):
         self.logs.append(str(message))
@@ -168,19 +172,28 @@ def patch_hook_tools(monkeypatch, fake: FakeJuju, **extra: Callable[..., Any]) -
 def _load_interfaces(monkeypatch) -> None:
     """Fresh handler registry and interface modules, as in a new hook process.
 
-    Modules are named as in a built charm (``relations.<interface>.<role>``) and loaded by
-    file path from ``interfaces/<interface>/``.
+    Modules are named as in a built charm (``relations.<interface>.<role>``, each interface a
+    package so its relative imports work) and loaded by file path from the layer cache.
     """
     monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
+    _fresh_package(monkeypatch, "relations", [])
     for iface_dir in sorted(p for p in INTERFACES.iterdir() if p.is_dir()):
+        package = f"relations.{iface_dir.name}"
+        _fresh_package(monkeypatch, package, [str(iface_dir)])
         for role in ("provides", "requires", "peers"):
             path = iface_dir / f"{role}.py"
             if not path.exists():
                 continue
-            name = f"relations.{iface_dir.name}.{role}"
+            name = f"{package}.{role}"
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             # charms.reactive looks up ``reactive.relations.*`` first, then ``relations.*``
             monkeypatch.setitem(sys.modules, name, module)
             monkeypatch.setitem(sys.modules, f"reactive.{name}", module)
             spec.loader.exec_module(module)
+
+
+def _fresh_package(monkeypatch, name: str, search_path: list[str]) -> None:
+    package = types.ModuleType(name)
+    package.__path__ = search_path
+    monkeypatch.setitem(sys.modules, name, package)

@@ -89,12 +89,14 @@ def test_user_without_password_publishes_no_credentials(config):
 # ---------------------------------------------------------------- certificate_names
 
 
-def test_certificate_names_start_with_http_host_and_list_every_dialled_name(config):
+def test_certificate_names_keep_the_unit_address_as_cn_and_list_every_dialled_name(config):
+    # units sharing one http-host must not share a common name: easyrsa re-issues per CN and
+    # revokes the previous certificate of that name
     s = parse(config, **{"http-host": "https://registry.example.com/"})
     cn, sans = clients.certificate_names(
         s, addresses=["10.0.0.1", "[fd00::1]", ""], hostname="node-1", proxies=["10.0.0.1"]
     )
-    assert cn == "registry.example.com"
+    assert cn == "10.0.0.1"
     assert sans == sorted(["registry.example.com", "10.0.0.1", "fd00::1", "node-1"])
 
 

@@ -210,11 +210,50 @@ def test_certificate_requested_and_used(charm):
             "docker-registry_0.server.key": server.key,
         },
     )
-    flags = charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    applied = len(charm.applied)
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
     desired, _ = charm.applied[-1]
     assert desired.scheme == "https"
-    assert "docker-registry.tls.available" in flags
+    # the interface layer's flags changing mid-hook re-ran nothing that was already done
+    assert len(charm.applied) == applied + 1
     assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+
+
+def test_a_certificate_takes_effect_in_the_hook_that_brings_it_text_dump_and_all(charm):
+    # GIVEN a unit waiting for its certificate from easyrsa, which puts an `openssl x509
+    # -text` dump before every PEM block
+    charm.config["http-host"] = "https://registry.example.com"
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    # THEN the common name is the unit's own (units sharing http-host must not share one)
+    assert charm.local[rid]["common_name"] == "10.0.0.10"
+    assert "registry.example.com" in json.loads(charm.local[rid]["sans"])
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(
+        ca_key, ca_cert, "10.0.0.10", ["10.0.0.10", "registry.example.com"]
+    )
+    dump = "Certificate:\n    Data:\n        Version: 3 (0x2)\n        Subject: CN=10.0.0.10\n"
+    charm.set_remote(
+        rid,
+        "easyrsa/0",
+        ca=dump + ca.cert,
+        **{
+            "docker-registry_0.server.cert": dump + server.cert,
+            "docker-registry_0.server.key": server.key,
+        },
+    )
+    # WHEN the one hook Juju fires for it runs (cert-provider-relation-changed)
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    # THEN https is served in that hook, from the PEM blocks alone
+    desired, _ = charm.applied[-1]
+    assert desired.scheme == "https"
+    written = {f.path: f.content for f in desired.files}
+    assert all("Certificate:" not in content for content in written.values())
+    assert charm.status == ("active", "Ready at registry.example.com (https).")
+    clients = charm.relate("docker-registry", {"containerd/0": {}})
+    charm.hook("docker-registry-relation-joined", clients, "containerd/0")
+    assert json.loads(charm.local[clients]["tls_ca"]) == ca.cert
 
 
 def test_http_secret_shared_through_leadership(charm):
@@ -261,7 +300,9 @@ def test_own_docker_trusts_the_registry_without_restarting_it(charm, tmp_path):
 
 def test_behind_haproxy_the_leader_publishes_every_unit_and_clients_get_the_proxy(charm):
     charm.hook("install")
-    peer = charm.relate("peer", {"docker-registry/10": {"address": '"10.0.0.20"', "port": "5000"}})
+    peer = charm.relate(
+        "peer", {"docker-registry/10": {"ingress-address": "10.0.0.20", "private-address": "x"}}
+    )
     charm.hook("peer-relation-changed", peer, "docker-registry/10")
     web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
     flags = charm.hook("website-relation-changed", web, "haproxy/0")
@@ -337,7 +378,7 @@ def test_tls_blobs_that_do_not_cover_the_address_warn(charm):
     assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
 
 
-def test_new_common_name_gets_its_own_certificate(charm):
+def test_new_names_get_a_reissued_certificate_and_https_never_stops(charm):
     # GIVEN https from cert-provider for the unit's address
     charm.hook("install")
     rid = charm.relate("cert-provider", {"easyrsa/0": {}})
@@ -355,16 +396,26 @@ def test_new_common_name_gets_its_own_certificate(charm):
     # WHEN http-host names the registry
     charm.config["http-host"] = "https://registry.example.com/"
     charm.hook("config-changed")
-    # THEN a certificate for that name is requested, and the old one is not passed off as it
-    requests = json.loads(charm.local[rid]["cert_requests"])
-    assert "registry.example.com" in requests["registry.example.com"]["sans"]
-    assert charm.status == ("waiting", "Waiting for a server certificate from cert-provider.")
-    second = certs.make_server_cert(
-        ca_key, ca_cert, "registry.example.com", ["registry.example.com"]
+    # THEN the same common name is requested with the new SAN, and until it is re-issued the
+    # registry keeps serving https with the certificate it has (never falls back to http)
+    assert charm.local[rid]["common_name"] == "10.0.0.10"
+    assert "registry.example.com" in json.loads(charm.local[rid]["sans"])
+    assert charm.applied[-1][0].scheme == "https"
+    assert charm.status == (
+        "active",
+        "Ready at registry.example.com (https). "
+        "Warning: the certificate does not cover registry.example.com.",
     )
-    processed = {"registry.example.com": {"cert": second.cert, "key": second.key}}
+    second = certs.make_server_cert(
+        ca_key, ca_cert, "10.0.0.10", ["10.0.0.10", "registry.example.com"]
+    )
     charm.set_remote(
-        rid, "easyrsa/0", **{"docker-registry_0.processed_requests": json.dumps(processed)}
+        rid,
+        "easyrsa/0",
+        **{
+            "docker-registry_0.server.cert": second.cert,
+            "docker-registry_0.server.key": second.key,
+        },
     )
     charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
     assert charm.status == ("active", "Ready at registry.example.com (https).")

@@ -160,12 +160,16 @@ def _asks_for_client_cert(error: object) -> bool:
 def certificate_names(
     settings: Settings, *, addresses: list[str], hostname: str, proxies: list[str] = ()
 ) -> tuple[str, list[str]]:
-    """(common name, SANs) for the server certificate: every name clients may dial."""
+    """(common name, SANs) for the server certificate: every name clients may dial.
+
+    The common name is this unit's own address, never ``http-host``: CAs such as easyrsa name
+    certificates by common name and re-issue (revoking the old one) when a request repeats it,
+    so units sharing one would revoke each other's certificate. Clients match the SANs."""
     names: list[str] = []
-    if settings.http_host:
-        names.append(settings.http_host.hostname)
     for name in [*addresses, hostname, *proxies]:
         name = (name or "").strip("[]")
         if name and name not in names:
             names.append(name)
+    if settings.http_host and settings.http_host.hostname not in names:
+        names.append(settings.http_host.hostname)
     return names[0], sorted(names)

@@ -106,6 +106,13 @@ def services(
     ]
 
 
+def services_yaml(services: list[dict]) -> str:
+    """The ``services`` value as haproxy reads it (a YAML document)."""
+    import yaml  # local: only hooks with a proxy related need it
+
+    return yaml.safe_dump(services, default_flow_style=False)
+
+
 def proxy_netloc(public_address: str, port: int) -> str:
     """What clients dial through the proxy: ``address:port`` (IPv6 bracketed)."""
     return f"{bracket(public_address)}:{int(port)}"

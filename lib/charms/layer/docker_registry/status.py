@@ -17,6 +17,9 @@ class Report:
     proxied: bool = False
     notes: list[str] = field(default_factory=list)
 
+    def empty(self) -> bool:
+        return not (self.blocked or self.waiting or self.maintenance or self.ready_at)
+
     def block(self, message: str) -> None:
         if message not in self.blocked:
             self.blocked.append(message)

@@ -182,3 +182,11 @@ def covers(cert_pem: str, host: str) -> bool:
         return True
     _first, _, rest = host.partition(".")
     return bool(rest) and f"*.{rest}" in dns
+
+
+def private_key_block(text: str) -> str:
+    """The first private key PEM block in ``text`` (PKCS#8, RSA or EC), "" if none."""
+    for match in _PEM_BLOCK_RE.finditer(text or ""):
+        if match.group(1).endswith("PRIVATE KEY"):
+            return match.group(0).strip() + "\n"
+    return ""
