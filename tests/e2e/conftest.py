@@ -158,22 +158,40 @@ def upstream_registry(dockerd) -> Callable[..., Upstream]:
 
 
 def wait_for_status(
-    ctl: Controller, unit: str, status: str, message: str | None = None, timeout=300
+    ctl: Controller, unit: str, status: str, message: str | None = None, timeout=30
 ):
+    """The unit's workload status once the model has settled, waiting without firing any hook.
+
+    Juju fires no hook just because a test waits (update-status comes every 5 minutes): what
+    a user would see right after a command is what the hooks that command caused left. Every
+    verb of the local model settles before it returns, so this only waits for the status to
+    be read; ``timeout`` bounds that, not the hooks."""
     deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        app = unit.split("/")[0]
+    app = unit.split("/")[0]
+    while True:
         last = ctl.status()["applications"][app]["units"][unit]["workload-status"]
         if last["current"] == status and (message is None or last["message"] == message):
             return last
-        if last["current"] == "error":
+        if last["current"] == "error" or time.time() > deadline:
             break
-        ctl.update_status()
-        time.sleep(2)
+        time.sleep(1)
     log = ctl.model.root / "debug.log"
     tail = "\n".join(log.read_text().splitlines()[-60:]) if log.exists() else ""
     pytest.fail(f"{unit}: wanted {status} {message!r}, last {json.dumps(last)}\n{tail}")
+
+
+def hooks_run(ctl: Controller, since: int = 0) -> list[str]:
+    """``unit: hook`` for every hook the model ran, from line ``since`` of its debug log
+    (``len(hooks_run(ctl))`` marks where a scenario starts)."""
+    log = ctl.model.root / "debug.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    hooks = []
+    for line in lines:
+        unit, _, rest = line.partition(": ")
+        words = rest.split()
+        if len(words) == 5 and words[2] == "running" and words[4] == "hook":
+            hooks.append(f"{unit}: {words[3]}")
+    return hooks[since:]
 
 
 def http_get(url: str, timeout=10):
@@ -183,6 +201,7 @@ def http_get(url: str, timeout=10):
 
 class Helpers:
     wait_for_status = staticmethod(wait_for_status)
+    hooks_run = staticmethod(hooks_run)
     http_get = staticmethod(http_get)
     registry_image = REGISTRY_IMAGE
 

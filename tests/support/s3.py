@@ -24,6 +24,7 @@ import contextlib
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import shutil
@@ -66,18 +67,31 @@ def moto_server_path() -> str:
 
 
 def docker_bridge_gateway(network: str = "bridge") -> str:
-    """The host's address on a Docker network (what containers reach the host through)."""
-    out = subprocess.run(
-        ["docker", "network", "inspect", network, "--format", "{{json .IPAM.Config}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    for entry in json.loads(out) or []:
+    """The host's address on a Docker network (what containers reach the host through).
+
+    Read from the bridge interface itself: after dockerd reloads, `docker network inspect` may
+    list the IPAM config without its Gateway field, while the interface keeps its address."""
+    inspect = json.loads(
+        subprocess.run(
+            ["docker", "network", "inspect", network, "--format", "{{json .}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+    )
+    bridge = (inspect.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
+    addresses = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show", "dev", bridge], capture_output=True, text=True
+    ).stdout.split()
+    if "inet" in addresses:
+        return addresses[addresses.index("inet") + 1].split("/")[0]
+    for entry in (inspect.get("IPAM") or {}).get("Config") or []:
         if entry.get("Gateway") and ":" not in entry["Gateway"]:
             return entry["Gateway"]
-    raise RuntimeError(f"docker network {network} has no IPv4 gateway: {out.strip()}")
+        if entry.get("Subnet") and ":" not in entry["Subnet"]:
+            return str(next(ipaddress.ip_network(entry["Subnet"]).hosts()))
+    raise RuntimeError(f"docker network {network} has no IPv4 address on the host")
 
 
 def sigv4_headers(
