@@ -8,7 +8,7 @@
    The 1,000 repositories are made by pushing one tiny image with skopeo, then copying its
    repository directory (links only: blobs are shared) 1,000 times in the filesystem storage.
 
-Targets (issue 5): mirror >= 3x faster than sequential; images on 1,000 repos <= 2 s.
+Targets: mirror >= 3x faster than sequential; images on 1,000 repos <= 2 s.
 No Docker Hub: images are built offline (tests/support/images.py).
 """
 

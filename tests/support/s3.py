@@ -14,7 +14,7 @@ the host, clashing with other units/tests). `host="0.0.0.0"` works as well (then
 moto accepts any credentials; `create_bucket`, `buckets`, `keys` and `get` send SigV4-signed
 urllib requests (no boto3 in the main venv; unsigned requests work for bucket creation but an
 anonymous GET of a registry object, ACL private, is refused with 403). The registry must run
-without `AWS_CA_BUNDLE` in its environment (CONTRACTS.md §4): the container gets none unless
+without `AWS_CA_BUNDLE` in its environment (its S3 client then fails on moto): it gets none unless
 passed.
 """
 
