@@ -1,9 +1,9 @@
 """Garbage collection of the registry's storage, done safely.
 
 ``registry garbage-collect`` while the registry serves leaves its in-memory cache wrong (blob
-HEAD 200, GET truncated) until a restart (measured with registry 2.8). So: stop the registry container, run
-the GC in a throw-away container of the same image with the same mounts, start the registry
-again (always, even when the GC fails) and wait until /v2/ answers.
+HEAD 200, GET truncated) until a restart (measured with registry 2.8). So: stop the registry
+container, run the GC in a throw-away container of the same image with the same mounts, start
+the registry again (always, even when the GC fails) and wait until /v2/ answers.
 """
 
 from __future__ import annotations
