@@ -29,7 +29,7 @@ setup: host venv dockerd image
 
 # --- checks -------------------------------------------------------------------
 unit: venv
-	$(PY) -m pytest -q tests/unit --cov=lib/charms/layer/docker_registry --cov-report=term:skip-covered --cov-fail-under=90
+	$(PY) -m pytest -q tests/unit tests/security --cov=lib/charms/layer/docker_registry --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: venv
 	$(VENV)/bin/ruff check .

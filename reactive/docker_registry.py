@@ -120,7 +120,11 @@ def reconcile() -> None:
         # the running registry, its clients and the proxy keep the last good config
         report.block(f"Invalid charm config: {exc.summary()}")
         return
-    apply(config, inputs, report)
+    try:
+        apply(config, inputs, report)
+    except OSError as exc:  # a full disk, a directory where a file should be, ...
+        what = exc.filename or "a file"
+        report.block(f"Cannot write {what}: {exc.strerror or exc}.")
 
 
 @hook("stop")
@@ -330,6 +334,12 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
         )
         kv.set(KV_IMAGE_DIGEST, digest)
         tls = _tls(config, inputs, common_name, report)
+        if config.tls_client_auth and not (tls and tls.ca) and not report.waiting:
+            report.block(
+                "tls-client-auth needs a CA to verify clients: "
+                "set tls-ca-blob (with tls-cert-blob and tls-key-blob) or relate cert-provider."
+            )
+            return
         htpasswd = ""
         if config.basic_auth:
             htpasswd = auth.htpasswd_line(

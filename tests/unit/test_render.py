@@ -28,9 +28,9 @@ CASES = {
         {
             "auth-basic-password": "pw",
             "tls-client-auth": True,
-            "tls-ca-path": "/opt/pki/ca.pem",
-            "tls-cert-path": "/opt/pki/server.pem",
-            "tls-key-path": "/opt/pki/server.key",
+            "tls-ca-path": "/etc/docker-registry/ca.pem",
+            "tls-cert-path": "/etc/docker-registry/server.pem",
+            "tls-key-path": "/etc/docker-registry/server.key",
         },
         TLS,
     ),
@@ -164,7 +164,7 @@ def test_client_cas_only_when_asked(config):
     yes = yaml.safe_load(
         build(config, CASES["basic-tls-clientauth-custom-paths"][0], TLS).config_yaml
     )
-    assert yes["http"]["tls"]["clientcas"] == ["/opt/pki/ca.pem"]
+    assert yes["http"]["tls"]["clientcas"] == ["/etc/docker-registry/ca.pem"]
 
 
 def test_files_modes_and_mounts_follow_custom_tls_paths(config):
@@ -173,11 +173,11 @@ def test_files_modes_and_mounts_follow_custom_tls_paths(config):
     assert modes == {
         "/etc/docker/registry/config.yml": 0o600,
         "/etc/docker/registry/htpasswd": 0o600,
-        "/opt/pki/server.pem": 0o644,
-        "/opt/pki/server.key": 0o600,
-        "/opt/pki/ca.pem": 0o644,
+        "/etc/docker-registry/server.pem": 0o644,
+        "/etc/docker-registry/server.key": 0o600,
+        "/etc/docker-registry/ca.pem": 0o644,
     }
-    assert ("/opt/pki/server.pem", "/opt/pki/server.pem") in d.run.mounts  # reference bug
+    assert ("/etc/docker-registry/server.pem", "/etc/docker-registry/server.pem") in d.run.mounts  # reference bug
     assert d.scheme == "https"
 
 
@@ -195,7 +195,7 @@ def test_run_argv_production(config):
         "--publish",
         "5443:5000",
         "--publish",
-        "9100:5001",
+        "10.1.2.3:9100:5001",
         "--volume",
         "/etc/docker/registry/config.yml:/etc/docker/registry/config.yml:ro",
         "--volume",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from charms.layer.docker_registry import settings
 from charms.layer.docker_registry.settings import Settings
 
 
@@ -23,18 +23,7 @@ def bracket(address: str) -> str:
     return address
 
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-def is_host(text: str) -> bool:
-    """Whether ``text`` is an IP address (IPv6 with or without brackets) or a DNS host name."""
-    try:
-        ipaddress.ip_address(text.strip("[]") if text.startswith("[") else text)
-        return True
-    except ValueError:
-        pass
-    name = text[:-1] if text.endswith(".") else text
-    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+is_host = settings.is_host  # one definition of a host name for config and relation data
 
 
 def netloc_host(netloc: str) -> str:

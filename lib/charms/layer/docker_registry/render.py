@@ -244,7 +244,9 @@ def desired(
     bind = host.publish_address(unit_address)
     ports = [(bind, settings.registry_port, CONTAINER_PORT)]
     if settings.prometheus_metrics:
-        ports.append((bind, settings.debug_port, CONTAINER_DEBUG_PORT))
+        # the debug listener also serves pprof and expvar, without auth: only on the unit's
+        # own address (where its scraper reaches it), never on every address
+        ports.append((bind or unit_address, settings.debug_port, CONTAINER_DEBUG_PORT))
     storage_mount = None
     if settings.storage.kind == "filesystem":
         storage_mount = (str(host.path(paths.STORAGE_DIR)), paths.CONTAINER_STORAGE_DIR)

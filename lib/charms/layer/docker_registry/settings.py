@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,7 +46,29 @@ _IMAGE_RE = re.compile(
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
 _CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-_USER_RE = re.compile(r"^[^:\s]{1,255}$")
+# What htpasswd and the registry both take as a user name: no ':' (the htpasswd separator), no
+# leading '-' (htpasswd would read an option), no spaces or control characters.
+_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$")
+MAX_PASSWORD = 255  # htpasswd refuses longer ones
+# The only directories a tls-*-path may name a file in: the charm's own.
+TLS_PATH_DIRS = ("/etc/docker/registry", "/etc/docker-registry")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_host(text: str) -> bool:
+    """An IPv4/IPv6 literal (IPv6 with or without brackets) or an RFC 1123 host name: nothing
+    a path or a daemon.json entry derived from it could escape with (no '.', '..', '_',
+    spaces or non-ASCII letters)."""
+    literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(literal)
+        return True
+    except ValueError:
+        pass
+    name = text[:-1] if text.endswith(".") else text
+    return 0 < len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split("."))
+
+
 _PEM_CERT_RE = re.compile(
     r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
 )
@@ -259,6 +282,9 @@ class _Reader:
         if "/../" in value + "/" or "/./" in value + "/" or "//" in value:
             self.fail(option, "must be a normalised absolute path")
             return default
+        if value.rsplit("/", 1)[0] not in TLS_PATH_DIRS:
+            self.fail(option, "must name a file directly in " + " or ".join(TLS_PATH_DIRS))
+            return default
         return value
 
 
@@ -294,6 +320,8 @@ def parse_http_host(value: str) -> tuple[HttpHost | None, str]:
     if not path.endswith("/"):
         return None, 'a path must end with "/"'
     hostname = parts.hostname or ""
+    if not is_host(hostname):
+        return None, "must name a host by an IP address or a DNS name (letters, digits, '-')"
     host = f"[{hostname}]" if ":" in hostname else hostname
     netloc = f"{host}:{parts.port}" if parts.port else host
     url = f"{parts.scheme}://{netloc}{path}"
@@ -311,10 +339,15 @@ def _auth(r: _Reader) -> BasicAuth | TokenAuth | None:
     )
     basic = None
     if password:
-        if "\n" in password or "\r" in password:
-            r.fail("auth-basic-password", "must be a single line")
+        if not password.isprintable():
+            r.fail("auth-basic-password", "must be a single line of printable characters")
+        elif len(password) > MAX_PASSWORD:
+            r.fail("auth-basic-password", f"must be at most {MAX_PASSWORD} characters")
         elif not _USER_RE.match(user):
-            r.fail("auth-basic-user", "must be non-empty, without spaces or ':'")
+            r.fail(
+                "auth-basic-user",
+                "must be 1-64 of letters, digits and _ . @ + - (not starting with . @ + -)",
+            )
         else:
             basic = BasicAuth(user=user, password=password)
     if not token_given:
@@ -480,6 +513,12 @@ def _tls(r: _Reader) -> TlsBlobs | None:
         return None
     from charms.layer.docker_registry import tls  # local: needs cryptography
 
+    # only the PEM blocks are kept: whatever else the decoded text holds is never written
+    cert, key = "".join(tls.pem_blocks(cert)), tls.private_key_block(key)
+    ca = "".join(tls.pem_blocks(ca))
+    if r.config.get("tls-ca-blob") and not ca:
+        r.fail("tls-ca-blob", "contains no PEM certificate")
+        return None
     problem = tls.blob_problem(cert=cert, key=key, ca=ca)
     if problem:
         r.fail(*problem)

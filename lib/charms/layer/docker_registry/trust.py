@@ -9,6 +9,7 @@ never a restart, and only when the file really changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -50,6 +51,16 @@ def reload_daemon() -> None:
             return
 
 
+def _forget_certs_dir(host: paths.Host, netloc: str) -> None:
+    """Remove what the charm wrote for ``netloc`` in certs.d, and the directory only when
+    nothing else is left in it (an operator's own files stay)."""
+    directory = host.path(f"{paths.DOCKER_CERTS_DIR}/{netloc}")
+    for name in ("ca.crt", "client.cert", "client.key"):
+        (directory / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
 def client_files(host: paths.Host, netloc: str) -> tuple[Path, Path]:
     """Where the unit's client certificate and key for ``netloc`` live."""
     directory = host.path(f"{paths.DOCKER_CERTS_DIR}/{netloc}")
@@ -72,7 +83,7 @@ def trust(
     old_netloc = previous.get("netloc")
     if old_netloc and (old_netloc != netloc or previous.get("tls") != bool(ca)):
         if previous.get("tls"):
-            shutil.rmtree(host.path(f"{paths.DOCKER_CERTS_DIR}/{old_netloc}"), ignore_errors=True)
+            _forget_certs_dir(host, old_netloc)
         else:
             changed_daemon |= _set_insecure(host, remove=old_netloc)
     if ca:

@@ -1,0 +1,4 @@
+"""The security suite uses the unit suite's config and real-dispatch charm fixtures."""
+
+from tests.unit.conftest import config, defaults  # noqa: F401 - fixtures
+from tests.unit.test_handlers import charm  # noqa: F401 - fixture

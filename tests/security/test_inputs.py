@@ -1,0 +1,179 @@
+"""Hostile or careless inputs: nothing outside the charm's own files is touched, nothing
+secret leaks. Each test names the hole it closes."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from charms.layer.docker_registry import settings, trust
+from charms.layer.docker_registry.errors import ConfigError
+from charms.layer.docker_registry.paths import Host
+from tests.support import certs
+
+SECRET = "Sec-Ur1ty-Passw0rd"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def problems(config, **changes) -> dict:
+    with pytest.raises(ConfigError) as err:
+        settings.parse({**config, **changes})
+    assert SECRET not in str(err.value)
+    return dict(err.value.problems)
+
+
+# ---------------------------------------------------------------- path options
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/passwd",  # was overwritten with a certificate (0644)
+        "/etc/docker/daemon.json",
+        "/etc/docker/registry",  # the directory itself
+        "/etc/docker/registry/sub/ca.crt",
+        "/root/.ssh/authorized_keys",
+    ],
+)
+@pytest.mark.parametrize("option", ["tls-ca-path", "tls-cert-path", "tls-key-path"])
+def test_path_options_only_name_files_in_the_charms_own_directories(config, option, path):
+    assert (
+        "must name a file directly in /etc/docker/registry"
+        in problems(config, **{option: path})[option]
+    )
+
+
+def test_path_options_in_the_charms_directories_are_accepted(config):
+    parsed = settings.parse({**config, "tls-cert-path": "/etc/docker-registry/server.pem"})
+    assert parsed.tls_paths.cert == "/etc/docker-registry/server.pem"
+
+
+def test_a_ca_blob_writes_only_its_pem_blocks(config):
+    # GIVEN a CA blob whose decoded text holds an ssh key line before the PEM block
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.1", ["10.0.0.1"])
+    junk = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISECRET operator@laptop\n"
+    parsed = settings.parse(
+        {
+            **config,
+            "tls-ca-blob": b64(junk + ca.cert + "trailing words\n"),
+            "tls-cert-blob": b64("Certificate:\n  dump\n" + server.cert),
+            "tls-key-blob": b64("comment\n" + server.key),
+        }
+    )
+    # THEN only PEM is kept (that is what render writes to the tls-*-path files)
+    assert parsed.tls_blobs.ca == ca.cert
+    assert parsed.tls_blobs.cert.startswith("-----BEGIN CERTIFICATE-----")
+    assert parsed.tls_blobs.key.startswith("-----BEGIN ") and "comment" not in parsed.tls_blobs.key
+
+
+# ---------------------------------------------------------------- http-host and netlocs
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://../",  # netloc '..': certs.d/../ca.crt, then rm -r /etc/docker
+        "https://./",  # certs.d itself
+        "https://reg_istry.example/",  # '_' goes into daemon.json, which dockerd rejects
+        "https://régistry.example/",  # non-ASCII likewise
+        "https://-bad.example/",
+    ],
+)
+def test_http_host_must_name_a_real_host(config, value):
+    assert "must name a host" in problems(config, **{"http-host": value})["http-host"]
+
+
+def test_trust_removes_only_what_the_charm_wrote(tmp_path):
+    # GIVEN the charm trusted its CA for one netloc, next to an operator's own file
+    host = Host(sandbox=str(tmp_path), unit_name="docker-registry/0")
+    state = trust.trust(host, netloc="old.example:5000", ca="CA\n", previous=None)
+    own = tmp_path / "etc/docker/certs.d/old.example:5000/operator.crt"
+    own.write_text("mine")
+    # WHEN the netloc changes
+    trust.trust(host, netloc="new.example:5000", ca="CA\n", previous=state)
+    # THEN the charm's ca.crt is gone, the operator's file and its directory stay
+    assert own.read_text() == "mine"
+    assert not (own.parent / "ca.crt").exists()
+    assert (tmp_path / "etc/docker/certs.d/new.example:5000/ca.crt").exists()
+
+
+# ---------------------------------------------------------------- credentials
+
+
+@pytest.mark.parametrize("user", ["-D", "-b", "--", "a:b", "ad min", ".hidden", "x" * 65])
+def test_user_names_htpasswd_would_misread_are_refused(config, user):
+    found = problems(config, **{"auth-basic-user": user, "auth-basic-password": SECRET})
+    assert found["auth-basic-user"].startswith("must be 1-64 of letters")
+    assert user not in found["auth-basic-user"]
+
+
+def test_password_length_limit_is_stated(config):
+    found = problems(config, **{"auth-basic-password": SECRET * 20})
+    assert found == {"auth-basic-password": "must be at most 255 characters"}
+
+
+def test_password_with_control_characters_is_refused(config):
+    found = problems(config, **{"auth-basic-password": SECRET + "\x00"})
+    assert "printable" in found["auth-basic-password"]
+
+
+# ---------------------------------------------------------------- exposure and faults
+
+
+def test_tls_client_auth_without_a_ca_blocks_instead_of_serving_everyone(charm):
+    # GIVEN TLS by config without a CA, and mutual TLS asked for
+    _ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    charm.config |= {
+        "tls-cert-blob": b64(server.cert),
+        "tls-key-blob": b64(server.key),
+        "tls-client-auth": True,
+    }
+    charm.hook("install")
+    # THEN the unit says what is missing and starts no registry
+    assert charm.status[0] == "blocked"
+    assert "tls-client-auth needs a CA to verify clients" in charm.status[1]
+    assert charm.applied == []
+
+
+def test_the_debug_listener_binds_the_units_own_address(config):
+    from charms.layer.docker_registry import render
+
+    parsed = settings.parse({**config, "prometheus-metrics": True})
+    desired = render.desired(
+        parsed,
+        host=Host(),
+        unit_address="10.1.2.3",
+        tls=None,
+        http_secret="s",
+        htpasswd="",
+        realm="r",
+    )
+    binds = {port: bind for bind, port, _ in desired.run.ports}
+    assert binds == {5000: "", 5001: "10.1.2.3"}
+
+
+def test_a_file_the_hook_cannot_write_blocks_naming_it(charm, monkeypatch):
+    def full_disk(desired, **kw):
+        raise OSError(28, "No space left on device", "/etc/docker/registry/config.yml")
+
+    monkeypatch.setattr("charms.layer.docker_registry.workload.apply", full_disk)
+    charm.hook("install")
+    assert charm.status == (
+        "blocked",
+        "Cannot write /etc/docker/registry/config.yml: No space left on device.",
+    )
+
+
+def test_no_secret_in_any_problem_message(config):
+    found = problems(
+        config,
+        **{"auth-basic-user": "-D", "auth-basic-password": SECRET, "http-host": "https://../"},
+    )
+    assert SECRET not in json.dumps(found)
