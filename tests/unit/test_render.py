@@ -177,7 +177,10 @@ def test_files_modes_and_mounts_follow_custom_tls_paths(config):
         "/etc/docker-registry/server.key": 0o600,
         "/etc/docker-registry/ca.pem": 0o644,
     }
-    assert ("/etc/docker-registry/server.pem", "/etc/docker-registry/server.pem") in d.run.mounts  # reference bug
+    assert (
+        "/etc/docker-registry/server.pem",
+        "/etc/docker-registry/server.pem",
+    ) in d.run.mounts  # reference bug
     assert d.scheme == "https"
 
 

@@ -200,7 +200,9 @@ def test_basic_auth_user_must_be_usable(config, user):
 
 def test_multi_line_password_is_refused_without_echo(config):
     config["auth-basic-password"] = SECRET + "\nmore"
-    assert problems(config)["auth-basic-password"] == "must be a single line of printable characters"
+    assert (
+        problems(config)["auth-basic-password"] == "must be a single line of printable characters"
+    )
 
 
 def token_config(config, ca_pem):
