@@ -54,6 +54,8 @@ KV_RUN_ARGV = "docker-registry.run-argv"
 KV_ENDPOINT = clients.ENDPOINT_KEY
 KV_TRUST = "docker-registry.docker-trust"
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
+KV_LAST_GOOD = "docker-registry.last-good"  # run arguments and files that last answered
+KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
 
 INSTALLED = "docker-registry.installed"
 STOPPED = "docker-registry.stopped"  # set by the stop action, cleared by start
@@ -366,6 +368,9 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
                 "maintenance",
                 "Reconfiguring the registry." if current else "Configuring the registry.",
             ),
+            last_good=kv.get(KV_LAST_GOOD),
+            failed=kv.get(KV_FAILED),
+            secrets=config.secret_values,
         )
     except RegistryCharmError as exc:
         report.block(str(exc))
@@ -373,8 +378,15 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
         return
     kv.set(KV_MANAGED_FILES, managed)
     kv.set(KV_RUN_ARGV, outcome.run_argv)
+    kv.set(KV_LAST_GOOD, outcome.last_good)
+    kv.set(KV_FAILED, outcome.failed)
     if outcome.action != "unchanged":
         hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
+    if outcome.problem:
+        # the last good registry serves on; clients and the proxy keep what they were told
+        toggle_flag(CONFIGURED, outcome.answering)
+        report.block(outcome.problem + "; serving the last good config.")
+        return
     ports = {f"{config.registry_port}/TCP"}
     if config.prometheus_metrics:
         ports.add(f"{config.debug_port}/TCP")

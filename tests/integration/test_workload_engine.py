@@ -60,8 +60,13 @@ def unit(engine, tmp_path):
             unit_address="127.0.0.1",
             managed_files=state["managed"],
             allow_start=state.get("allow_start", True),
+            last_good=state.get("last_good"),
+            failed=state.get("failed"),
+            secrets=s.secret_values,
+            wait=state.get("wait", workload.START_BOUND),
         )
         state["name"] = desired.run.name
+        state["last_good"], state["failed"] = outcome.last_good, outcome.failed
         return outcome
 
     yield host, apply, state
@@ -144,3 +149,46 @@ def test_operator_stop_is_respected(unit):
     assert not container.inspect(state["name"]).running
     state["allow_start"] = True
     assert apply().action == "started"
+
+
+def test_a_cache_whose_upstream_does_not_resolve_is_rolled_back_and_images_stay(unit):
+    # GIVEN a registry serving a pushed image
+    _host, apply, state = unit
+    assert apply().answering
+    port = state["port"]
+    image = make_test_image("it/rollback:1", seed="rollback")
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--dest-tls-verify=false",
+            f"docker-daemon:{image}",
+            f"docker://127.0.0.1:{port}/it/rollback:1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    # WHEN it becomes a pull-through cache of a host that does not resolve (registry 2.8
+    # panics at start-up and restarts forever)
+    state["wait"] = 8
+    outcome = apply(
+        {
+            "cache-remoteurl": "https://upstream.invalid",
+            "cache-password": PASSWORD,
+            "cache-username": "u",
+        }
+    )
+    # THEN the last good registry is back, with its images, and the cause is named
+    assert outcome.action == "rolled-back" and outcome.answering
+    assert "did not start" in outcome.problem and PASSWORD not in outcome.problem
+    assert get_status(f"http://127.0.0.1:{port}/v2/it/rollback/tags/list") == 200
+    # AND the same config is not tried again; another change is
+    again = apply(
+        {
+            "cache-remoteurl": "https://upstream.invalid",
+            "cache-password": PASSWORD,
+            "cache-username": "u",
+        }
+    )
+    assert again.action == "held"
+    assert apply({"log-level": "debug"}).action == "recreated"

@@ -45,6 +45,7 @@ class Charm(FakeJuju):
         self.answering = True
         self.action = "created"
         self.install_error = None
+        self.problem = ""  # set: workload.apply rolled the new config back
 
     @property
     def status(self):
@@ -59,6 +60,8 @@ class Charm(FakeJuju):
             answering=self.answering and action != "stopped-by-operator",
             probe_url=f"{desired.scheme}://10.0.0.10:5000",
             run_argv=["run"],
+            problem=self.problem,
+            failed={"hash": "h", "problem": self.problem} if self.problem else {},
         )
         return outcome, [f.path for f in desired.files]
 
@@ -546,3 +549,23 @@ def test_nrpe_check_logs_in_with_the_charm_credentials_from_a_private_file(charm
     assert not creds.exists()
     cfg = (tmp_path / "host/etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
     assert "--credentials-file" not in cfg
+
+
+def test_a_rolled_back_change_blocks_and_clients_keep_the_last_good_data(charm):
+    # GIVEN a client told where the registry is
+    charm.hook("install")
+    clients = charm.relate("docker-registry", {"containerd/0": {}})
+    charm.hook("docker-registry-relation-joined", clients, "containerd/0")
+    told = dict(charm.local[clients])
+    # WHEN a change (a new port) is rolled back because the new registry never answered
+    charm.problem = "The new config did not start (the registry said: panic: x)"
+    charm.config["registry-port"] = 5050
+    charm.hook("config-changed")
+    # THEN the unit says so, and the client still has the address that serves
+    assert charm.status == (
+        "blocked",
+        "The new config did not start (the registry said: panic: x); "
+        "serving the last good config.",
+    )
+    assert charm.local[clients] == told
+    assert unitdata.kv().get("docker-registry.failed-config")["hash"] == "h"

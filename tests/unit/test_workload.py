@@ -41,12 +41,24 @@ class FakeWorld:
         self.answers = list(answers)
         self.converged: list[dict] = []
         self.probed: list[str] = []
+        self.docker: list[tuple] = []  # remove / run calls
+        self.containers: dict[str, types.SimpleNamespace] = {}
+        self.busy_ports: set[int] = set()
 
-    def converge(self, desired, *, image, allow_start=True, announce=None):
+    def converge(self, desired, *, image, allow_start=True, announce=None, previous_name=""):
         self.converged.append(
             {"image": image, "allow_start": allow_start, "name": desired.run.name}
         )
         return self.action, desired.run.argv({render.HASH_LABEL: "h"})
+
+    def inspect(self, name):
+        return self.containers.get(name)
+
+    def remove(self, name):
+        self.docker.append(("rm", name))
+
+    def run(self, argv):
+        self.docker.append(("run", argv))
 
     def probe(self, url, timeout=3):
         self.probed.append(url)
@@ -57,6 +69,16 @@ class FakeWorld:
 def world(monkeypatch):
     fake = FakeWorld()
     monkeypatch.setattr(workload.container, "converge", fake.converge)
+    monkeypatch.setattr(workload.container, "config_hash", lambda d, image: d.config_hash(image))
+    monkeypatch.setattr(workload.container, "inspect", fake.inspect)
+    monkeypatch.setattr(workload.container, "remove", fake.remove)
+    monkeypatch.setattr(workload.container, "run", fake.run)
+    monkeypatch.setattr(
+        workload.container,
+        "last_log_line",
+        lambda name: f'panic: Get "https://up/v2/": lookup up, password {SECRET_PASSWORD}',
+    )
+    monkeypatch.setattr(workload, "port_in_use", lambda bind, port: port in fake.busy_ports)
     monkeypatch.setattr(workload.clients, "probe", fake.probe)
     monkeypatch.setattr(
         workload, "time", types.SimpleNamespace(monotonic=_clock(), sleep=_no_sleep)
@@ -205,3 +227,88 @@ def test_apply_waits_briefly_for_an_unchanged_container(
     )
     assert waits == [("http://10.0.0.1:5000", expected_wait)]
     assert outcome.answering is False
+
+
+# ---------------------------------------------------------------- health-gated apply
+
+
+def _apply(desired, sandbox, **kw):
+    kw.setdefault("managed_files", [])
+    return workload.apply(desired, host=sandbox, unit_address="10.0.0.1", allow_start=True, **kw)
+
+
+def test_a_new_config_that_never_answers_is_rolled_back_to_the_last_good(
+    config, sandbox, world, tmp_path, monkeypatch
+):
+    # GIVEN a registry that answered with the default config
+    good = make_desired(config, sandbox)
+    outcome, managed = _apply(good, sandbox)
+    last_good = outcome.last_good
+    assert last_good["argv"] == outcome.run_argv
+    # WHEN a change (basic auth) is recreated but never answers
+    world.action = "recreated"
+    # only the restored last good container answers
+    monkeypatch.setattr(workload.clients, "probe", lambda url, timeout=3: bool(world.docker))
+    bad = make_desired(config, sandbox, **{"auth-basic-password": SECRET_PASSWORD})
+    outcome, managed = _apply(
+        bad, sandbox, managed_files=managed, last_good=last_good, secrets=(SECRET_PASSWORD,)
+    )
+    # THEN the new container is removed, the last good files and container come back
+    assert outcome.action == "rolled-back"
+    assert outcome.answering is True
+    assert ("rm", "registry-docker-registry-0") in world.docker
+    assert ("run", last_good["argv"]) in world.docker
+    assert managed == [render.CONFIG_FILE]
+    assert not (tmp_path / "etc/docker/registry/htpasswd").exists()
+    config_yml = (tmp_path / "etc/docker/registry/config.yml").read_text()
+    assert config_yml == good.config_yaml
+    # AND the problem quotes the registry, secrets scrubbed
+    assert outcome.problem.startswith("The new config did not start (the registry said: panic")
+    assert SECRET_PASSWORD not in outcome.problem and "***" in outcome.problem
+
+
+def test_a_rolled_back_config_is_not_retried_until_it_changes(config, sandbox, world):
+    good = make_desired(config, sandbox)
+    outcome, managed = _apply(good, sandbox)
+    last_good = outcome.last_good
+    world.containers[last_good["name"]] = types.SimpleNamespace(running=True, labels={})
+    bad = make_desired(config, sandbox, **{"log-level": "debug"})
+    failed = {"hash": bad.config_hash("registry:2"), "problem": "The new config did not start"}
+    converged = len(world.converged)
+    outcome, _ = _apply(bad, sandbox, managed_files=managed, last_good=last_good, failed=failed)
+    assert (outcome.action, outcome.problem) == ("held", "The new config did not start")
+    assert len(world.converged) == converged  # nothing touched
+    other = make_desired(config, sandbox, **{"log-level": "warn"})
+    outcome, _ = _apply(other, sandbox, managed_files=managed, last_good=last_good, failed=failed)
+    assert outcome.action == "created"
+
+
+def test_a_port_another_program_holds_blocks_before_anything_is_touched(config, sandbox, world):
+    world.busy_ports = {5000}
+    with pytest.raises(workload.RegistryCharmError, match="registry-port 5000 is already in use"):
+        _apply(make_desired(config, sandbox), sandbox)
+    assert world.converged == []
+
+
+def test_the_ports_of_our_own_last_good_container_are_not_in_the_way(config, sandbox, world):
+    outcome, managed = _apply(make_desired(config, sandbox), sandbox)
+    world.busy_ports = {5000}  # held by our running registry
+    world.action = "recreated"
+    outcome, _ = _apply(
+        make_desired(config, sandbox, **{"log-level": "debug"}),
+        sandbox,
+        managed_files=managed,
+        last_good=outcome.last_good,
+    )
+    assert outcome.action == "recreated"
+
+
+def test_port_in_use_sees_a_listening_socket():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert workload.port_in_use("127.0.0.1", port) is True
+    assert workload.port_in_use("127.0.0.1", port) is False

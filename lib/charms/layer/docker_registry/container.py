@@ -117,8 +117,39 @@ def run(argv: list[str]) -> str:
     return docker(*argv, timeout=120).strip()
 
 
+def config_hash(desired: Desired, *, image: str) -> str:
+    wanted_image = image_id(image)
+    if not wanted_image:
+        raise DockerError(f"image {image} is not present")
+    return desired.config_hash(wanted_image)
+
+
+def last_log_line(name: str) -> str:
+    """The registry's own last error-ish line (what it said before giving up)."""
+    try:
+        proc = subprocess.run(
+            [DOCKER, "logs", "--tail", "30", name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if any(word in line for word in ("panic", "level=fatal", "level=error", "error")):
+            return line
+    return lines[-1] if lines else ""
+
+
 def converge(
-    desired: Desired, *, image: str, allow_start: bool = True, announce=None
+    desired: Desired,
+    *,
+    image: str,
+    allow_start: bool = True,
+    announce=None,
+    previous_name: str = "",
 ) -> tuple[str, list[str]]:
     """Make the container match ``desired``; returns what was done and the run arguments.
 
@@ -126,15 +157,14 @@ def converge(
     config), "created", "recreated" (config changed: exactly one restart of the registry),
     or "stopped-by-operator" when ``allow_start`` is False and the container is not running.
     ``announce(current_state_or_None)`` is called just before the container is touched.
+    ``previous_name``: the container the charm ran before under another name (registry-name
+    changed): it is replaced too, never left running unmanaged.
     """
-    wanted_image = image_id(image)
-    if not wanted_image:
-        raise DockerError(f"image {image} is not present")
-    config_hash = desired.config_hash(wanted_image)
-    argv = desired.run.argv({HASH_LABEL: config_hash})
+    wanted_hash = config_hash(desired, image=image)
+    argv = desired.run.argv({HASH_LABEL: wanted_hash})
     name = desired.run.name
     current = inspect(name)
-    if current and current.labels.get(HASH_LABEL) == config_hash:
+    if current and current.labels.get(HASH_LABEL) == wanted_hash:
         if current.running:
             return "unchanged", argv
         if not allow_start:
@@ -150,5 +180,9 @@ def converge(
     if current:
         stop(name)
         remove(name)
+    renamed = previous_name and previous_name != name and inspect(previous_name)
+    if renamed:
+        stop(previous_name)
+        remove(previous_name)
     run(argv)
-    return ("recreated" if current else "created"), argv
+    return ("recreated" if current or renamed else "created"), argv

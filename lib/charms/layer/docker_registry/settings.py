@@ -194,6 +194,18 @@ class Settings:
     def token_auth(self) -> TokenAuth | None:
         return self.auth if isinstance(self.auth, TokenAuth) else None
 
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret the config holds (to scrub from anything the registry says)."""
+        values = [
+            self.basic_auth.password if self.basic_auth else "",
+            self.cache.password if self.cache else "",
+            getattr(self.storage, "secretkey", ""),
+            getattr(self.storage, "password", ""),
+            self.tls_blobs.key if self.tls_blobs else "",
+        ]
+        return tuple(v for v in values if v)
+
 
 class _Reader:
     """Typed access to raw config values that records problems instead of raising."""
