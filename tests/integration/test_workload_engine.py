@@ -192,3 +192,16 @@ def test_a_cache_whose_upstream_does_not_resolve_is_rolled_back_and_images_stay(
     )
     assert again.action == "held"
     assert apply({"log-level": "debug"}).action == "recreated"
+
+
+def test_the_registry_logs_json_lines_naming_its_service(unit):
+    # the reference's log format, which operators parse
+    _host, apply, state = unit
+    assert apply().answering
+    logs = subprocess.run(
+        ["docker", "logs", state["name"]], capture_output=True, text=True, check=True
+    )
+    lines = [json.loads(line) for line in logs.stderr.splitlines() if line.startswith("{")]
+    # registry 2.8 adds log.fields to its own lines; per-request lines carry http.request.*
+    own = [line for line in lines if "http.request.id" not in line]
+    assert own and all(line.get("service") == "registry" for line in own), own[:2]
