@@ -244,8 +244,11 @@ def _tls(
     cert, key = inputs.issued.get(common_name, (None, None))
     if not (cert and key):
         report.wait("Waiting for a server certificate from cert-provider.")
+        # a certificate in flight (new common name): keep serving https with one issued
+        # before, never fall back to http while the CA relation exists
+        cert, key = next(iter(inputs.issued.values()), (None, None))
+    if not (cert and key):
         return None
-    # providers hand back text around the PEM (easyrsa: an `openssl x509 -text` dump first)
     cert, key = "".join(tls_lib.pem_blocks(cert)), tls_lib.private_key_block(key)
     ca = "".join(tls_lib.pem_blocks(inputs.ca))
     chain = "".join(tls_lib.pem_blocks(inputs.chain))
@@ -412,8 +415,10 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
         report.notes.append("Note: registry 2.8 does not send cache-username upstream.")
     identity = _client_identity(config, inputs, tls, report)
     ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
-    _publish_to_clients(config, netloc, desired.scheme, tls)
-    _publish_to_proxy(config, inputs, tls is not None)
+    if not (tls is None and inputs.tls_joined and not config.tls_blobs):
+        # (while TLS is expected but not there yet, clients and the proxy are not told http)
+        _publish_to_clients(config, netloc, desired.scheme, tls)
+        _publish_to_proxy(config, inputs, tls is not None)
     _update_nrpe(config, inputs, host, desired.scheme, ca_file, identity)
     kv.set(
         KV_TRUST,

@@ -569,3 +569,35 @@ def test_a_rolled_back_change_blocks_and_clients_keep_the_last_good_data(charm):
     )
     assert charm.local[clients] == told
     assert unitdata.kv().get("docker-registry.failed-config")["hash"] == "h"
+
+
+def test_clients_are_not_told_http_while_a_certificate_is_expected(charm):
+    # GIVEN a CA related but no certificate issued yet, and a client joining
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    clients = charm.relate("docker-registry", {"containerd/0": {}})
+    charm.hook("docker-registry-relation-joined", clients, "containerd/0")
+    # THEN the client is told nothing yet (never http://, with the password, in the clear)
+    assert "registry_netloc" not in charm.local[clients]
+    assert charm.status == ("waiting", "Waiting for a server certificate from cert-provider.")
+    # AND once the certificate arrives it gets https in that same hook
+    _issue(charm, rid, client=False)
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    assert json.loads(charm.local[clients]["registry_url"]) == "https://10.0.0.10:5000"
+
+
+def test_a_new_common_name_keeps_https_with_the_certificate_issued_before(charm):
+    # GIVEN https from cert-provider
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    _issue(charm, rid, client=False)
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    # WHEN the unit's address (its common name) changes
+    charm.unit_private_address = "10.0.0.11"
+    charm.hook("config-changed")
+    # THEN a certificate is requested for it, and https goes on meanwhile
+    assert "10.0.0.11" in json.loads(charm.local[rid]["cert_requests"])
+    assert charm.applied[-1][0].scheme == "https"
+    assert charm.status == ("waiting", "Waiting for a server certificate from cert-provider.")
