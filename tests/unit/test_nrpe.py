@@ -246,3 +246,30 @@ def test_script_with_an_unreadable_client_certificate_is_critical(script, tmp_pa
     (tmp_path / "ca").write_text(ca.cert)
     rc, line = run_check(script, check)
     assert rc == 2 and "client certificate" in line
+
+
+# ---------------------------------------------------------------- the check, in process
+
+
+def test_check_refuses_a_url_that_is_not_http(capsys):
+    from charms.layer.docker_registry import nrpe_check
+
+    assert nrpe_check.main(["--url", "file:///etc/passwd"]) == 2
+    assert capsys.readouterr().out == "CRITICAL: file:///etc/passwd is not an http(s) URL\n"
+
+
+def test_check_says_when_it_cannot_read_its_credentials(capsys, tmp_path):
+    from charms.layer.docker_registry import nrpe_check
+
+    missing = tmp_path / "nope"
+    assert (
+        nrpe_check.main(["--url", "http://127.0.0.1:9", "--credentials-file", str(missing)]) == 2
+    )
+    assert capsys.readouterr().out.startswith("CRITICAL: cannot read the credentials file")
+
+
+def test_check_reports_a_refused_connection(capsys):
+    from charms.layer.docker_registry import nrpe_check
+
+    assert nrpe_check.main(["--url", "http://127.0.0.1:9", "--timeout", "2"]) == 2
+    assert capsys.readouterr().out.startswith("CRITICAL: http://127.0.0.1:9/v2/")
