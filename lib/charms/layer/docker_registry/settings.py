@@ -1,4 +1,5 @@
-"""Charm config -> a validated, frozen ``Settings`` object (pure, no I/O).
+"""Charm config -> a validated, frozen ``Settings`` object (no I/O but `openssl` checking
+tls-*-blob).
 
 Every problem names the option and why, never the value: values may be secrets.
 All problems are collected so that the operator sees them at once.
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from charms.layer.docker_registry import tls
 from charms.layer.docker_registry.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -46,9 +48,6 @@ _IMAGE_RE = re.compile(
 )
 _CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _USER_RE = re.compile(r"^[^:\s]{1,255}$")
-_PEM_CERT_RE = re.compile(
-    r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
-)
 
 
 @dataclass(frozen=True)
@@ -334,7 +333,8 @@ def _auth(r: _Reader) -> BasicAuth | TokenAuth | None:
         return None
     if not root_certs:  # base64_pem already recorded why
         return None
-    if not _PEM_CERT_RE.search(root_certs):
+    root_certs = tls.pem_text(root_certs)  # the bundle file gets the PEM blocks alone
+    if not root_certs:
         r.fail("auth-token-root-certs", "contains no PEM certificate")
         return None
     return TokenAuth(
@@ -478,13 +478,12 @@ def _tls(r: _Reader) -> TlsBlobs | None:
         return None
     if not cert or not key:  # decoding problems already recorded
         return None
-    from charms.layer.docker_registry import tls  # local: needs cryptography
-
     problem = tls.blob_problem(cert=cert, key=key, ca=ca)
     if problem:
         r.fail(*problem)
         return None
-    return TlsBlobs(cert=cert, key=key, ca=ca)
+    # what is written out and handed on: the PEM blocks, not text around them
+    return TlsBlobs(cert=tls.pem_text(cert), key=tls.private_key_pem(key), ca=tls.pem_text(ca))
 
 
 def _tls_paths(r: _Reader) -> TlsPaths:
