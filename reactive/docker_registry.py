@@ -137,13 +137,15 @@ def _relation_tls(config: settings.Settings) -> render.TlsMaterial | None:
     issued = provider.server_certs_map.get(cn)
     if issued is None:
         return None
-    ca = provider.get_ca() or ""
+    # only the PEM blocks: easyrsa puts an `openssl x509 -text` dump before each certificate
+    ca = tls_lib.pem_text(provider.get_ca())
+    cert, key = tls_lib.pem_text(issued.cert), tls_lib.private_key_pem(issued.key)
     why = tls_lib.server_pair_problem(
-        cert=issued.cert, key=issued.key, ca=ca + (provider.get_chain() or "")
+        cert=cert, key=key, ca=ca + tls_lib.pem_text(provider.get_chain())
     )
     if why:
         raise RelationDataError(f"cert-provider sent an unusable server certificate: {why}.")
-    return render.TlsMaterial(cert=issued.cert, key=issued.key, ca=ca, source="relation")
+    return render.TlsMaterial(cert=cert, key=key, ca=ca, source="relation")
 
 
 def _tls(config: settings.Settings) -> render.TlsMaterial | None:
@@ -178,7 +180,7 @@ def _client_identity(
             "actions and the nrpe check cannot pass tls-client-auth."
         )
         return None
-    return cert, key
+    return tls_lib.pem_text(cert), tls_lib.private_key_pem(key)
 
 
 def _proxy_netloc(config: settings.Settings) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -420,6 +421,44 @@ def test_mutual_tls_gives_the_unit_tools_the_provider_client_certificate(charm, 
     charm.hook("config-changed")
     assert not (certs_d / "client.cert").exists()
     assert unitdata.kv().get("docker-registry.endpoint")["client_cert_file"] == ""
+
+
+def _text_dump(pem: str) -> str:
+    """easyrsa's shape: `openssl x509 -text` output, then the PEM block."""
+    return subprocess.run(
+        ["openssl", "x509", "-text"], input=pem, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_only_the_pem_blocks_of_easyrsa_material_are_written(charm, tmp_path):
+    # GIVEN a provider that puts a text dump before every certificate, like easyrsa
+    charm.config["tls-client-auth"] = True
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    client = certs.make_client_cert(ca_key, ca_cert)
+    charm.set_remote(
+        rid,
+        "easyrsa/0",
+        ca=_text_dump(ca.cert),
+        **{
+            "docker-registry_0.server.cert": _text_dump(server.cert),
+            "docker-registry_0.server.key": server.key,
+            "client.cert": _text_dump(client.cert),
+            "client.key": client.key,
+        },
+    )
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    # THEN it is served, and the files hold the PEM blocks alone
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+    contents = [f.content for f in charm.applied[-1][0].files]
+    assert server.cert in contents and ca.cert in contents
+    assert not any("Certificate:" in content for content in contents)
+    certs_d = tmp_path / "host/etc/docker/certs.d/10.0.0.10:5000"
+    assert (certs_d / "ca.crt").read_text() == ca.cert
+    assert (certs_d / "client.cert").read_text() == client.cert
 
 
 @pytest.mark.parametrize("which", ["none", "foreign"])
