@@ -41,7 +41,12 @@ from charms.layer.docker_registry import (
 from charms.layer.docker_registry import (
     tls as tls_lib,
 )
-from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError, RelationDataError
+from charms.layer.docker_registry.errors import (
+    ConfigError,
+    InstallError,
+    RegistryCharmError,
+    RelationDataError,
+)
 
 REPORT = status.Report()
 KV_MANAGED_FILES = "docker-registry.managed-files"
@@ -209,6 +214,9 @@ def _load_settings() -> settings.Settings | None:
         return settings.parse(hookenv.config())
     except ConfigError as exc:
         REPORT.block(f"Invalid charm config: {exc.summary()}")
+        return None
+    except InstallError as exc:  # openssl, which checks tls-*-blob, is gone
+        REPORT.block(str(exc) + ".")
         return None
 
 

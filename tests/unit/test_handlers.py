@@ -15,7 +15,7 @@ import yaml
 from charmhelpers.core import unitdata
 from charms.reactive import clear_flag, is_flag_set, set_flag
 
-from charms.layer.docker_registry import auth, engine, workload
+from charms.layer.docker_registry import auth, engine, tls, workload
 from charms.layer.docker_registry.errors import InstallError
 from tests.support import certs
 from tests.support.config import charm_defaults
@@ -336,6 +336,17 @@ def test_tls_blobs_that_do_not_cover_the_address_warn(charm):
     charm.config |= {"tls-cert-blob": _b64(covered.cert), "tls-key-blob": _b64(covered.key)}
     charm.hook("config-changed")
     assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+
+
+def test_tls_blobs_without_openssl_block_naming_it(charm, monkeypatch):
+    _ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    charm.config |= {"tls-cert-blob": _b64(server.cert), "tls-key-blob": _b64(server.key)}
+    monkeypatch.setattr(tls, "OPENSSL", "/nonexistent/openssl")
+    tls._certificate.cache_clear()
+    charm.hook("install")
+    assert charm.status == ("blocked", "the openssl tool is not installed.")
+    assert not charm.applied
 
 
 def test_new_common_name_gets_its_own_certificate(charm):
