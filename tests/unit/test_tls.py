@@ -510,6 +510,40 @@ def test_load_certs_refuses_a_broken_block():
         tls.load_certs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
 
 
+def test_the_extension_section_is_read_by_its_indentation():
+    text = """\
+        Signature Algorithm: sha256WithRSAEncryption
+        X509v3 extensions:
+            X509v3 CRL Distribution Points: critical
+
+                Full Name:
+                  URI:http://crl.example/a.crl
+            X509v3 Subject Alternative Name:
+                DNS:a.example
+    Signature Value:
+        00:11
+"""
+    assert tls._extensions(text.splitlines()) == {
+        "X509v3 CRL Distribution Points": "Full Name:\nURI:http://crl.example/a.crl",
+        "X509v3 Subject Alternative Name": "DNS:a.example",
+    }
+
+
+def test_output_openssl_did_not_mean_to_give_is_not_a_certificate(server, monkeypatch):
+    odd = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+    odd += "notBefore=soon\nnotAfter=never\n"  # not dates
+    monkeypatch.setattr(
+        tls, "_openssl", lambda args, stdin: subprocess.CompletedProcess(args, 0, odd, "")
+    )
+    tls._certificate.cache_clear()
+    assert tls.cert_sans(server.cert) == (set(), set())
+    assert tls.blob_problem(cert=server.cert, key=server.key) == (
+        "tls-cert-blob",
+        "is not a valid PEM certificate",
+    )
+    tls._certificate.cache_clear()
+
+
 # ---------------------------------------------------------------- how openssl is run
 
 

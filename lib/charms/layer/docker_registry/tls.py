@@ -144,7 +144,7 @@ def _extensions(lines: list[str]) -> dict[str, str]:
     found: dict[str, list[str]] = {}
     twice = set()
     indent = None
-    name = None
+    name = ""
     for line in lines[start:]:
         if not line.strip():
             continue
@@ -158,7 +158,7 @@ def _extensions(lines: list[str]) -> dict[str, str]:
             if name in found:
                 twice.add(name)
             found[name] = []
-        elif name is not None:
+        else:  # the first line set the indent: a header came before
             found[name].append(line.strip())
     # an extension given twice is as unreadable: Go refuses it, and which one counts is unclear
     return {key: _UNREADABLE if key in twice else "\n".join(text) for key, text in found.items()}
