@@ -46,7 +46,12 @@ from charms.layer.docker_registry import (
 from charms.layer.docker_registry import (
     tls as tls_lib,
 )
-from charms.layer.docker_registry.errors import ConfigError, RegistryCharmError, RelationDataError
+from charms.layer.docker_registry.errors import (
+    ConfigError,
+    InstallError,
+    RegistryCharmError,
+    RelationDataError,
+)
 
 KV_MANAGED_FILES = "docker-registry.managed-files"
 KV_IMAGE_DIGEST = "docker-registry.resource-digest"
@@ -122,6 +127,9 @@ def reconcile() -> None:
         # the running registry, its clients and the proxy keep the last good config
         report.block(f"Invalid charm config: {exc.summary()}")
         return
+    except InstallError as exc:  # openssl, which checks tls-*-blob, is gone
+        report.block(str(exc) + ".")
+        return
     try:
         apply(config, inputs, report)
     except OSError as exc:  # a full disk, a directory where a file should be, ...
@@ -137,7 +145,7 @@ def remove_container() -> None:
     set_flag(REMOVED)
     try:
         name = settings.parse(hookenv.config()).registry_name
-    except ConfigError:
+    except (ConfigError, InstallError):
         name = "registry"
     name = paths.current().container_name(name)
     try:
@@ -249,9 +257,8 @@ def _tls(
         cert, key = next(iter(inputs.issued.values()), (None, None))
     if not (cert and key):
         return None
-    cert, key = "".join(tls_lib.pem_blocks(cert)), tls_lib.private_key_block(key)
-    ca = "".join(tls_lib.pem_blocks(inputs.ca))
-    chain = "".join(tls_lib.pem_blocks(inputs.chain))
+    cert, key = tls_lib.pem_text(cert), tls_lib.private_key_pem(key)
+    ca, chain = tls_lib.pem_text(inputs.ca), tls_lib.pem_text(inputs.chain)
     why = tls_lib.server_pair_problem(cert=cert, key=key, ca=ca + chain)
     if why:
         raise RelationDataError(f"cert-provider sent an unusable server certificate: {why}.")
@@ -267,7 +274,7 @@ def _client_identity(
     if not (config.tls_client_auth and tls and tls.ca):
         return None
     cert, key = inputs.client_cert
-    cert, key = "".join(tls_lib.pem_blocks(cert or "")), tls_lib.private_key_block(key or "")
+    cert, key = tls_lib.pem_text(cert), tls_lib.private_key_pem(key)
     why = (
         tls_lib.client_pair_problem(cert=cert, key=key, ca=tls.ca)
         if cert and key

@@ -143,6 +143,7 @@ def test_engine_answers_is_false_without_a_docker_cli(monkeypatch, tmp_path):
 
 def test_present_tools_install_nothing(bin_dir):
     executable(bin_dir / "htpasswd")
+    executable(bin_dir / "openssl")
     executable(bin_dir / "skopeo")
     install = Installer()
     engine.ensure_tools(install)
@@ -150,6 +151,7 @@ def test_present_tools_install_nothing(bin_dir):
 
 
 def test_missing_tools_install_their_packages(bin_dir):
+    executable(bin_dir / "openssl")
     executable(bin_dir / "skopeo")
     install = Installer()
     engine.ensure_tools(install)
@@ -161,7 +163,7 @@ def test_missing_tools_install_their_packages(bin_dir):
 
 def test_failed_tool_install_is_an_install_error(bin_dir):
     install = Installer(error=OSError("dpkg lock"))
-    with pytest.raises(InstallError, match=r"^Failed to install apache2-utils, skopeo$"):
+    with pytest.raises(InstallError, match=r"^Failed to install apache2-utils, openssl, skopeo$"):
         engine.ensure_tools(install)
 
 

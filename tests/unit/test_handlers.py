@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import yaml
 from charmhelpers.core import unitdata
 from charms.reactive import clear_flag, is_flag_set, set_flag
 
-from charms.layer.docker_registry import auth, engine, workload
+from charms.layer.docker_registry import auth, engine, tls, workload
 from charms.layer.docker_registry.errors import InstallError
 from tests.support import certs
 from tests.support.config import charm_defaults
@@ -381,6 +382,17 @@ def test_tls_blobs_that_do_not_cover_the_address_warn(charm):
     assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
 
 
+def test_tls_blobs_without_openssl_block_naming_it(charm, monkeypatch):
+    _ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    charm.config |= {"tls-cert-blob": _b64(server.cert), "tls-key-blob": _b64(server.key)}
+    monkeypatch.setattr(tls, "OPENSSL", "/nonexistent/openssl")
+    tls._certificate.cache_clear()
+    charm.hook("install")
+    assert charm.status == ("blocked", "the openssl tool is not installed.")
+    assert not charm.applied
+
+
 def test_new_names_get_a_reissued_certificate_and_https_never_stops(charm):
     # GIVEN https from cert-provider for the unit's address
     charm.hook("install")
@@ -474,6 +486,44 @@ def test_mutual_tls_gives_the_unit_tools_the_provider_client_certificate(charm, 
     charm.hook("config-changed")
     assert not (certs_d / "client.cert").exists()
     assert unitdata.kv().get("docker-registry.endpoint")["client_cert_file"] == ""
+
+
+def _text_dump(pem: str) -> str:
+    """easyrsa's shape: `openssl x509 -text` output, then the PEM block."""
+    return subprocess.run(
+        ["openssl", "x509", "-text"], input=pem, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_only_the_pem_blocks_of_easyrsa_material_are_written(charm, tmp_path):
+    # GIVEN a provider that puts a text dump before every certificate, like easyrsa
+    charm.config["tls-client-auth"] = True
+    charm.hook("install")
+    rid = charm.relate("cert-provider", {"easyrsa/0": {}})
+    charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "10.0.0.10", ["10.0.0.10"])
+    client = certs.make_client_cert(ca_key, ca_cert)
+    charm.set_remote(
+        rid,
+        "easyrsa/0",
+        ca=_text_dump(ca.cert),
+        **{
+            "docker-registry_0.server.cert": _text_dump(server.cert),
+            "docker-registry_0.server.key": server.key,
+            "client.cert": _text_dump(client.cert),
+            "client.key": client.key,
+        },
+    )
+    charm.hook("cert-provider-relation-changed", rid, "easyrsa/0")
+    # THEN it is served, and the files hold the PEM blocks alone
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (https).")
+    contents = [f.content for f in charm.applied[-1][0].files]
+    assert server.cert in contents and ca.cert in contents
+    assert not any("Certificate:" in content for content in contents)
+    certs_d = tmp_path / "host/etc/docker/certs.d/10.0.0.10:5000"
+    assert (certs_d / "ca.crt").read_text() == ca.cert
+    assert (certs_d / "client.cert").read_text() == client.cert
 
 
 @pytest.mark.parametrize("which", ["none", "foreign"])

@@ -1,6 +1,7 @@
 """settings.parse: every option's type, range and combination; messages never echo values."""
 
 import base64
+import subprocess
 
 import pytest
 
@@ -220,6 +221,12 @@ def test_token_auth_all_four(config):
     assert s.token_auth.service == "registry" and "BEGIN CERTIFICATE" in s.token_auth.root_certs
 
 
+def test_token_root_certs_keep_only_the_pem_blocks(config):
+    (one, _, _), (two, _, _) = certs.make_ca("one"), certs.make_ca("two")
+    blob = "Root certificates:\n" + one.cert + "\nand also\n" + two.cert + "-- end\n"
+    assert settings.parse(token_config(config, blob)).token_auth.root_certs == one.cert + two.cert
+
+
 def test_token_auth_half_configured_names_a_missing_option(config):
     config["auth-token-realm"] = "https://auth.example.com/token"
     found = problems(config)
@@ -364,6 +371,21 @@ def test_tls_blobs(config, pki):
     s = settings.parse(tls_config(config, pki["server"].cert, pki["server"].key, pki["ca"].cert))
     assert "BEGIN CERTIFICATE" in s.tls_blobs.cert and "PRIVATE KEY" in s.tls_blobs.key
     assert "PRIVATE" not in repr(s)
+
+
+def test_tls_blobs_keep_only_the_pem_blocks(config, pki):
+    # GIVEN material as easyrsa gives it (an `openssl x509 -text` dump first) and junk around
+    def dump(pem):
+        return subprocess.run(
+            ["openssl", "x509", "-text"], input=pem, capture_output=True, text=True, check=True
+        ).stdout
+
+    server, ca = pki["server"], pki["ca"]
+    config = tls_config(
+        config, dump(server.cert), "key:\n" + server.key + "--\n", "CA\n" + dump(ca.cert)
+    )
+    blobs = settings.parse(config).tls_blobs
+    assert (blobs.cert, blobs.key, blobs.ca) == (server.cert, server.key, ca.cert)
 
 
 def test_tls_key_must_match_cert(config, pki):

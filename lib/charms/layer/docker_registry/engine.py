@@ -48,11 +48,13 @@ def ensure_engine(install_packages: InstallPackages, wait: float = 60) -> None:
     raise InstallError("The Docker engine does not answer (docker info)")
 
 
-TOOLS = {"htpasswd": "apache2-utils", "skopeo": "skopeo"}  # command -> Debian/Ubuntu package
+# command -> Debian/Ubuntu package
+TOOLS = {"htpasswd": "apache2-utils", "openssl": "openssl", "skopeo": "skopeo"}
 
 
 def ensure_tools(install_packages: InstallPackages) -> None:
-    """htpasswd (basic auth hashing) and skopeo (push/mirror actions), installed when missing."""
+    """htpasswd (basic auth hashing), openssl (TLS checks) and skopeo (push/mirror actions),
+    installed when missing (openssl is on every Ubuntu image but the most minimal)."""
     missing = [package for command, package in TOOLS.items() if not shutil.which(command)]
     if not missing:
         return

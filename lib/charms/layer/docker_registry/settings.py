@@ -1,4 +1,5 @@
-"""Charm config -> a validated, frozen ``Settings`` object (pure, no I/O).
+"""Charm config -> a validated, frozen ``Settings`` object (no I/O but `openssl` checking
+tls-*-blob).
 
 Every problem names the option and why, never the value: values may be secrets.
 All problems are collected so that the operator sees them at once.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from charms.layer.docker_registry import tls
 from charms.layer.docker_registry.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -68,10 +70,6 @@ def is_host(text: str) -> bool:
     name = text[:-1] if text.endswith(".") else text
     return 0 < len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split("."))
 
-
-_PEM_CERT_RE = re.compile(
-    r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
-)
 
 
 @dataclass(frozen=True)
@@ -379,7 +377,8 @@ def _auth(r: _Reader) -> BasicAuth | TokenAuth | None:
         return None
     if not root_certs:  # base64_pem already recorded why
         return None
-    if not _PEM_CERT_RE.search(root_certs):
+    root_certs = tls.pem_text(root_certs)  # the bundle file gets the PEM blocks alone
+    if not root_certs:
         r.fail("auth-token-root-certs", "contains no PEM certificate")
         return None
     return TokenAuth(
@@ -523,19 +522,15 @@ def _tls(r: _Reader) -> TlsBlobs | None:
         return None
     if not cert or not key:  # decoding problems already recorded
         return None
-    from charms.layer.docker_registry import tls  # local: needs cryptography
-
-    # only the PEM blocks are kept: whatever else the decoded text holds is never written
-    cert, key = "".join(tls.pem_blocks(cert)), tls.private_key_block(key)
-    ca = "".join(tls.pem_blocks(ca))
-    if r.config.get("tls-ca-blob") and not ca:
+    if r.config.get("tls-ca-blob") and not tls.pem_text(ca):
         r.fail("tls-ca-blob", "contains no PEM certificate")
         return None
     problem = tls.blob_problem(cert=cert, key=key, ca=ca)
     if problem:
         r.fail(*problem)
         return None
-    return TlsBlobs(cert=cert, key=key, ca=ca)
+    # what is written out and handed on: the PEM blocks, not text around them
+    return TlsBlobs(cert=tls.pem_text(cert), key=tls.private_key_pem(key), ca=tls.pem_text(ca))
 
 
 def _tls_paths(r: _Reader) -> TlsPaths:
