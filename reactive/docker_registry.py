@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
@@ -79,7 +80,7 @@ WATCHED = (
 )
 
 _install_report = status.Report()
-_last = {"inputs": None, "report": None}  # the pipeline's last run in this hook
+_last: dict = {"inputs": None, "report": None}  # the pipeline's last run in this hook
 
 
 def report_status() -> None:
@@ -160,16 +161,25 @@ def remove_container() -> None:
 # --- gather: everything the pipeline reads, read once ---------------------------------------
 
 
+@dataclass(frozen=True)
 class Inputs:
     """What one run of the pipeline reads from Juju (compared between runs in one hook)."""
 
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-    def __eq__(self, other):
-        return isinstance(other, Inputs) and self.__dict__ == other.__dict__
-
-    __hash__ = None
+    config: dict
+    address: str
+    public_address: str
+    hostname: str
+    leader: bool
+    stopped: bool
+    tls_joined: bool
+    issued: dict  # common name -> (cert, key) as cert-provider sent them
+    ca: str
+    chain: str
+    client_cert: tuple
+    proxies: list[str]
+    peers: dict[str, str]
+    clients: bool
+    nrpe: list[str]
 
 
 def gather() -> Inputs:

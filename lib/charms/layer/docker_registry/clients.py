@@ -6,6 +6,7 @@ import ipaddress
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -147,7 +148,7 @@ def _asks_for_client_cert(error: object) -> bool:
 
 
 def certificate_names(
-    settings: Settings, *, addresses: list[str], hostname: str, proxies: list[str] = ()
+    settings: Settings, *, addresses: list[str], hostname: str, proxies: Sequence[str] = ()
 ) -> tuple[str, list[str]]:
     """(common name, SANs) for the server certificate: every name clients may dial.
 

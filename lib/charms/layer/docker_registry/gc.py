@@ -163,7 +163,7 @@ def garbage_collect(
         raise GcError(f"garbage-collect failed: {failure}{restarted}")
     after = disk_usage(plan.storage_dir) if measurable else None
     match = _SUMMARY_RE.search(output)
-    counts = [int(g) for g in match.groups()] if match else [None, None, None]
+    counts: list[int | None] = [int(g) for g in match.groups()] if match else [None, None, None]
     return GcResult(
         dry_run=dry_run,
         bytes_before=before,

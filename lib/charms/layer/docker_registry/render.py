@@ -89,7 +89,7 @@ class Desired:
 
 def _storage_params(storage: S3Storage | SwiftStorage) -> dict:
     if isinstance(storage, SwiftStorage):
-        params = {
+        swift = {
             "authurl": storage.authurl,
             "username": storage.username,
             "password": storage.password,
@@ -98,9 +98,9 @@ def _storage_params(storage: S3Storage | SwiftStorage) -> dict:
             "tenant": storage.tenant,
         }
         if storage.domain:
-            params["domain"] = storage.domain
-        return params
-    params = {
+            swift["domain"] = storage.domain
+        return swift
+    params: dict[str, str | int | bool] = {
         "region": storage.region,
         "bucket": storage.bucket,
     }

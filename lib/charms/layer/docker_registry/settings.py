@@ -71,7 +71,6 @@ def is_host(text: str) -> bool:
     return 0 < len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split("."))
 
 
-
 @dataclass(frozen=True)
 class BasicAuth:
     user: str

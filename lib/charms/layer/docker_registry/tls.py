@@ -360,4 +360,3 @@ def covers(cert_pem: str, host: str) -> bool:
         return True
     _first, _, rest = host.partition(".")
     return bool(rest) and f"*.{rest}" in dns
-

@@ -78,10 +78,10 @@ def _remember(host: paths.Host, desired: Desired, argv: list[str], url: str) -> 
     """Keep what just answered as the last good state."""
     backup = host.path(LAST_GOOD_DIR)
     files.ensure_dir(backup, 0o700)
-    kept = []
+    kept: list[tuple[str, int]] = []
     for f in desired.files:
         files.write_if_changed(backup / _backup_name(f.path), f.content, PRIVATE)
-        kept.append([f.path, f.mode])
+        kept.append((f.path, f.mode))
     wanted = {_backup_name(path) for path, _ in kept}
     for stale in backup.iterdir():
         if stale.name not in wanted:
