@@ -437,16 +437,12 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
         _publish_to_clients(config, netloc, desired.scheme, tls)
         _publish_to_proxy(config, inputs, tls is not None)
     _update_nrpe(config, inputs, host, desired.scheme, ca_file, identity)
-    kv.set(
-        KV_TRUST,
-        trust.trust(
-            host,
-            netloc=netloc,
-            ca=tls.ca if tls else "",
-            previous=kv.get(KV_TRUST),
-            client=identity,
-        ),
+    trusted = trust.trust(
+        host, netloc=netloc, ca=tls.ca if tls else "", previous=kv.get(KV_TRUST), client=identity
     )
+    if trusted.get("reload_failed"):
+        report.notes.append("Warning: dockerd did not reload daemon.json (insecure-registries).")
+    kv.set(KV_TRUST, trusted)
     client_cert, client_key = trust.client_files(host, netloc) if identity else ("", "")
     kv.set(
         KV_ENDPOINT,

@@ -177,3 +177,29 @@ def test_no_secret_in_any_problem_message(config):
         **{"auth-basic-user": "-D", "auth-basic-password": SECRET, "http-host": "https://../"},
     )
     assert SECRET not in json.dumps(found)
+
+
+@pytest.mark.parametrize(
+    ("netloc", "ok"),
+    [
+        ("10.0.0.1:5000", True),
+        ("registry.example.com", True),
+        ("[fd00::1]:5000", True),
+        ("reg_istry:5000", False),  # dockerd refuses it, and then refuses to start
+        ("../x:5000", False),
+        ("host:99999", False),
+    ],
+)
+def test_only_entries_dockerd_accepts_go_into_insecure_registries(tmp_path, netloc, ok):
+    host = Host(sandbox=str(tmp_path), unit_name="docker-registry/0")
+    trust.trust(host, netloc=netloc, ca="", previous=None)
+    daemon = tmp_path / "etc/docker/daemon.json"
+    entries = json.loads(daemon.read_text())["insecure-registries"] if daemon.exists() else []
+    assert (netloc in entries) is ok
+
+
+def test_a_refused_dockerd_reload_is_said(charm, monkeypatch):
+    monkeypatch.setattr("charms.layer.docker_registry.trust.reload_daemon", lambda: False)
+    charm.hook("install")
+    assert charm.status[0] == "active"
+    assert "Warning: dockerd did not reload daemon.json" in charm.status[1]

@@ -78,7 +78,7 @@ def charm(tmp_path, monkeypatch) -> Charm:
     monkeypatch.setenv("JUJU_UNIT_NAME", fake.local_unit)
     # every host path the charm writes (daemon.json, certs.d, …) stays inside tmp_path
     monkeypatch.setenv("DOCKER_REGISTRY_SANDBOX", str(tmp_path / "host"))
-    monkeypatch.setattr("charms.layer.docker_registry.trust.reload_daemon", lambda: None)
+    monkeypatch.setattr("charms.layer.docker_registry.trust.reload_daemon", lambda: True)
     patch_hook_tools(
         monkeypatch,
         fake,

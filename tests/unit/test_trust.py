@@ -15,7 +15,7 @@ class Host(paths.Host):
 def host(tmp_path, monkeypatch):
     h = Host(sandbox=str(tmp_path), unit_name="u/0")
     object.__setattr__(h, "reloads", [])
-    monkeypatch.setattr(trust, "reload_daemon", lambda: h.reloads.append(1))
+    monkeypatch.setattr(trust, "reload_daemon", lambda: h.reloads.append(1) or True)
     return h
 
 

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from charms.layer.docker_registry import files, paths
+from charms.layer.docker_registry import files, paths, settings
 
 
 def _daemon_json(host: paths.Host) -> Path:
@@ -32,7 +32,7 @@ def _set_insecure(host: paths.Host, add: str = "", remove: str = "") -> bool:
     if not isinstance(config, dict):
         return False
     registries = [r for r in config.get("insecure-registries", []) if r != remove]
-    if add and add not in registries:
+    if add and add not in registries and valid_netloc(add):
         registries.append(add)
     if registries == config.get("insecure-registries", []):
         return False
@@ -43,12 +43,24 @@ def _set_insecure(host: paths.Host, add: str = "", remove: str = "") -> bool:
     return files.write_if_changed(path, json.dumps(config, indent=2) + "\n", 0o644)
 
 
-def reload_daemon() -> None:
-    """Ask dockerd to re-read daemon.json (SIGHUP): running containers are not affected."""
+def reload_daemon() -> bool:
+    """Ask dockerd to re-read daemon.json (SIGHUP): running containers are not affected.
+    False when no way of asking worked."""
     for argv in (["systemctl", "reload", "docker"], ["pkill", "-HUP", "-x", "dockerd"]):
         found = shutil.which(argv[0])
         if found and subprocess.run(argv, capture_output=True, timeout=60).returncode == 0:
-            return
+            return True
+    return False
+
+
+def valid_netloc(netloc: str) -> bool:
+    """What dockerd accepts in insecure-registries: host (name or IP) and an optional port."""
+    host, _, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
+    if not host or "]" in port:
+        host, port = netloc, ""
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return False
+    return settings.is_host(host)
 
 
 def _forget_certs_dir(host: paths.Host, netloc: str) -> None:
@@ -97,6 +109,6 @@ def trust(
             key_file.unlink(missing_ok=True)
     else:
         changed_daemon |= _set_insecure(host, add=netloc)
-    if changed_daemon:
-        reload_daemon()
+    if changed_daemon and not reload_daemon():
+        wanted["reload_failed"] = True  # the next change retries; the status says so
     return wanted
