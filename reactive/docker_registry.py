@@ -337,8 +337,7 @@ def _sync_ports(wanted: set[str]) -> None:
 
 
 def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> None:
-    host = paths.current()
-    kv = unitdata.kv()
+    host, kv = paths.current(), unitdata.kv()
     proxies = _proxy_addresses(inputs, report)
     proxy_netloc = proxy.proxy_netloc(proxies[0], config.registry_port) if proxies else ""
     netloc = clients.netloc(config, ingress_address=inputs.address, proxy_netloc=proxy_netloc)
@@ -350,6 +349,44 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
     )
     if inputs.tls_joined and not config.tls_blobs:
         endpoint_from_name("cert-provider").request_server_cert(common_name, sans)
+    ran = _run_registry(config, inputs, report, host, common_name)
+    if ran is None:
+        return
+    desired, outcome, tls = ran
+    if not _serving(config, desired, outcome, report):
+        return
+    report.ready_at, report.scheme, report.proxied = netloc, desired.scheme, bool(proxy_netloc)
+    _status_notes(config, inputs, tls, netloc, report)
+    identity = _client_identity(config, inputs, tls, report)
+    ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
+    if not (tls is None and inputs.tls_joined and not config.tls_blobs):
+        # (while TLS is expected but not there yet, clients and the proxy are not told http)
+        _publish_to_clients(config, netloc, desired.scheme, tls)
+        _publish_to_proxy(config, inputs, tls is not None)
+    _update_nrpe(config, inputs, host, desired.scheme, ca_file, identity)
+    trusted = trust.trust(
+        host, netloc=netloc, ca=tls.ca if tls else "", previous=kv.get(KV_TRUST), client=identity
+    )
+    if trusted.get("reload_failed"):
+        report.notes.append("Warning: dockerd did not reload daemon.json (insecure-registries).")
+    kv.set(KV_TRUST, trusted)
+    client_cert, client_key = trust.client_files(host, netloc) if identity else ("", "")
+    kv.set(
+        KV_ENDPOINT,
+        clients.Endpoint(
+            netloc=netloc,
+            url=f"{desired.scheme}://{netloc}",
+            local_url=outcome.probe_url,
+            ca_file=ca_file,
+            client_cert_file=str(client_cert),
+            client_key_file=str(client_key),
+        ).as_dict(),
+    )
+
+
+def _run_registry(config, inputs: Inputs, report, host, common_name: str):
+    """Image, TLS material, files and container: (desired, outcome, tls), or None (blocked)."""
+    kv = unitdata.kv()
     try:
         digest = engine.ensure_image(
             config.registry_image, _resource(), kv.get(KV_IMAGE_DIGEST, "")
@@ -361,7 +398,7 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
                 "tls-client-auth needs a CA to verify clients: "
                 "set tls-ca-blob (with tls-cert-blob and tls-key-blob) or relate cert-provider."
             )
-            return
+            return None
         htpasswd = ""
         if config.basic_auth:
             htpasswd = auth.htpasswd_line(
@@ -395,66 +432,47 @@ def apply(config: settings.Settings, inputs: Inputs, report: status.Report) -> N
     except RegistryCharmError as exc:
         report.block(str(exc))
         clear_flag(CONFIGURED)
-        return
+        return None
     kv.set(KV_MANAGED_FILES, managed)
     kv.set(KV_RUN_ARGV, outcome.run_argv)
     kv.set(KV_LAST_GOOD, outcome.last_good)
     kv.set(KV_FAILED, outcome.failed)
     if outcome.action != "unchanged":
         hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
+    return desired, outcome, tls
+
+
+def _serving(config, desired, outcome: workload.Outcome, report: status.Report) -> bool:
+    """Whether the new config serves; otherwise the status says why."""
+    toggle_flag(CONFIGURED, outcome.answering)
     if outcome.problem:
         # the last good registry serves on; clients and the proxy keep what they were told
-        toggle_flag(CONFIGURED, outcome.answering)
         report.block(outcome.problem + "; serving the last good config.")
-        return
+        return False
     ports = {f"{config.registry_port}/TCP"}
     if config.prometheus_metrics:
         ports.add(f"{config.debug_port}/TCP")
     _sync_ports(ports)
-    toggle_flag(CONFIGURED, outcome.answering)
     if outcome.action == "stopped-by-operator":
         report.block(f"{desired.run.name} container is stopped.")
-        return
+        return False
     if not outcome.answering:
         report.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
-        return
-    report.ready_at, report.scheme, report.proxied = netloc, desired.scheme, bool(proxy_netloc)
-    if proxy_netloc and config.storage.kind == "filesystem" and len(inputs.peers) > 1:
+        return False
+    return True
+
+
+def _status_notes(config, inputs: Inputs, tls, netloc: str, report: status.Report) -> None:
+    if report.proxied and config.storage.kind == "filesystem" and len(inputs.peers) > 1:
         report.block(
             "Units do not share data (filesystem storage behind a proxy): "
             "use storage-s3-* or storage-swift-*."
         )
-    if tls and not tls_lib.covers(tls.cert, clients.netloc_host(netloc)):
-        report.notes.append(
-            f"Warning: the certificate does not cover {clients.netloc_host(netloc)}."
-        )
+    host = clients.netloc_host(netloc)
+    if tls and not tls_lib.covers(tls.cert, host):
+        report.notes.append(f"Warning: the certificate does not cover {host}.")
     if config.cache and config.cache.username:
         report.notes.append("Note: registry 2.8 does not send cache-username upstream.")
-    identity = _client_identity(config, inputs, tls, report)
-    ca_file = str(host.path(config.tls_paths.ca)) if tls and tls.ca else ""
-    if not (tls is None and inputs.tls_joined and not config.tls_blobs):
-        # (while TLS is expected but not there yet, clients and the proxy are not told http)
-        _publish_to_clients(config, netloc, desired.scheme, tls)
-        _publish_to_proxy(config, inputs, tls is not None)
-    _update_nrpe(config, inputs, host, desired.scheme, ca_file, identity)
-    trusted = trust.trust(
-        host, netloc=netloc, ca=tls.ca if tls else "", previous=kv.get(KV_TRUST), client=identity
-    )
-    if trusted.get("reload_failed"):
-        report.notes.append("Warning: dockerd did not reload daemon.json (insecure-registries).")
-    kv.set(KV_TRUST, trusted)
-    client_cert, client_key = trust.client_files(host, netloc) if identity else ("", "")
-    kv.set(
-        KV_ENDPOINT,
-        clients.Endpoint(
-            netloc=netloc,
-            url=f"{desired.scheme}://{netloc}",
-            local_url=outcome.probe_url,
-            ca_file=ca_file,
-            client_cert_file=str(client_cert),
-            client_key_file=str(client_key),
-        ).as_dict(),
-    )
 
 
 def _publish_to_clients(config: settings.Settings, netloc: str, scheme: str, tls) -> None:

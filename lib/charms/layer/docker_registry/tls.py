@@ -261,19 +261,23 @@ def _pair_problem(cert: str, key: str, ca: str, now) -> tuple[str, str] | None:
         return "cert", "is not valid yet"
     if leaf.unreadable_extensions:  # Go refuses such a certificate, openssl verify too
         return "cert", "has extensions that cannot be read"
-    if ca:
-        cas = pem_blocks(ca)
-        if not cas:
-            return "ca", "contains no PEM certificate"
-        signed = _VERIFIABLE_SIGNATURES.fullmatch(leaf.signature) and _signed_by_any(
-            blocks[0], tuple(blocks[1:] + cas)
-        )
-        if not signed:
-            # only now: a certificate openssl cannot read also makes verify fail
-            if any(_certificate(block) is None for block in cas):
-                return "ca", "is not a valid PEM certificate"
-            return "cert", "is not signed by the CA"
-    return None
+    return _issuer_problem(leaf, blocks, ca) if ca else None
+
+
+def _issuer_problem(leaf: Certificate, blocks: list[str], ca: str) -> tuple[str, str] | None:
+    """Why ``leaf`` (the first of ``blocks``) is not signed by ``ca`` or the blocks after it."""
+    cas = pem_blocks(ca)
+    if not cas:
+        return "ca", "contains no PEM certificate"
+    signed = _VERIFIABLE_SIGNATURES.fullmatch(leaf.signature) and _signed_by_any(
+        blocks[0], tuple(blocks[1:] + cas)
+    )
+    if signed:
+        return None
+    # only now: a certificate openssl cannot read also makes verify fail
+    if any(_certificate(block) is None for block in cas):
+        return "ca", "is not a valid PEM certificate"
+    return "cert", "is not signed by the CA"
 
 
 _BLOB_OPTIONS = {"cert": "tls-cert-blob", "key": "tls-key-blob", "ca": "tls-ca-blob"}

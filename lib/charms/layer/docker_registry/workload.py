@@ -137,16 +137,7 @@ def apply(
     config_hash = container.config_hash(desired, image=desired.run.image)
     running = last_good and container.inspect(last_good["name"])
     if failed and failed.get("hash") == config_hash and running and running.running:
-        answering = wait_answering(last_good["url"], 2)
-        return Outcome(
-            "held",
-            answering,
-            last_good["url"],
-            last_good["argv"],
-            failed["problem"],
-            last_good,
-            failed,
-        ), managed_files
+        return _held(last_good, failed), managed_files
     files.ensure_dir(host.path(paths.CONFIG_DIR), 0o700)
     if desired.run.storage_mount:
         files.ensure_dir(host.path(paths.STORAGE_DIR))
@@ -171,7 +162,33 @@ def apply(
         ), managed
     if action not in ("created", "recreated") or not last_good or last_good["argv"] == argv:
         return Outcome(action, False, url, argv, last_good=last_good), managed
-    # the new config does not come up: bring the last good registry back
+    return _roll_back(desired, host, last_good, managed, config_hash, wait, secrets)
+
+
+def _held(last_good: dict, failed: dict) -> Outcome:
+    """The new config was rolled back before and has not changed since: leave it be."""
+    answering = wait_answering(last_good["url"], 2)
+    return Outcome(
+        "held",
+        answering,
+        last_good["url"],
+        last_good["argv"],
+        failed["problem"],
+        last_good,
+        failed,
+    )
+
+
+def _roll_back(
+    desired: Desired,
+    host: paths.Host,
+    last_good: dict,
+    managed: list[str],
+    config_hash: str,
+    wait: float,
+    secrets: tuple[str, ...],
+) -> tuple[Outcome, list[str]]:
+    """The new config does not come up: bring the last good registry back."""
     why = _scrub(container.last_log_line(desired.run.name), secrets) or "no output"
     container.remove(desired.run.name)
     managed = _restore(host, last_good, managed)
