@@ -4,8 +4,11 @@
 - "target": the charm's own registry, rendered and run by the charm's workload functions, with
   TLS from real certificates, htpasswd basic auth and storage-delete.
 
-The action bodies (actions.push/mirror/images/rmi/garbage_collect) run with hook tools replaced
-by recorders, a real unit kv and real reactive flags; everything else is real.
+- "rocks": a plain registry standing in for rocks.canonical.com (CK-shaped names under cdk/),
+  read through mirror's source rewrite and by scripts/ck-images-archive.sh.
+
+The action bodies (actions.push/mirror/import_images/images/rmi/garbage_collect) run with hook
+tools replaced by recorders, a real unit kv and real reactive flags; everything else is real.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -147,6 +151,7 @@ class Hook:
 def hook(monkeypatch, tmp_path, target):
     """A ready unit: endpoint and run arguments in a real kv, configured flag set."""
     h = Hook(target["config"])
+    monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path / "unit"))  # reports, import scratch
     monkeypatch.setenv("UNIT_STATE_DB", str(tmp_path / "unit-state.db"))
     monkeypatch.setattr(unitdata, "_KV", None)
     monkeypatch.setattr(hookenv, "action_set", h.results.append)
@@ -226,7 +231,8 @@ def test_mirror_copies_the_rest_when_one_image_fails(hook, target, upstream):
     assert h.failures == [f"1 of 3 image(s) failed: {bad}"]
     results = json.loads(h.result()["results"])
     assert [r["ok"] for r in results] == [True, False, True]
-    assert len([line for line in h.logs if line.startswith(("ok ", "FAILED "))]) == 3
+    progress = [line for line in h.logs if line.startswith("[")]
+    assert sorted(line.split("]")[0] for line in progress) == ["[1/3", "[2/3", "[3/3"]
     # AND the good ones are in the registry under the same paths, with the same digests
     up, down = upstream_api(netloc), api(target)
     for path, tag in (("cdk/pause", "3.9"), ("cdk/coredns/coredns", "1.11")):
@@ -240,7 +246,8 @@ def test_mirror_from_a_file(hook, target, upstream, tmp_path):
     listing.write_text(f"# Charmed Kubernetes\n{images[2]}\n")
     h = hook.call(actions.mirror, {"file": str(listing), "src-tls-verify": False})
     assert h.failures == []
-    assert h.result()["copied"] == "1"
+    # the push test before put the same image there: skipped, else copied
+    assert int(h.result()["copied"]) + int(h.result()["skipped"]) == 1
 
 
 def test_images_lists_repositories_and_tags_from_the_api(hook, target, upstream):
@@ -354,3 +361,193 @@ def test_no_temporary_credentials_are_left_behind(target):
         assert oct(os.stat(a.authfile).st_mode & 0o777) == "0o600"
         assert oct(os.stat(directory).st_mode & 0o777) == "0o700"
     assert not directory.exists()
+
+
+# ---------------------------------------------------------------- CK lists, air-gapped import
+
+ROCKS_IMAGES = ("cdk/pause:3.9", "cdk/coredns/coredns:1.11.1", "cdk/addon-resizer-amd64:1.8.9")
+# container-images.txt's shape; only the v1.35 static line and its newest patch exist upstream,
+# so a copy of any other line's image would fail
+ROCKS = "rocks.canonical.com/cdk"
+CK_LIST = f"""\
+ci-static: {ROCKS}/sonobuoy:v0.57.1
+v1.34-static: {ROCKS}/pause:3.8
+v1.35-static: {ROCKS}/pause:3.9 {ROCKS}/addon-resizer-{{{{ arch }}}}:1.8.9
+v1.35.10-upstream: {ROCKS}/coredns/coredns{{{{ multiarch_workaround }}}}:1.11.1
+v1.35.9-upstream: {ROCKS}/coredns/coredns:1.11.0
+"""
+
+
+@pytest.fixture(scope="module")
+def rocks(engine):
+    """A plain registry (http, no auth) in place of rocks.canonical.com, names under cdk/."""
+    port = free_port()
+    name = f"it-rocks-{RUN}"
+    docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:5000", registry_image_ref())
+    netloc = f"127.0.0.1:{port}"
+    assert workload.wait_answering(f"http://{netloc}", 20)
+    for path in ROCKS_IMAGES:
+        local = f"it-rocks-{RUN}/{path.replace('/', '-')}"
+        make_test_image(local, payload_bytes=32 * 1024, seed=f"{RUN}rocks{path}")
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--dest-tls-verify=false",
+                f"docker-daemon:{local}",
+                f"docker://{netloc}/{path}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        docker("rmi", local)
+    yield netloc
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def _progress(h, since: int) -> list[str]:
+    return [line for line in h.logs[since:] if line.startswith("[")]
+
+
+def test_mirror_of_container_images_txt_lands_where_ck_pulls_and_a_rerun_skips(
+    hook, target, rocks, tmp_path
+):
+    listing = tmp_path / "container-images.txt"
+    listing.write_text(CK_LIST)
+    params = {
+        "file": str(listing),
+        "release": "1.35",
+        "arch": "amd64",
+        "source": f"rocks.canonical.com={rocks}",
+        "src-tls-verify": False,
+    }
+    h = hook.call(actions.mirror, params)
+    assert h.failures == []
+    result = h.result()
+    netloc = target["endpoint"].netloc
+    assert result["list"] == "container-images.txt (v1.35-static, v1.35.10-upstream)"
+    assert (result["copied"], result["skipped"]) == ("3", "0")
+    assert result["juju-config"] == f"juju config kubernetes-control-plane image-registry={netloc}"
+    # <netloc>/<path>: rocks' cdk/ dropped, with the upstream digests
+    up, down = upstream_api(rocks), api(target)
+    for path, tag in (
+        ("pause", "3.9"),
+        ("coredns/coredns", "1.11.1"),
+        ("addon-resizer-amd64", "1.8.9"),
+    ):
+        assert down.digest(path, tag) == up.digest(f"cdk/{path}", tag), path
+    report = json.loads(Path(result["report"]).read_text())
+    assert sorted(r["target"] for r in report["images"]) == [
+        f"{netloc}/addon-resizer-amd64:1.8.9",
+        f"{netloc}/coredns/coredns:1.11.1",
+        f"{netloc}/pause:3.9",
+    ]
+    # WHEN it runs again THEN nothing is copied: the same digests are there
+    since = len(h.logs)
+    h = hook.call(actions.mirror, params)
+    assert h.failures == []
+    assert (h.result()["copied"], h.result()["skipped"]) == ("0", "3")
+    assert all(
+        "already in the registry with the same digest" in line for line in _progress(h, since)
+    )
+    assert PASSWORD not in json.dumps([h.results, h.logs, report])
+
+
+def test_mirror_dry_run_copies_nothing(hook, target, rocks):
+    h = hook.call(
+        actions.mirror,
+        {
+            "images": "rocks.canonical.com/cdk/pause:3.9",
+            "source": f"rocks.canonical.com={rocks}",
+            "prefix": "dry",
+            "dry-run": True,
+        },
+    )
+    assert h.failures == [] and h.result()["planned"] == "1"
+    assert api(target).digest("dry/pause", "3.9") is None
+
+
+def test_import_of_a_docker_save_archive_with_two_images(hook, target, tmp_path):
+    names = [
+        "registry.k8s.io/pause:3.10",
+        "rocks.canonical.com/cdk/metrics-server/metrics-server:v0.7.0",
+    ]
+    ids = [make_test_image(n, payload_bytes=16 * 1024, seed=f"{RUN}save{n}") for n in names]
+    archive = tmp_path / "saved.tar"
+    try:
+        docker("save", "-o", str(archive), *names)
+    finally:
+        subprocess.run(["docker", "rmi", *names], capture_output=True, check=False)
+    h = hook.call(actions.import_images, {"path": str(archive)})
+    assert h.failures == []
+    assert h.result()["copied"] == "2"
+    down = api(target)
+    e = target["endpoint"]
+    for (path, tag), image_id in zip(
+        (("pause", "3.10"), ("metrics-server/metrics-server", "v0.7.0")), ids, strict=True
+    ):
+        assert down.digest(path, tag), path
+        # docker save keeps no registry manifest: the image ID (config digest) is what is kept
+        with transfer.skopeo_auth(
+            transfer.Target(e.netloc, True, e.ca_file, "admin", PASSWORD)
+        ) as a:
+            raw = subprocess.run(
+                [
+                    "skopeo",
+                    "inspect",
+                    "--raw",
+                    "--cert-dir",
+                    a.cert_dir,
+                    "--authfile",
+                    a.authfile,
+                    f"docker://{e.netloc}/{path}:{tag}",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        assert json.loads(raw)["config"]["digest"] == image_id
+    # a second import finds the same image IDs there
+    h = hook.call(actions.import_images, {"path": str(archive)})
+    assert (h.result()["copied"], h.result()["skipped"]) == ("0", "2")
+
+
+def test_the_archive_tool_and_import_keep_the_digests(hook, target, rocks, tmp_path):
+    """The connected side: scripts/ck-images-archive.sh makes an oci-archive from the list;
+    the air-gapped side: import pushes it, OCI digests kept, under prefix=airgap."""
+    listing = tmp_path / "container-images.txt"
+    listing.write_text(CK_LIST)
+    archive = tmp_path / "ck-1.35-amd64.tar"
+    env = os.environ | {"SOURCE": f"rocks.canonical.com={rocks}", "SRC_TLS_VERIFY": "false"}
+    script = Path(__file__).resolve().parents[2] / "scripts" / "ck-images-archive.sh"
+    out = subprocess.run(
+        ["bash", str(script), str(listing), "1.35", str(archive), "amd64"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "wrote" in out.stdout and not (tmp_path / "ck-1.35-amd64.tar.layout").exists()
+    h = hook.call(actions.import_images, {"path": str(archive), "prefix": "airgap"})
+    assert h.failures == []
+    result = h.result()
+    assert (result["copied"], result["digests-kept"]) == ("3", "3 of 3")
+    assert result["image-registry"] == f"{target['endpoint'].netloc}/airgap"
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))
+    names = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in index["manifests"]
+    }
+    down = api(target)
+    assert down.digest("airgap/pause", "3.9") == names["rocks.canonical.com/cdk/pause:3.9"]
+    assert (
+        down.digest("airgap/coredns/coredns", "1.11.1")
+        == (names["rocks.canonical.com/cdk/coredns/coredns:1.11.1"])
+    )
+    # the extracted layout is gone; a re-run skips all three
+    scratch = paths.Host(sandbox=os.environ.get(paths.SANDBOX_ENV, "")).path(actions.IMPORT_DIR)
+    assert not scratch.exists() or not list(scratch.iterdir())
+    h = hook.call(actions.import_images, {"path": str(archive), "prefix": "airgap"})
+    assert h.result()["skipped"] == "3"

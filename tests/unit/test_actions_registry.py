@@ -133,8 +133,14 @@ def test_an_endpoint_without_the_configured_flag_is_not_ready(hook):
         (actions.push, {"image": "nginx:1", "tag": "a b"}, "tag: not an image reference"),
         (actions.mirror, {}, "give images (a list) or file (a path on the unit)"),
         (actions.mirror, {"images": "# only\n\n"}, "no images in the list"),
-        (actions.mirror, {"images": "ok:1 BAD:1"}, "not image references: BAD:1"),
+        (actions.mirror, {"images": "ok:1 BAD:1"}, "images line 1: 'BAD:1' not an image ref"),
         (actions.mirror, {"file": "relative.txt"}, "file: must be an absolute path"),
+        (actions.mirror, {"images": "a:1", "prefix": "CDK"}, "prefix: a repository path"),
+        (actions.mirror, {"images": "a:1", "source": "x"}, "source: give registry=host"),
+        (actions.mirror, {"images": "a:1", "arch": "i386"}, "arch: one of amd64, arm64"),
+        (actions.mirror, {"images": "a:1", "dry-run": "y"}, "dry-run: must be a boolean"),
+        (actions.import_images, {"path": "x.tar"}, "path: must be an absolute path"),
+        (actions.import_images, {"path": "/a", "concurrency": 99}, "concurrency: must be betw"),
         (actions.mirror, {"file": "/no/such/file"}, "file: cannot read /no/such/file"),
         (actions.mirror, {"images": "a:1", "concurrency": 0}, "concurrency: must be between"),
         (actions.mirror, {"images": "a:1", "concurrency": True}, "concurrency: must be an int"),
@@ -225,40 +231,6 @@ def test_push_failure_is_an_action_failure_without_the_secret(ready, monkeypatch
 
 
 # ---------------------------------------------------------------- mirror
-
-
-def test_mirror_sets_per_image_results_then_fails_naming_the_failed(ready, monkeypatch, tmp_path):
-    listing = tmp_path / "images.txt"
-    listing.write_text("# list\nb/c:2\n\nmissing/x:1  # gone\n")
-
-    def mirror(images, target, *, concurrency, src_tls_verify, all_platforms, log):
-        out = []
-        for image in images:
-            ok = "missing" not in image
-            r = transfer.MirrorResult(image, f"{target.netloc}/{image}", ok, "", "" if ok else "x")
-            log(r.line())
-            out.append(r)
-        return out
-
-    monkeypatch.setattr(transfer, "mirror", mirror)
-    run(ready, actions.mirror, images="a:1", file=str(listing), concurrency=2)
-    assert ready.failures == ["1 of 3 image(s) failed: missing/x:1"]
-    result = ready.result()
-    assert (result["copied"], result["failed"], result["outcome"]) == ("2", "1", "failure")
-    assert [r["source"] for r in json.loads(result["results"])] == ["a:1", "b/c:2", "missing/x:1"]
-    assert ready.logs[0].startswith("mirroring 3 image(s) to 10.0.0.1:5000")
-    assert len(ready.logs) == 4
-
-
-def test_mirror_all_ok_succeeds(ready, monkeypatch):
-    monkeypatch.setattr(
-        transfer,
-        "mirror",
-        lambda images, target, **kw: [transfer.MirrorResult(i, i, True, "d") for i in images],
-    )
-    run(ready, actions.mirror, images="a:1\nb:2")
-    assert ready.failures == []
-    assert ready.result()["outcome"] == "success"
 
 
 # ---------------------------------------------------------------- images / rmi
@@ -506,3 +478,378 @@ def test_gc_when_stopped_by_the_operator_runs_without_touching_the_container(hoo
     run(hook, actions.garbage_collect)
     assert hook.failures == []
     assert [c[0] for c in fake_docker.calls] == ["docker"]
+
+
+# ---------------------------------------------------------------- mirror and import
+
+ROOT_LIST = "\n".join(
+    [
+        "ci-static: docker.io/sonobuoy/sonobuoy:v0.57.1",
+        "v1.34-static: registry.k8s.io/pause:3.9",
+        "v1.35-static: registry.k8s.io/pause:3.10 docker.io/calico/node:v3.27.4"
+        " rocks.canonical.com/cdk/addon-resizer-{{ arch }}:1.8.9",
+        "v1.35.3-upstream: registry.k8s.io/coredns/coredns{{ multiarch_workaround }}:v1.11.1",
+        "v1.35.12-upstream: registry.k8s.io/coredns/coredns:v1.11.3"
+        " quay.io/cephcsi/cephcsi:v3.8.1",
+    ]
+)
+NETLOC = ENDPOINT.netloc
+
+
+class RegistryFake:
+    """The registry API as the already-there check sees it: HEAD digests, GET manifests."""
+
+    digests: dict = {}  # "repo:reference" -> digest
+    configs: dict = {}  # manifest digest -> config digest
+    answers = True
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def ping(self):
+        if not RegistryFake.answers:
+            raise registry_api.RegistryApiError("no answer from the registry", 0)
+
+    def digest(self, repo, reference):
+        return RegistryFake.digests.get(f"{repo}:{reference}")
+
+    def request(self, method, path, headers=None):
+        digest = path.rsplit("/", 1)[1]
+        body = json.dumps({"config": {"digest": RegistryFake.configs.get(digest, "")}})
+        return registry_api.Response(200, {}, body.encode())
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def unit(ready, monkeypatch, tmp_path):
+    """A ready unit whose CA file exists, sandboxed paths and the registry API faked."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("CA PEM")
+    endpoint = clients.Endpoint(ENDPOINT.netloc, ENDPOINT.url, ENDPOINT.local_url, str(ca))
+    unitdata.kv().set(clients.ENDPOINT_KEY, endpoint.as_dict())
+    monkeypatch.setenv("DOCKER_REGISTRY_SANDBOX", str(tmp_path / "root"))
+    RegistryFake.digests, RegistryFake.configs, RegistryFake.answers = {}, {}, True
+    monkeypatch.setattr(registry_api, "Registry", RegistryFake)
+    return ready
+
+
+def _report(result) -> dict:
+    return json.loads(open(result["report"]).read())
+
+
+def test_mirror_dry_run_of_container_images_txt_is_the_plan(unit, fake_skopeo, tmp_path):
+    listing = tmp_path / "container-images.txt"
+    listing.write_text(ROOT_LIST)
+    run(unit, actions.mirror, file=str(listing), release="1.35", arch="arm64", **{"dry-run": True})
+    assert unit.failures == []
+    result = unit.result()
+    assert result["list"] == "container-images.txt (v1.35-static, v1.35.12-upstream)"
+    assert (result["dry-run"], result["planned"], result["copied"]) == ("true", "5", "0")
+    assert result["image-registry"] == NETLOC
+    assert result["juju-config"] == f"juju config kubernetes-control-plane image-registry={NETLOC}"
+    assert [(r["source"], r["target"]) for r in json.loads(result["results"])] == [
+        ("registry.k8s.io/pause:3.10", f"{NETLOC}/pause:3.10"),
+        ("docker.io/calico/node:v3.27.4", f"{NETLOC}/calico/node:v3.27.4"),
+        (
+            "rocks.canonical.com/cdk/addon-resizer-arm64:1.8.9",
+            f"{NETLOC}/addon-resizer-arm64:1.8.9",
+        ),
+        ("registry.k8s.io/coredns/coredns:v1.11.3", f"{NETLOC}/coredns/coredns:v1.11.3"),
+        ("quay.io/cephcsi/cephcsi:v3.8.1", f"{NETLOC}/cephcsi/cephcsi:v3.8.1"),
+    ]
+    assert result["raw"].splitlines()[0] == (
+        f"dry run: 5 image(s) would go to {NETLOC}; the cluster needs: "
+        f"juju config kubernetes-control-plane image-registry={NETLOC}"
+    )
+    report = _report(result)
+    assert result["report"].startswith(str(tmp_path / "root" / "var/lib/docker-registry-charm"))
+    assert len(report["images"]) == 5 and report["image-registry"] == NETLOC
+    assert fake_skopeo.calls() == []  # nothing copied or inspected
+
+
+def test_mirror_prefix_cdk_is_shrinkwraps_layout(unit, fake_skopeo):
+    run(
+        unit, actions.mirror, images="registry.k8s.io/pause:3.9", prefix="cdk", **{"dry-run": True}
+    )
+    result = unit.result()
+    assert json.loads(result["results"])[0]["target"] == f"{NETLOC}/cdk/pause:3.9"
+    assert result["image-registry"] == f"{NETLOC}/cdk"
+    assert result["juju-config"].endswith(f"image-registry={NETLOC}/cdk")
+
+
+def test_mirror_skips_same_digest_copies_the_rest_and_logs_a_running_count(
+    unit, fake_skopeo, monkeypatch
+):
+    monkeypatch.setenv("JUJU_CHARM_HTTPS_PROXY", "http://squid.internal:3128")
+    monkeypatch.setenv("JUJU_CHARM_NO_PROXY", "10.0.0.0/8,.internal")
+    same_raw = '{"schemaVersion": 2, "same": true}'
+    import hashlib
+
+    same = "sha256:" + hashlib.sha256(same_raw.encode()).hexdigest()
+    RegistryFake.digests = {"pause:3.9": same, "calico/node:v3.27.4": "sha256:" + "9" * 64}
+    fake_skopeo.manifests = {
+        "docker://registry.k8s.io/pause:3.9": same_raw,
+        "docker://docker.io/calico/node:v3.27.4": '{"other": 1}',
+    }
+    images = (
+        "registry.k8s.io/pause:3.9 docker.io/calico/node:v3.27.4 "
+        "quay.io/cephcsi/cephcsi:v3.8.1 quay.io/missing/x:1"
+    )
+    run(unit, actions.mirror, images=images, concurrency=1, arch="amd64")
+    assert unit.failures == ["1 of 4 image(s) failed: quay.io/missing/x:1"]
+    result = unit.result()
+    assert (result["copied"], result["skipped"], result["failed"]) == ("2", "1", "1")
+    statuses = {r["source"]: r["status"] for r in json.loads(result["results"])}
+    assert statuses == {
+        "registry.k8s.io/pause:3.9": "present",
+        "docker.io/calico/node:v3.27.4": "copied",
+        "quay.io/cephcsi/cephcsi:v3.8.1": "copied",
+        "quay.io/missing/x:1": "failed",
+    }
+    progress = [line for line in unit.logs if line.startswith("[")]
+    assert progress[0] == (
+        "[1/4] skipped registry.k8s.io/pause:3.9: already in the registry with the same digest"
+    )
+    assert [line.split("]")[0] for line in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    copies = fake_skopeo.copies()
+    assert len(copies) == 3
+    assert all(c[:3] == ["--override-arch", "amd64", "copy"] for c in copies)
+    assert sorted(c[-1] for c in copies) == sorted(
+        f"docker://{NETLOC}/{p}"
+        for p in ("calico/node:v3.27.4", "cephcsi/cephcsi:v3.8.1", "missing/x:1")
+    )
+    env = fake_skopeo.calls()[0]["env"]
+    assert env["HTTPS_PROXY"] == "http://squid.internal:3128"
+    assert env["NO_PROXY"] == "10.0.0.0/8,.internal,10.0.0.1,10.0.0.1:5000"
+    assert SECRET not in unit.everything() + json.dumps(fake_skopeo.calls())
+
+
+def test_mirror_refuses_both_sources_of_one_destination_and_copies_the_others(unit, fake_skopeo):
+    images = "registry.k8s.io/pause:3.9 rocks.canonical.com/cdk/pause:3.9 quay.io/a/b:1"
+    run(unit, actions.mirror, images=images, arch="all")
+    assert unit.failures == [
+        "2 image(s) refused, each shares its destination with another: "
+        "registry.k8s.io/pause:3.9, rocks.canonical.com/cdk/pause:3.9"
+    ]
+    result = unit.result()
+    assert (result["copied"], result["refused"], result["arch"]) == ("1", "2", "all")
+    rows = {r["source"]: r for r in json.loads(result["results"])}
+    assert rows["registry.k8s.io/pause:3.9"]["reason"] == (
+        f"rocks.canonical.com/cdk/pause:3.9 also goes to {NETLOC}/pause:3.9"
+    )
+    (copy,) = fake_skopeo.copies()
+    assert "--all" in copy and "--override-arch" not in copy  # every platform for arch=all
+    assert copy[-2:] == ["docker://quay.io/a/b:1", f"docker://{NETLOC}/a/b:1"]
+
+
+def test_mirror_reads_rocks_names_from_another_registry(unit, fake_skopeo):
+    run(
+        unit,
+        actions.mirror,
+        images="rocks.canonical.com/cdk/coredns/coredns:1.11.1",
+        source="rocks.canonical.com=127.0.0.1:5001",
+        **{"src-tls-verify": False},
+    )
+    assert unit.failures == []
+    (copy,) = fake_skopeo.copies()
+    assert "--src-tls-verify=false" in copy
+    assert copy[-2:] == [
+        "docker://127.0.0.1:5001/cdk/coredns/coredns:1.11.1",
+        f"docker://{NETLOC}/coredns/coredns:1.11.1",
+    ]
+    assert "read from rocks.canonical.com=127.0.0.1:5001" in unit.result()["notes"]
+
+
+def test_a_5000_image_plan_fits_what_action_set_carries(unit, fake_skopeo):
+    images = "\n".join(f"quay.io/some-team/application-{n}:v1.{n}.0" for n in range(5000))
+    run(unit, actions.mirror, images=images, **{"dry-run": True})
+    result = unit.result()
+    assert result["planned"] == "5000"
+    assert sum(len(k) + len(v) for k, v in result.items()) < 128 * 1024
+    assert all(len(v) < 128 * 1024 for v in result.values())  # one argument each
+    shown = int(result["results-shown"].split()[0])
+    assert 0 < shown < 5000 and result["results-shown"].endswith(result["report"])
+    assert len(_report(result)["images"]) == 5000
+
+
+def test_thousands_of_failures_still_fit_and_problems_come_first(unit):
+    from charms.layer.docker_registry.imagelists import Item
+
+    items = [
+        Item(f"quay.io/ok/app-{n}:1", f"{NETLOC}/ok/app-{n}:1", status="copied", digest="d")
+        for n in range(3000)
+    ]
+    items += [
+        Item(
+            f"quay.io/gone/app-{n}:1",
+            f"{NETLOC}/gone/app-{n}:1",
+            status="failed",
+            reason="x" * 300,
+        )
+        for n in range(2000)
+    ]
+    endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+    with pytest.raises(actions.ActionError) as err:
+        actions._outcome("mirror", items, endpoint, "", False, [], {})
+    result = err.value.results
+    assert sum(len(k) + len(v) for k, v in result.items()) < 128 * 1024
+    assert json.loads(result["results"])[0]["source"] == "quay.io/gone/app-0:1"
+    assert str(err.value).startswith("2000 of 5000 image(s) failed: quay.io/gone/app-0:1, ")
+    assert str(err.value).endswith("quay.io/gone/app-19:1 and 1980 more")
+    assert result["raw"].splitlines()[1].startswith("FAILED quay.io/gone/app-0:1")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAs3cr3tk3y\n-----END RSA PRIVATE KEY-----\n",
+        "admin:$2y$04$s3cr3tk3y/hash.value\n",
+        "admin:s3cr3tk3y\n",
+    ],
+)
+def test_mirror_refuses_a_file_that_is_no_image_list_without_echoing_it(
+    unit, fake_skopeo, tmp_path, content
+):
+    secret = tmp_path / "secret"
+    secret.write_text(content)
+    run(unit, actions.mirror, file=str(secret))
+    assert len(unit.failures) == 1 and unit.failures[0].startswith("file line 1: not an image")
+    assert "s3cr3tk3y" not in unit.everything()
+    assert fake_skopeo.calls() == []
+
+
+def test_mirror_of_the_root_list_without_release_lists_the_releases(unit, tmp_path):
+    listing = tmp_path / "container-images.txt"
+    listing.write_text(ROOT_LIST)
+    run(unit, actions.mirror, file=str(listing))
+    assert unit.failures[0].endswith("releases in it: 1.34, 1.35")
+    run(unit, actions.mirror, file=str(listing), release="1.29")
+    assert unit.failures[-1] == "release 1.29 is not in the list; the closest: 1.34, 1.35"
+
+
+def test_mirror_copies_everything_when_the_registry_api_does_not_answer(unit, fake_skopeo):
+    RegistryFake.answers = False
+    RegistryFake.digests = {"pause:3.9": "sha256:" + "1" * 64}
+    run(unit, actions.mirror, images="registry.k8s.io/pause:3.9")
+    assert unit.failures == []
+    assert unit.result()["copied"] == "1"
+    assert "the registry API did not answer" in unit.result()["notes"]
+
+
+def test_reports_are_pruned_and_a_report_that_cannot_be_written_is_a_note(
+    unit, fake_skopeo, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(actions, "KEEP_REPORTS", 2)
+    for n in range(3):
+        monkeypatch.setenv("JUJU_ACTION_UUID", f"{n}0000000")
+        run(unit, actions.mirror, images="a.io/b:1", **{"dry-run": True})
+    reports = tmp_path / "root" / "var/lib/docker-registry-charm/reports"
+    assert len(list(reports.iterdir())) == 2
+    monkeypatch.setattr(actions, "REPORTS_DIR", "/blocked/reports")
+    (tmp_path / "root" / "blocked").write_text("a file where the directory would be")
+    run(unit, actions.mirror, images="a.io/b:1", **{"dry-run": True})
+    assert unit.result()["report"] == ""
+    assert "could not write the report" in unit.result()["notes"]
+
+
+def _archives(directory):
+    from tests.unit.test_importer import docker_archive, oci_archive, oci_layout
+
+    directory.mkdir()
+    configs = docker_archive(
+        directory / "saved.tar",
+        [
+            (b'{"pause": 1}', ["registry.k8s.io/pause:3.9"]),
+            (b'{"dns": 1}', ["rocks.canonical.com/cdk/coredns/coredns:1.11.1"]),
+        ],
+    )
+    layout = directory.parent / "layout"
+    digests = oci_layout(layout, ["quay.io/cephcsi/cephcsi:v3.8.1"])
+    oci_archive(directory / "ck.tar", layout)
+    return configs, digests
+
+
+def test_import_dry_run_of_a_directory_of_archives(unit, fake_skopeo, tmp_path):
+    _archives(tmp_path / "in")
+    run(unit, actions.import_images, path=str(tmp_path / "in"), **{"dry-run": True})
+    assert unit.failures == []
+    result = unit.result()
+    assert (result["archives"], result["planned"]) == ("2", "3")
+    assert sorted(r["target"] for r in json.loads(result["results"])) == [
+        f"{NETLOC}/cephcsi/cephcsi:v3.8.1",
+        f"{NETLOC}/coredns/coredns:1.11.1",
+        f"{NETLOC}/pause:3.9",
+    ]
+    assert "docker save archives hold no registry manifest" in result["notes"]
+    assert fake_skopeo.copies() == []
+
+
+def test_import_pushes_keeping_oci_digests_and_skips_what_is_there(unit, fake_skopeo, tmp_path):
+    configs, digests = _archives(tmp_path / "in")
+    RegistryFake.digests = {"pause:3.9": "sha256:" + "7" * 64}
+    RegistryFake.configs = {"sha256:" + "7" * 64: configs[0]}  # the same image ID: skipped
+    ck = str(tmp_path / "in" / "ck.tar")
+    fake_skopeo.digests = {}
+    run(unit, actions.import_images, path=str(tmp_path / "in"))
+    assert unit.failures == []
+    result = unit.result()
+    assert (result["copied"], result["skipped"]) == ("2", "1")
+    copies = fake_skopeo.copies()
+    reads = sorted(c[-2] for c in copies)
+    assert reads[0] == f"docker-archive:{tmp_path}/in/saved.tar:@1"
+    assert reads[1].startswith(f"oci:{tmp_path}/root/var/lib/docker-registry-charm/import/")
+    assert reads[1].endswith(":quay.io/cephcsi/cephcsi:v3.8.1")
+    oci_copy = next(c for c in copies if c[-2].startswith("oci:"))
+    assert "--preserve-digests" in oci_copy
+    # the fake writes another digest than the archive's: digest-kept says so
+    assert result["digests-kept"] == "0 of 1"
+    row = next(r for r in json.loads(result["results"]) if r["source"].startswith("quay.io"))
+    assert row["digest-kept"] is False
+    assert not list((tmp_path / "root/var/lib/docker-registry-charm/import").iterdir())
+    # a second run with the archive's digest in place skips the OCI image as well
+    RegistryFake.digests["cephcsi/cephcsi:v3.8.1"] = digests[0]
+    run(unit, actions.import_images, path=ck)
+    assert unit.result()["skipped"] == "1"
+
+
+def test_import_without_preserve_digests_support_says_so(unit, fake_skopeo, tmp_path):
+    _archives(tmp_path / "in")
+    fake_skopeo.old = True
+    run(unit, actions.import_images, path=str(tmp_path / "in" / "ck.tar"))
+    assert unit.failures == []
+    assert "no --preserve-digests" in unit.result()["notes"]
+    assert all("--preserve-digests" not in c for c in fake_skopeo.copies())
+
+
+def test_import_defaults_to_the_images_resource(unit, fake_skopeo, tmp_path, monkeypatch):
+    _archives(tmp_path / "in")
+    monkeypatch.setattr(hookenv, "resource_get", lambda name: False)
+    run(unit, actions.import_images)
+    assert unit.failures == [
+        "give path= (an archive or directory on the unit) or attach the images resource "
+        "(juju attach-resource docker-registry images=<archive>)"
+    ]
+
+    def boom(name):
+        raise OSError("resource-get: not supported")
+
+    monkeypatch.setattr(hookenv, "resource_get", boom)
+    run(unit, actions.import_images)
+    assert unit.failures[-1].startswith("give path=")
+    resource = str(tmp_path / "in" / "saved.tar")
+    monkeypatch.setattr(hookenv, "resource_get", lambda name: name == "images" and resource)
+    run(unit, actions.import_images, **{"dry-run": True})
+    assert unit.result()["path"] == resource and unit.result()["planned"] == "2"
+
+
+def test_import_of_an_archive_without_named_images(unit, fake_skopeo, tmp_path):
+    from tests.unit.test_importer import docker_archive
+
+    docker_archive(tmp_path / "anon.tar", [(b"{}", [])])
+    run(unit, actions.import_images, path=str(tmp_path / "anon.tar"))
+    assert unit.failures == [
+        f"no image to import: skipped an image in {tmp_path}/anon.tar (image 0): the archive "
+        "gives it no name"
+    ]

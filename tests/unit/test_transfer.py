@@ -55,9 +55,10 @@ def test_parse_reference_parts():
     assert str(ref) == "[fd00::1]:5000/a/b:1"
 
 
-def test_parse_image_list_skips_comments_blanks_and_duplicates():
-    text = "# header\n\nnginx:1  busybox:2 # two\n  nginx:1\n#gone:1\nregistry.k8s.io/pause:3.9\n"
-    assert transfer.parse_image_list(text) == ["nginx:1", "busybox:2", "registry.k8s.io/pause:3.9"]
+def test_a_bad_reference_says_why_without_repeating_itself():
+    with pytest.raises(transfer.BadReference) as err:
+        transfer.parse_reference("user:pa$$word")
+    assert err.value.why == "bad tag" and isinstance(err.value, TransferError)
 
 
 def test_skopeo_auth_writes_private_files_and_removes_them(tmp_path):
@@ -214,3 +215,125 @@ def test_missing_skopeo_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(transfer, "SKOPEO", "/nonexistent/skopeo")
     (result,) = transfer.mirror(["a/b:1"], Target(NETLOC))
     assert result.error == "skopeo is not installed"
+
+
+# ---------------------------------------------------------------- proxies
+
+
+def test_proxy_env_uses_the_models_proxy_and_bypasses_it_for_this_registry():
+    env = transfer.proxy_env(
+        NETLOC,
+        {
+            "PATH": "/usr/bin",
+            "JUJU_CHARM_HTTPS_PROXY": "http://user:pw@squid:3128",
+            "JUJU_CHARM_HTTP_PROXY": "http://squid:3128",
+            "JUJU_CHARM_NO_PROXY": "127.0.0.1,localhost, .internal",
+            "no_proxy": "localhost",
+        },
+    )
+    assert env["PATH"] == "/usr/bin"
+    assert env["HTTPS_PROXY"] == env["https_proxy"] == "http://user:pw@squid:3128"
+    assert env["HTTP_PROXY"] == env["http_proxy"] == "http://squid:3128"
+    assert (
+        env["NO_PROXY"] == env["no_proxy"] == (f"127.0.0.1,localhost,.internal,10.0.0.1,{NETLOC}")
+    )
+
+
+@pytest.mark.parametrize(
+    ("netloc", "no_proxy"),
+    [
+        ("[fd00::1]:5000", "fd00::1,[fd00::1]:5000"),
+        ("[fd00::1]", "fd00::1,[fd00::1]"),
+        ("registry.example", "registry.example"),
+    ],
+)
+def test_proxy_env_without_model_proxies_still_bypasses_this_registry(netloc, no_proxy):
+    env = transfer.proxy_env(netloc, {"HTTPS_PROXY": "http://site:3128"})
+    assert env["HTTPS_PROXY"] == "http://site:3128"  # the machine's own setting stays
+    assert env["NO_PROXY"] == no_proxy
+
+
+def test_errors_never_show_a_proxys_credentials():
+    assert transfer._scrub("proxyconnect http://user:pw@squid:3128: refused", Target(NETLOC)) == (
+        "proxyconnect http://***@squid:3128: refused"
+    )
+
+
+# ---------------------------------------------------------------- the copy runner
+
+
+def test_run_copies_skips_what_is_there_and_counts(fake_skopeo):
+    from charms.layer.docker_registry.imagelists import Item
+
+    items = [
+        Item("a:1", f"{NETLOC}/a:1", read="docker://a:1"),
+        Item("b:1", f"{NETLOC}/b:1", read="docker://b:1", extra=("--all",)),
+        Item("missing:1", f"{NETLOC}/missing:1", read="docker://missing:1"),
+        Item("c:1", f"{NETLOC}/c:1", read="docker://c:1", status="refused"),
+    ]
+    lines: list[str] = []
+
+    def present(item):
+        if item.source == "b:1":
+            raise TransferError("cannot tell")  # then it is copied
+        return "there" if item.source == "a:1" else ""
+
+    transfer.run_copies(
+        items, Target(NETLOC, tls=False), concurrency=1, present=present, log=lines.append
+    )
+    assert [i.status for i in items] == ["present", "copied", "failed", "refused"]
+    assert items[1].digest == "sha256:" + "c" * 64
+    assert items[2].reason == "reading manifest: manifest unknown"
+    assert lines == [
+        "[1/3] skipped a:1: there",
+        f"[2/3] copied b:1 -> {NETLOC}/b:1 sha256:{'c' * 64} ({items[1].seconds:.1f}s)",
+        "[3/3] FAILED missing:1: reading manifest: manifest unknown",
+    ]
+    assert "--all" in fake_skopeo.copies()[0]
+
+
+def test_run_copies_with_nothing_to_do():
+    assert transfer.run_copies([], Target(NETLOC)) == []
+
+
+def test_inspect_raw_returns_the_bytes(fake_skopeo):
+    fake_skopeo.manifests = {"docker://a:1": '{"x": 1}'}
+    assert transfer.skopeo_inspect_raw("docker://a:1", target=Target(NETLOC)) == b'{"x": 1}'
+    assert (
+        transfer.skopeo_inspect_raw("docker://a:1", target=Target(NETLOC), tls_verify=False)
+        == b'{"x": 1}'
+    )
+    assert "--tls-verify=false" in fake_skopeo.calls()[-1]["argv"]
+    with pytest.raises(TransferError, match="manifest unknown"):
+        transfer.skopeo_inspect_raw("docker://b:1", target=Target(NETLOC))
+
+
+def test_nothing_starting_with_a_dash_reaches_skopeo(fake_skopeo):
+    with pytest.raises(TransferError, match="starts with '-'"):
+        transfer.skopeo_inspect_raw("--help", target=Target(NETLOC))
+    with (
+        transfer.skopeo_auth(Target(NETLOC)) as auth,
+        pytest.raises(TransferError, match="starts with '-'"),
+    ):
+        transfer.skopeo_copy("-x", "docker://y", auth=auth, target=Target(NETLOC))
+    assert fake_skopeo.calls() == []
+
+
+def test_preserve_digests_support_is_asked_once(fake_skopeo, monkeypatch):
+    assert transfer.supports_preserve_digests() is True
+    assert transfer.supports_preserve_digests() is True
+    assert len(fake_skopeo.calls()) == 1
+    monkeypatch.setattr(transfer, "_PRESERVE", {})
+    monkeypatch.setattr(transfer, "SKOPEO", "/nonexistent/skopeo")
+    assert transfer.supports_preserve_digests() is False
+
+
+def test_a_copy_that_hangs_times_out(fake_skopeo, monkeypatch):
+    import subprocess
+
+    def slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
+
+    monkeypatch.setattr(transfer.subprocess, "run", slow)
+    with pytest.raises(TransferError, match="inspect docker://a:1 timed out after 300s"):
+        transfer.skopeo_inspect_raw("docker://a:1", target=Target(NETLOC))

@@ -1,5 +1,6 @@
-"""Copy images into the registry with skopeo: push (from the local docker) and mirror
-(registry to registry, in parallel).
+"""Copy images into the registry with skopeo: push (from the local docker), mirror (registry to
+registry, in parallel) and run_copies (the plans imagelists and importer make, for the mirror
+and import actions). Image references are parsed in imagelists (no skopeo needed there).
 
 Credentials go to skopeo in an authfile (mode 0600 in a private temporary directory removed
 afterwards) and the CA in a cert dir: never in argv, logs, results or exceptions.
@@ -24,89 +25,17 @@ from pathlib import Path
 
 from charms.layer.docker_registry import container
 from charms.layer.docker_registry.errors import RegistryCharmError
+from charms.layer.docker_registry.imagelists import (  # noqa: F401 - transfer's public names
+    DOCKER_HUB_HOSTS,
+    BadReference,
+    Item,
+    Reference,
+    TransferError,
+    parse_reference,
+)
 
 SKOPEO = "skopeo"
-DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HOST_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$")
-
-
-class TransferError(RegistryCharmError):
-    """A push or copy failed; the message names the image and skopeo's/docker's reason."""
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A parsed image reference: [host[:port]/]path[:tag][@digest]."""
-
-    host: str  # "" when none was given (Docker Hub)
-    path: str
-    tag: str = ""
-    digest: str = ""
-
-    @property
-    def registry_path(self) -> str:
-        """The path without its source registry (Docker Hub's library/ dropped)."""
-        if self.host in ("", *DOCKER_HUB_HOSTS) and self.path.startswith("library/"):
-            return self.path[len("library/") :]
-        return self.path
-
-    def __str__(self) -> str:
-        out = f"{self.host}/{self.path}" if self.host else self.path
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-    def retarget(self, netloc: str) -> Reference:
-        """The same image in the registry at ``netloc``, keeping its repository path.
-
-        Tag kept; a digest-only reference stays a digest reference (pushed by digest);
-        no tag and no digest means latest, as docker does.
-        """
-        tag = self.tag or ("" if self.digest else "latest")
-        return Reference(netloc, self.registry_path, tag, "" if tag else self.digest)
-
-
-def parse_reference(text: str) -> Reference:
-    """Parse an image reference the way docker does; TransferError says what is wrong."""
-    ref = (text or "").strip()
-    if not ref or any(c.isspace() for c in ref):
-        raise TransferError(f"not an image reference: {ref[:200]!r}")
-    rest, _, digest = ref.partition("@")
-    if digest and not _DIGEST_RE.match(digest):
-        raise TransferError(f"{ref[:200]}: the digest must be sha256:<64 hex digits>")
-    host = ""
-    first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        if not _HOST_RE.match(first):
-            raise TransferError(f"{ref[:200]}: bad registry host {first[:100]!r}")
-        host, rest = first, remainder
-    path, tag = rest, ""
-    if ":" in rest.rsplit("/", 1)[-1]:
-        path, _, tag = rest.rpartition(":")
-        if not _TAG_RE.match(tag):
-            raise TransferError(f"{ref[:200]}: bad tag {tag[:130]!r}")
-    if not _PATH_RE.match(path) or len(path) > 255:
-        raise TransferError(
-            f"{ref[:200]}: bad repository path (lower-case letters, digits, . _ - and /)"
-        )
-    return Reference(host, path, tag, digest)
-
-
-def parse_image_list(text: str) -> list[str]:
-    """Images from a list: newline/space separated, # comments and blank lines skipped,
-    duplicates dropped (order kept)."""
-    out: list[str] = []
-    for line in (text or "").splitlines():
-        for word in line.split("#", 1)[0].split():
-            if word not in out:
-                out.append(word)
-    return out
+_USERINFO_RE = re.compile(r"(\w+://)[^/@\s]+@")
 
 
 # -- credentials ----------------------------------------------------------------------------
@@ -179,6 +108,7 @@ def skopeo_auth(target: Target) -> Iterator[SkopeoAuth]:
 
 
 def _scrub(text: str, target: Target) -> str:
+    text = _USERINFO_RE.sub(r"\1***@", text)  # e.g. a proxy URL with its credentials
     if target.password:
         text = text.replace(target.password, "***")
         token = base64.b64encode(f"{target.user}:{target.password}".encode()).decode()
@@ -194,13 +124,17 @@ def skopeo_copy(
     target: Target,
     src_args: list[str] = (),
     extra: list[str] = (),
+    global_args: list[str] = (),
+    env: dict[str, str] | None = None,
     timeout: float = 1800,
 ) -> str:
     """``skopeo copy source dest``; returns the digest of the manifest written."""
+    _no_option(source, dest)
     with tempfile.TemporaryDirectory(prefix="skopeo-digest-") as tmp:
         digest_file = os.path.join(tmp, "digest")
         argv = [
             SKOPEO,
+            *global_args,
             "copy",
             "--retry-times",
             "2",
@@ -212,19 +146,101 @@ def skopeo_copy(
             source,
             dest,
         ]
+        proc = _run(argv, f"copy to {dest}", timeout, env)
+        if proc.returncode != 0:
+            raise TransferError(_reason(proc, target))
+        return Path(digest_file).read_text().strip() if Path(digest_file).exists() else ""
+
+
+def skopeo_inspect_raw(
+    source: str,
+    *,
+    target: Target,
+    tls_verify: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> bytes:
+    """The manifest ``source`` has, byte for byte (``skopeo inspect --raw``)."""
+    _no_option(source)
+    verify = [] if tls_verify else ["--tls-verify=false"]
+    argv = [SKOPEO, "inspect", "--raw", "--retry-times", "2", *verify, source]
+    proc = _run(argv, f"inspect {source}", timeout, env, text=False)
+    if proc.returncode != 0:
+        raise TransferError(_reason(proc, target))
+    return proc.stdout
+
+
+def _no_option(*references: str) -> None:
+    # image names come from lists and archives: none may be taken for an option
+    for reference in references:
+        if reference.startswith("-"):
+            raise TransferError("refusing an image name that starts with '-'")
+
+
+def _run(argv, what, timeout, env, text=True) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=text, timeout=timeout, check=False, env=env
+        )
+    except FileNotFoundError as exc:
+        raise TransferError("skopeo is not installed") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise TransferError(f"{what} timed out after {timeout:.0f}s") from exc
+
+
+def _reason(proc: subprocess.CompletedProcess, target: Target) -> str:
+    out = proc.stderr or proc.stdout or ""
+    if isinstance(out, bytes):
+        out = out.decode("utf-8", "replace")
+    lines = out.strip().splitlines()
+    return _short(_scrub(lines[-1] if lines else f"exit {proc.returncode}", target))
+
+
+_PRESERVE: dict[str, bool] = {}
+
+
+def supports_preserve_digests() -> bool:
+    """Whether this skopeo has ``copy --preserve-digests`` (1.6 and later)."""
+    if SKOPEO not in _PRESERVE:
         try:
             proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout, check=False
+                [SKOPEO, "copy", "--help"], capture_output=True, text=True, timeout=30, check=False
             )
-        except FileNotFoundError as exc:
-            raise TransferError("skopeo is not installed") from exc
-        except subprocess.TimeoutExpired as exc:
-            raise TransferError(f"copy to {dest} timed out after {timeout:.0f}s") from exc
-        if proc.returncode != 0:
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            reason = _scrub(lines[-1] if lines else f"exit {proc.returncode}", target)
-            raise TransferError(_short(reason))
-        return Path(digest_file).read_text().strip() if Path(digest_file).exists() else ""
+            _PRESERVE[SKOPEO] = "--preserve-digests" in proc.stdout
+        except (OSError, subprocess.SubprocessError):
+            _PRESERVE[SKOPEO] = False
+    return _PRESERVE[SKOPEO]
+
+
+_PROXY_VARS = (
+    ("JUJU_CHARM_HTTPS_PROXY", ("HTTPS_PROXY", "https_proxy")),
+    ("JUJU_CHARM_HTTP_PROXY", ("HTTP_PROXY", "http_proxy")),
+)
+
+
+def proxy_env(netloc: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for skopeo: the model's proxy settings (juju-https-proxy, ...) as the
+    variables skopeo reads, with this registry in NO_PROXY so pushes never go through them."""
+    environ = dict(os.environ if environ is None else environ)
+    env = dict(environ)
+    for juju, names in _PROXY_VARS:
+        value = environ.get(juju, "").strip()
+        if value:
+            for name in names:
+                env[name] = value
+    entries: list[str] = []
+    for text in (
+        environ.get("JUJU_CHARM_NO_PROXY", ""),
+        environ.get("NO_PROXY", ""),
+        environ.get("no_proxy", ""),
+    ):
+        entries += [e.strip() for e in text.split(",") if e.strip()]
+    host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+    for own in (host.strip("[]"), netloc):
+        entries.append(own)
+    unique = ",".join(dict.fromkeys(entries))
+    env["NO_PROXY"] = env["no_proxy"] = unique
+    return env
 
 
 def _short(reason: str) -> str:
@@ -330,3 +346,64 @@ def mirror(
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(images)))) as pool:
             return list(pool.map(one, images))
+
+
+# -- copies of planned images -------------------------------------------------------------------
+
+
+def run_copies(
+    items: list[Item],
+    target: Target,
+    *,
+    concurrency: int = 4,
+    src_args: list[str] = (),
+    global_args: list[str] = (),
+    env: dict[str, str] | None = None,
+    present: Callable[[Item], str] | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> list[Item]:
+    """Copy every planned item, ``concurrency`` at a time; one failure does not stop the others.
+
+    ``present(item)`` says why the item need not be copied ("" to copy it), e.g. the registry
+    already has the same digest there. Each item's status, digest and reason are set in place;
+    ``log`` gets ``[n/total] ...`` as each one ends.
+    """
+    todo = [item for item in items if item.status == "planned"]
+    lock = threading.Lock()
+    done = [0]
+
+    def one(item: Item) -> None:
+        start = time.monotonic()
+        try:
+            reason = ""
+            if present is not None:
+                try:
+                    reason = present(item)
+                except RegistryCharmError:
+                    reason = ""  # cannot tell: copy it
+            if reason:
+                item.status, item.reason = "present", reason
+            else:
+                item.digest = skopeo_copy(
+                    item.read,
+                    f"docker://{item.dest}",
+                    auth=auth,
+                    target=target,
+                    src_args=list(src_args),
+                    extra=list(item.extra),
+                    global_args=list(global_args),
+                    env=env,
+                )
+                item.status = "copied"
+        except RegistryCharmError as exc:
+            item.status, item.reason = "failed", str(exc)
+        item.seconds = time.monotonic() - start
+        with lock:
+            done[0] += 1
+            log(f"[{done[0]}/{len(todo)}] {item.line()}")
+
+    with skopeo_auth(target) as auth:
+        if todo:
+            with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo)))) as pool:
+                list(pool.map(one, todo))
+    return items
