@@ -29,11 +29,13 @@ setup: host venv dockerd image
 
 # --- checks -------------------------------------------------------------------
 unit: venv
-	$(PY) -m pytest -q tests/unit tests/security --cov=lib/charms/layer/docker_registry --cov-report=term:skip-covered --cov-fail-under=90
+	$(PY) -m pytest -q tests/unit tests/security --cov=lib/charms/layer/docker_registry --cov=reactive --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy -p charms.layer.docker_registry
+	$(VENV)/bin/mypy reactive/docker_registry.py
 
 fmt: venv
 	$(VENV)/bin/ruff format .

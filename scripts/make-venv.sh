@@ -20,6 +20,9 @@ PIP_OPTS=(--disable-pip-version-check --no-input -q)
 PIPLOG=${TMPDIR:-/tmp}/make-venv-pip.log
 
 log() { echo "make-venv: $*"; }
+# The Makefile puts VENV/bin first on PATH: the base python3 must not be the venv's own.
+VENV_BIN=$(cd "$(dirname "$VENV")" 2>/dev/null && pwd)/$(basename "$VENV")/bin
+PATH=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$VENV_BIN" | paste -sd: -)
 # pip_in PYTHON ARGS...: run pip quietly into $PIPLOG; show its tail on failure
 pip_in() {
     local py=$1; shift

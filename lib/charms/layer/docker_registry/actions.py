@@ -604,7 +604,9 @@ def _write_report(kind: str, body: dict, notes: list[str]) -> str:
     return str(path)
 
 
-def _local_options(options: str, flags: set[str], valued: set[str] = frozenset()) -> list[str]:
+def _local_options(
+    options: str, flags: set[str], valued: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
     """Options for a local docker command, limited to a known-safe set."""
     try:
         words = shlex.split(options)

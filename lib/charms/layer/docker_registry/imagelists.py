@@ -426,15 +426,15 @@ def _select(
 ) -> ImageList:
     statics: dict[tuple[int, int], list[str]] = {}
     upstreams: dict[Release, list[str]] = {}
-    for _, key, images in keyed:
+    for _, key, entries in keyed:
         static = _STATIC_RE.match(key)
         if static and static.group(1) is not None:
-            statics.setdefault((int(static.group(1)), int(static.group(2))), []).extend(images)
+            statics.setdefault((int(static.group(1)), int(static.group(2))), []).extend(entries)
         upstream = _UPSTREAM_RE.match(key)
         if upstream:
             major, minor, patch, pre = upstream.groups()
             found = Release(int(major), int(minor), int(patch), pre or "")
-            upstreams.setdefault(found, []).extend(images)
+            upstreams.setdefault(found, []).extend(entries)
     series = sorted(set(statics) | {r.series for r in upstreams})
     known = ", ".join(f"{a}.{b}" for a, b in series) or "none"
     if not release:
@@ -468,7 +468,7 @@ def _select(
     else:
         chosen = wanted if wanted in upstreams else None
         if chosen is None:
-            near = sorted(patches, key=lambda r: abs((r.patch or 0) - wanted.patch))
+            near = sorted(patches, key=lambda r: abs((r.patch or 0) - (wanted.patch or 0)))
             named = ", ".join(str(r) for r in near[:3])
             notes.append(
                 f"no v{wanted}-upstream line: only the {minor}-static images"

@@ -166,10 +166,17 @@ def _clean(name: str) -> str:
     return posixpath.normpath(name).lstrip("/") if name not in ("", ".", "./") else "."
 
 
+def _member_file(tar: tarfile.TarFile, member: tarfile.TarInfo):
+    handle = tar.extractfile(member)
+    if handle is None:  # not a regular file: callers checked, this keeps it so
+        raise ArchiveError(f"{member.name} is not a regular file")
+    return handle
+
+
 def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, what: str):
     if not member.isreg() or member.size > MAX_INDEX:
         raise ArchiveError(f"its {what} is not a small regular file")
-    data = tar.extractfile(member).read()
+    data = _member_file(tar, member).read()
     try:
         return json.loads(data)
     except ValueError:
@@ -187,7 +194,7 @@ def _docker_archive(path: str, tar: tarfile.TarFile, members: dict) -> list[Arch
         config = members.get(_clean(str(entry.get("Config", ""))))
         if config is None or not config.isreg() or config.size > MAX_INDEX:
             raise ArchiveError(f"image {position} has no config in the archive")
-        digest = "sha256:" + hashlib.sha256(tar.extractfile(config).read()).hexdigest()
+        digest = "sha256:" + hashlib.sha256(_member_file(tar, config).read()).hexdigest()
         for tag in entry.get("RepoTags") or [""]:  # "": untagged, noted when planning
             images.append(
                 ArchiveImage(str(tag), path, "docker-archive", index=position, config=digest)
@@ -338,7 +345,7 @@ def _extract(archive: str, target: Path) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(tar.extractfile(member), out, 1024 * 1024)
+                shutil.copyfileobj(_member_file(tar, member), out, 1024 * 1024)
 
 
 def _layout_member(name: str) -> bool:

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -122,9 +122,9 @@ def skopeo_copy(
     *,
     auth: SkopeoAuth,
     target: Target,
-    src_args: list[str] = (),
-    extra: list[str] = (),
-    global_args: list[str] = (),
+    src_args: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    global_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 1800,
 ) -> str:
@@ -356,8 +356,8 @@ def run_copies(
     target: Target,
     *,
     concurrency: int = 4,
-    src_args: list[str] = (),
-    global_args: list[str] = (),
+    src_args: Sequence[str] = (),
+    global_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     present: Callable[[Item], str] | None = None,
     log: Callable[[str], None] = lambda _line: None,
