@@ -292,6 +292,21 @@ def test_images_lists_json_and_text(ready, api):
     assert result["raw"] == "team/app  1, 2"
 
 
+def test_images_of_a_large_registry_fit_action_set_and_the_rest_goes_to_a_report(
+    ready, api, monkeypatch, tmp_path
+):
+    # ~1,300 repositories used to crash the action with OSError (action-set's size limit)
+    listing = {f"cdk/team-{n:04d}/some-long-application-name": ["v1.2.3"] for n in range(2000)}
+    monkeypatch.setattr(FakeApi, "list_images", lambda self, repository="": listing)
+    monkeypatch.setenv(actions.paths.SANDBOX_ENV, str(tmp_path))
+    run(ready, actions.images)
+    result = ready.result()
+    assert sum(len(v) for v in result.values()) < 128 * 1024
+    assert result["count"] == "2000" and result["repositories"] == ""
+    assert "more (see the report file)" in result["raw"]
+    assert json.loads(open(result["report"]).read())["repositories"] == listing
+
+
 def test_images_falls_back_to_the_local_url_when_the_public_one_does_not_answer(ready, api):
     api.unreachable = True
     run(ready, actions.images)

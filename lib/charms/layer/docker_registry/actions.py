@@ -61,50 +61,47 @@ def _registry_container() -> str:
     return paths.current().container_name(name)
 
 
-def _target(params: dict) -> tuple[str, bool]:
-    """(container name, whether it is this unit's registry container)."""
+def _target(params: dict) -> str:
+    """This unit's registry container (the only one ``name`` may name)."""
     ours = _registry_container()
     name = (params.get("name") or "").strip()
     if name and not _NAME_RE.match(name):
         raise ActionError("name: not a valid container name")
     if name in ("", ours, hookenv.config().get("registry-name")):
-        return ours, True
-    return name, False
+        return ours
+    # any other container on the host is not this charm's to stop, start or remove
+    raise ActionError("name: only this unit's registry container (registry-name) is managed")
 
 
 def stop(params: dict) -> dict:
-    name, ours = _target(params)
+    name = _target(params)
     remove = params.get("remove", True)
     if not isinstance(remove, bool):
         raise ActionError("remove: must be a boolean")
     state = container.inspect(name)
     if state is None:
         raise ActionError(f"no container named {name}")
-    if ours:
-        set_flag(STOPPED_FLAG)  # hooks leave it stopped until the start action
+    set_flag(STOPPED_FLAG)  # hooks leave it stopped until the start action
     if state.running:
         container.stop(name)
     if remove:
         container.remove(name)
-    if ours:
-        hookenv.status_set("blocked", f"{name} container is stopped.")
+    hookenv.status_set("blocked", f"{name} container is stopped.")
     return {"outcome": "success", "raw": f"stopped {name}" + (" and removed it" if remove else "")}
 
 
 def start(params: dict) -> dict:
-    name, ours = _target(params)
+    name = _target(params)
     state = container.inspect(name)
-    if ours:
-        clear_flag(STOPPED_FLAG)
+    clear_flag(STOPPED_FLAG)
     if state is None:
-        argv = unitdata.kv().get("docker-registry.run-argv") if ours else None
+        argv = unitdata.kv().get("docker-registry.run-argv")
         if not argv:
             raise ActionError(f"no container named {name}")
         container.run(argv)  # the last applied run arguments; the next hook re-labels it
     elif not state.running:
         container.start(name)
-    if ours:
-        _report_ready(name)
+    _report_ready(name)
     return {"outcome": "success", "raw": f"started {name}"}
 
 
@@ -636,7 +633,7 @@ def _local_options(
 
 def images(params: dict) -> dict:
     """Repositories and tags from the registry's API (local=true: the unit's docker images)."""
-    from charms.layer.docker_registry import registry_api
+    from charms.layer.docker_registry import imagelists, registry_api
 
     options = _text(params, "options")
     repository = _text(params, "repository")
@@ -660,12 +657,24 @@ def images(params: dict) -> dict:
         listing = api.list_images(repository)
     finally:
         api.close()
-    return {
+    result = {
         "outcome": "success",
         "count": str(len(listing)),
         "tags": str(sum(len(t) for t in listing.values())),
         "repositories": json.dumps(listing),
         "raw": registry_api.format_listing(listing),
+    }
+    if len(result["repositories"]) + len(result["raw"]) <= RESULTS_JSON_LIMIT:
+        return result
+    # more than action-set carries: the whole listing goes to a report file on the unit
+    notes: list[str] = []
+    report = _write_report("images", {"repositories": listing}, notes)
+    return {
+        **result,
+        "repositories": "",
+        "raw": imagelists.bounded_lines(result["raw"].splitlines(), RAW_LIMIT),
+        "report": report,
+        "notes": " ".join(notes),
     }
 
 
