@@ -5,6 +5,7 @@ outside. Hook tools are recorders, the kv is a real SQLite file, flags are real.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from charmhelpers.core import hookenv, unitdata
@@ -304,7 +305,7 @@ def test_images_of_a_large_registry_fit_action_set_and_the_rest_goes_to_a_report
     assert sum(len(v) for v in result.values()) < 128 * 1024
     assert result["count"] == "2000" and result["repositories"] == ""
     assert "more (see the report file)" in result["raw"]
-    assert json.loads(open(result["report"]).read())["repositories"] == listing
+    assert json.loads(Path(result["report"]).read_text())["repositories"] == listing
 
 
 def test_images_falls_back_to_the_local_url_when_the_public_one_does_not_answer(ready, api):
