@@ -49,7 +49,7 @@ charm: venv host
 	WHEELHOUSE=$(WHEELHOUSE) bash scripts/build-charm.sh $(BUILD)
 
 build-test: venv charm   ## the built charm's wheelhouse on jammy's/noble's Python, offline, no compiler
-	BUILT_CHARM=$(CURDIR)/$(BUILD)/docker-registry $(PY) -m pytest -q tests/build
+	BUILT_CHARM=$(CURDIR)/$(BUILD)/docker-registry $(PY) -m pytest -q -rxs tests/build
 
 e2e: setup charm   ## the local model's own tests, then the charm's real hooks in it
 	$(PY) -m pytest -q tests/localjuju/tests tests/e2e

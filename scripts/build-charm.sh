@@ -8,10 +8,10 @@
 # client charms with it).
 #
 # layer:* and interface:* come from the layer cache LAYER_CACHE (default: ../shared/layers beside
-# the repository; scripts/fetch-layers.sh fills one from the layer index at pinned commits when
-# online): LAYER_CACHE/layers/<name> and LAYER_CACHE/interfaces/<name>. Nothing is copied into
-# the repository. The production build is `charmcraft pack` (charmcraft.yaml) or `charm build`
-# with the same cache.
+# the repository; scripts/fetch-layers.sh fills one from the upstream git repositories at the
+# commits pinned in scripts/layers.tsv): LAYER_CACHE/layers/<name> and
+# LAYER_CACHE/interfaces/<name>. Nothing is copied into the repository. The production build is
+# `charmcraft pack` (charmcraft.yaml) or `charm build` with the same cache.
 #
 # The charm layer is staged into a temp dir first so that build/, .venv/, tests/, scripts/ ...
 # are never copied into the charm. charm-build --binary-wheels makes the wheelhouse for this
