@@ -418,8 +418,8 @@ def build(
             )
         elif missing:
             raise WheelhouseError(
-                f"{name}=={version} is compiled and PyPI has no wheel of it for "
-                f"{', '.join(missing)}; it has no tested pure-Python fallback"
+                f"{name}=={version}: no pure-Python wheel, no wheel for {', '.join(missing)}, "
+                "and no tested pure-Python sdist fallback (--fallback)"
             )
         else:
             log(f"{name} {version}: compiled wheels for all {len(targets)} targets")
