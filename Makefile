@@ -3,12 +3,15 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD := build
+# all-bases: the charm's wheelhouse installs with no compiler and no network on jammy and noble,
+# amd64/arm64/ppc64el/s390x (scripts/build-wheelhouse.sh); host: this host's Python only
+WHEELHOUSE ?= all-bases
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup host venv dockerd image unit lint fmt integration charm e2e test demo demo-clean bench clean
+.PHONY: help setup host venv dockerd image unit lint fmt integration charm build-test e2e test demo demo-clean bench clean
 
 help:
-	@echo "make demo | test | unit | lint | fmt | integration | charm | e2e | bench | demo-clean | clean"
+	@echo "make demo | test | unit | lint | fmt | integration | charm | build-test | e2e | bench | demo-clean | clean"
 
 # --- set-up -------------------------------------------------------------------
 host:            ## Debian packages (docker.io, docker-registry, skopeo, haproxy, apache2-utils, ...)
@@ -45,12 +48,15 @@ integration: setup   ## lib container functions against the real engine
 	$(PY) -m pytest -q tests/integration
 
 charm: venv host
-	bash scripts/build-charm.sh $(BUILD)
+	WHEELHOUSE=$(WHEELHOUSE) bash scripts/build-charm.sh $(BUILD)
+
+build-test: venv charm   ## the built charm's wheelhouse on jammy's/noble's Python, offline, no compiler
+	BUILT_CHARM=$(CURDIR)/$(BUILD)/docker-registry $(PY) -m pytest -q -rxs tests/build
 
 e2e: setup charm   ## the local model's own tests, then the charm's real hooks in it
 	$(PY) -m pytest -q tests/localjuju/tests tests/e2e
 
-test: setup lint unit integration e2e
+test: setup lint unit integration build-test e2e
 
 # --- local model ----------------------------------------------------------------
 demo: setup charm

@@ -8,14 +8,19 @@
 # client charms with it).
 #
 # layer:* and interface:* come from the layer cache LAYER_CACHE (default: ../shared/layers beside
-# the repository; scripts/fetch-layers.sh fills one from the layer index at pinned commits when
-# online): LAYER_CACHE/layers/<name> and LAYER_CACHE/interfaces/<name>. Nothing is copied into
-# the repository. The production build is `charmcraft pack` (charmcraft.yaml) or `charm build`
-# with the same cache.
+# the repository; scripts/fetch-layers.sh fills one from the upstream git repositories at the
+# commits pinned in scripts/layers.tsv): LAYER_CACHE/layers/<name> and
+# LAYER_CACHE/interfaces/<name>. Nothing is copied into the repository. The production build is
+# `charmcraft pack` (charmcraft.yaml) or `charm build` with the same cache.
 #
 # The charm layer is staged into a temp dir first so that build/, .venv/, tests/, scripts/ ...
-# are never copied into the charm. The wheelhouse is built with binary wheels for this host's
-# Python (what the local model runs); scripts/build-wheelhouse.sh makes the one for every base.
+# are never copied into the charm. charm-build --binary-wheels makes the wheelhouse for this
+# host's Python and machine only. WHEELHOUSE picks what the charm ships:
+#   WHEELHOUSE=host       (default) that wheelhouse as it is: runs on this host (local model)
+#   WHEELHOUSE=all-bases  scripts/build-wheelhouse.sh rewrites it so it installs with no compiler
+#                         and no network on jammy and noble, amd64/arm64/ppc64el/s390x, and on
+#                         this host (what `make charm` builds); downloads cached in
+#                         WHEELHOUSE_CACHE (default BUILD_DIR/wheel-cache)
 # Fails when charm-build fails or charm-proof prints any E: or W: line.
 set -euo pipefail
 
@@ -24,6 +29,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 SRC=$(cd "${2:-$ROOT}" && pwd)
 LAYER_CACHE=${LAYER_CACHE:-$(dirname "$ROOT")/shared/layers}
+WHEELHOUSE=${WHEELHOUSE:-host}
 
 log() { echo "build-charm: $*"; }
 die() { echo "build-charm: ERROR: $*" >&2; exit 1; }
@@ -37,6 +43,8 @@ command -v charm-proof >/dev/null || die "charm-proof not found (run 'make venv'
 [[ -d "$LAYER_CACHE/layers/basic" && -d "$LAYER_CACHE/interfaces" ]] \
     || die "no layer cache at $LAYER_CACHE (set LAYER_CACHE, or run scripts/fetch-layers.sh)"
 [[ -f "$SRC/metadata.yaml" && -f "$SRC/layer.yaml" ]] || die "$SRC is not a charm layer"
+[[ "$WHEELHOUSE" == host || "$WHEELHOUSE" == all-bases ]] \
+    || die "WHEELHOUSE=$WHEELHOUSE: use 'host' or 'all-bases'"
 NAME=$(sed -n 's/^name: *//p' "$SRC/metadata.yaml" | head -n1)
 [[ -n "$NAME" ]] || die "$SRC/metadata.yaml has no name"
 
@@ -76,6 +84,15 @@ fi
 built=$(find "$WORK/out" -mindepth 1 -maxdepth 2 -name metadata.yaml -printf '%h\n' | head -n1)
 [[ -n "$built" ]] || die "charm-build produced no charm"
 cp -a "$built" "$BUILD_DIR/$NAME"
+
+# 2b. the wheelhouse for every base (or this host's only)
+if [[ "$WHEELHOUSE" == all-bases ]]; then
+    log "wheelhouse for every base (WHEELHOUSE=all-bases)"
+    WHEELHOUSE_CACHE=${WHEELHOUSE_CACHE:-$BUILD_DIR/wheel-cache} \
+        bash "$HERE/build-wheelhouse.sh" "$BUILD_DIR/$NAME" || die "build-wheelhouse.sh failed"
+else
+    log "wheelhouse for this host's Python only (WHEELHOUSE=host)"
+fi
 
 # 3. .charm zip (deterministic order)
 python3 - "$BUILD_DIR/$NAME" "$BUILD_DIR/$NAME.charm" <<'PY'

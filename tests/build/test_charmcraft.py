@@ -1,0 +1,100 @@
+"""charmcraft.yaml: the production build definition, and what `charm build` makes of the whole
+repository (its `source: .`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.build.conftest import ROOT
+
+LAYER_CACHE = Path(os.environ.get("LAYER_CACHE", ROOT.parent / "shared" / "layers"))
+SERIES = {"jammy": "22.04", "noble": "24.04"}
+ARCHES = ("amd64", "arm64", "ppc64el", "s390x")
+
+
+def test_charmcraft_yaml_builds_every_base_and_arch_natively_with_the_reactive_plugin():
+    spec = yaml.safe_load((ROOT / "charmcraft.yaml").read_text())
+    assert spec["type"] == "charm"
+    assert "bases" not in spec and "base" not in spec  # multi-base platforms only
+    series = yaml.safe_load((ROOT / "metadata.yaml").read_text())["series"]
+    want = {f"ubuntu@{SERIES[s]}:{arch}" for s in series for arch in ARCHES}
+    platforms = spec["platforms"]
+    assert len(platforms) == len(want)
+    for name, platform in platforms.items():
+        # built on the base and machine it is for: the binary wheels fit the unit
+        assert platform["build-on"] == platform["build-for"], name
+        assert len(platform["build-for"]) == 1, name
+        base, arch = platform["build-for"][0].split(":")
+        assert name == f"{base.replace('@', '-')}-{arch}"
+    assert {p["build-for"][0] for p in platforms.values()} == want
+    part = spec["parts"]["charm"]
+    assert part["plugin"] == "reactive"
+    assert part["source"] == "."
+    assert any(s.split("/")[0] == "charm" for s in part["build-snaps"])
+    assert "--binary-wheels" in part["reactive-charm-build-arguments"]
+    assert "scripts/fetch-layers.sh" in part["override-build"]
+    assert "craftctl default" in part["override-build"]
+
+
+def charm_files(charm: Path) -> set[str]:
+    files = set()
+    for path in charm.rglob("*"):
+        rel = path.relative_to(charm).as_posix()
+        if path.is_file() and not rel.startswith("wheelhouse/") and path.name != ".gitignore":
+            files.add(rel)
+    return files
+
+
+def test_built_charm_ships_no_build_definition_or_dev_files(built_charm):
+    for name in ("charmcraft.yaml", "tests", "scripts", ".ci", "pyproject.toml", "BENCHMARKS.md"):
+        assert not (built_charm / name).exists(), name
+    # the Makefile there is layer:basic's, not the repository's
+    assert (built_charm / "Makefile").read_text() != (ROOT / "Makefile").read_text()
+
+
+def test_charm_build_of_the_whole_repository_makes_the_same_charm(built_charm, tmp_path):
+    """charmcraft runs `charm build` on the repository itself: layer.yaml's exclude list keeps
+    tests/, scripts/, build/, .venv/ ... out, giving the files `make charm` stages."""
+    if not (LAYER_CACHE / "layers/basic").is_dir():
+        pytest.skip(f"no layer cache at {LAYER_CACHE}")
+    src = tmp_path / "docker-registry"
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.charm", "__pycache__"),
+    )
+    for junk in ("build/docker-registry/x", ".venv/bin/python", "tests/__pycache__/x.pyc"):
+        (src / junk).parent.mkdir(parents=True, exist_ok=True)
+        (src / junk).write_text("not the charm\n")
+    charm_build = Path(sys.prefix) / "bin/charm-build"
+    if not charm_build.exists():
+        charm_build = ROOT / ".venv/bin/charm-build"
+    env = dict(
+        os.environ,
+        CHARM_LAYERS_DIR=str(LAYER_CACHE / "layers"),
+        CHARM_INTERFACES_DIR=str(LAYER_CACHE / "interfaces"),
+        CHARM_HIDE_METRICS="1",
+        CHARM_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    flags = ["--hide-metrics", "--no-report", "--binary-wheels", "--log-level", "WARNING"]
+    proc = subprocess.run(
+        [charm_build, *flags, "--build-dir", tmp_path / "out", "."],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode in (0, 100), proc.stdout[-2000:] + proc.stderr[-2000:]
+    whole = charm_files(tmp_path / "out/docker-registry")
+    assert whole == charm_files(built_charm), (
+        f"only in the whole-repo build: {sorted(whole - charm_files(built_charm))}; "
+        f"only in make charm's: {sorted(charm_files(built_charm) - whole)}"
+    )
