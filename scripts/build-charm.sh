@@ -62,6 +62,16 @@ tar -C "$SRC" -cf - \
     --exclude=.coverage --exclude=./.gitignore --exclude=./ARCHITECTURE.md \
     --exclude=./CONTRIBUTING.md --exclude=./BENCHMARKS.md --exclude=./pyproject.toml \
     . | tar -C "$WORK/src/$NAME" -xf -
+# A checkout without symlinks (git core.symlinks=false, or a copy that dereferenced nothing)
+# leaves each symlink as a small text file holding its target: the easyrsa layer's
+# actions/backup etc. are `-> actions.py` upstream. Restore them in the staged copy, only for
+# a non-executable file in hooks/ or actions/ whose whole content names an existing sibling.
+for f in "$WORK/src/$NAME"/hooks/* "$WORK/src/$NAME"/actions/*; do
+    [[ -f "$f" && ! -L "$f" && ! -x "$f" && $(stat -c %s "$f") -lt 256 ]] || continue
+    target=$(<"$f")
+    [[ "$target" =~ ^(\./)?[A-Za-z0-9_.-]+$ && -f "$(dirname "$f")/$target" ]] || continue
+    ln -sfn "$target" "$f"
+done
 
 # 2. build (charm-build looks in exactly one folder each for layers and interfaces)
 rm -rf "${BUILD_DIR:?}/$NAME" "$BUILD_DIR/$NAME.charm"

@@ -11,7 +11,17 @@ command -v dpkg-query >/dev/null && command -v apt-get >/dev/null \
     || die "needs a Debian/Ubuntu host (dpkg-query + apt-get)"
 
 PKGS=(docker.io docker-registry skopeo haproxy apache2-utils openssl curl
-      busybox-static iproute2 ca-certificates)
+      busybox-static iproute2 ca-certificates util-linux)
+# What layer:basic's bootstrap apt-installs and then uses (`virtualenv -ppython3
+# --never-download` on Debian's python3, pip from the wheelhouse): the local model's apt-get
+# shim answers "already installed" for these, so they must really be here.
+PKGS+=(virtualenv python3-virtualenv python3-pip python3-setuptools python3-wheel python3-yaml
+       python3-dev)
+# layer:basic imports distutils on the system python3 before its venv exists (Debian splits it
+# out of python3 < 3.12; 3.12 has none and the package is gone)
+if /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info >= (3, 12))' 2>/dev/null; then
+    PKGS+=(python3-distutils)
+fi
 
 installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

@@ -1,7 +1,8 @@
 """e2e fixtures: the built charm's real hooks in the local model against the real Docker engine.
 
-Session: build the charm once (scripts/build-charm.sh build), ensure dockerd answers
-(scripts/dockerd.sh start), build the offline registry image tarball when the script exists.
+Session: build the charm once (scripts/build-charm.sh build) and the real easyrsa charm
+(`easyrsa_charm`, tests/support/charms.py), ensure dockerd answers (scripts/dockerd.sh start),
+build the offline registry image tarball when the script exists.
 Module: a fresh model directory; afterwards the model is destroyed the Juju way and any
 container whose name ends with one of the model's unit suffixes (`-<app>-<n>`) is removed.
 """
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:
 
 from tests.localjuju.model import Model, unit_dirname  # noqa: E402
 from tests.localjuju.runner import Controller  # noqa: E402
+from tests.support.charms import deploy_easyrsa, easyrsa_charm  # noqa: E402,F401 (a fixture)
 from tests.support.images import make_test_image, registry_image_ref  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 from tests.support.s3 import docker_bridge_gateway  # noqa: E402
@@ -199,10 +201,26 @@ def http_get(url: str, timeout=10):
         return resp.status, resp.read()
 
 
+def easyrsa_client_pair(ctl: Controller, ca_app: str = "easyrsa") -> tuple[str, str]:
+    """(cert, key) of the client certificate the CA's leader hands every requirer
+    (`client.cert` / `client.key` on the tls-certificates relation; easyrsa's cert starts with
+    an `openssl x509 -text` dump, which PEM readers skip)."""
+    state = ctl.model.read()
+    leader = state["applications"][ca_app]["leader"]
+    for rel in state["relations"].values():
+        if rel["interface"] == "tls-certificates" and leader in rel["unit_data"]:
+            data = rel["unit_data"][leader]
+            if data.get("client.cert") and data.get("client.key"):
+                return data["client.cert"], data["client.key"]
+    raise AssertionError(f"{ca_app} has published no client certificate")
+
+
 class Helpers:
     wait_for_status = staticmethod(wait_for_status)
     hooks_run = staticmethod(hooks_run)
     http_get = staticmethod(http_get)
+    deploy_easyrsa = staticmethod(deploy_easyrsa)
+    easyrsa_client_pair = staticmethod(easyrsa_client_pair)
     registry_image = REGISTRY_IMAGE
 
 

@@ -1,6 +1,6 @@
 """Issue 5 end to end: every registry action through the local model against the real
-registry (TLS from the easyrsa fake, basic auth, delete enabled), with a second local registry
-as the "upstream" source of images."""
+registry (TLS from the real easyrsa charm, basic auth, delete enabled), with a second local
+registry as the "upstream" source of images."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def upstream(upstream_registry):
 
 
 @pytest.fixture(scope="module")
-def registry(model, charm_dir, registry_image_tar, helpers):
+def registry(model, charm_dir, registry_image_tar, helpers, easyrsa_charm):
     model.deploy(
         str(charm_dir),
         APP,
@@ -38,7 +38,7 @@ def registry(model, charm_dir, registry_image_tar, helpers):
         },
         resources={"registry-image": str(registry_image_tar)},
     )
-    model.deploy("fake:easyrsa", "easyrsa")
+    helpers.deploy_easyrsa(model, easyrsa_charm)
     model.integrate(f"{APP}:cert-provider", "easyrsa:client")
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
     return model

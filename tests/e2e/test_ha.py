@@ -4,7 +4,6 @@ shows these same steps as juju commands."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import urllib.request
@@ -214,10 +213,10 @@ def eventually(check, timeout: float = 30):
         time.sleep(1)
 
 
-def test_tls_on_the_units_passes_through_the_proxy(ha, helpers, tmp_path):
+def test_tls_on_the_units_passes_through_the_proxy(ha, helpers, tmp_path, easyrsa_charm):
     model, proxy, images, _ = ha
     # juju deploy easyrsa; juju integrate docker-registry easyrsa:client
-    model.deploy("fake:easyrsa", "easyrsa")
+    helpers.deploy_easyrsa(model, easyrsa_charm)
     model.integrate(f"{APP}:cert-provider", "easyrsa:client")
     units = [f"{APP}/1", f"{APP}/2"]
     for unit in units:
@@ -251,7 +250,7 @@ def test_tls_on_the_units_passes_through_the_proxy(ha, helpers, tmp_path):
     assert "httpchk" not in cfg and "check-ssl" not in cfg
     refused = eventually(lambda: "remote error: tls" in inspect("tls/img:1").stderr)
     assert refused  # without a client certificate the handshake is refused
-    issued = json.loads((model.model.fake_dir("easyrsa") / "issued.json").read_text())
-    (cert_dir / "client.cert").write_text(issued["client"]["cert"])
-    (cert_dir / "client.key").write_text(issued["client"]["key"])
+    cert, key = helpers.easyrsa_client_pair(model)
+    (cert_dir / "client.cert").write_text(cert)
+    (cert_dir / "client.key").write_text(key)
     assert eventually(lambda: inspect("tls/img:1").returncode == 0), inspect("tls/img:1").stderr

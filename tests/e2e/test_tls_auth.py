@@ -1,4 +1,5 @@
-"""Issue 4 end to end: TLS from a CA (easyrsa fake) or from config, basic auth, and the
+"""Issue 4 end to end: TLS from a CA (the real easyrsa charm; a fault-injection fake for
+rotation and a broken CA) or from config, basic auth, and the
 docker-registry relation, proven with real clients (docker CLI, skopeo, urllib) against the
 built charm's real hooks. Tests run in order, like an operator's session."""
 
@@ -60,14 +61,14 @@ def served_cert_serial(host="127.0.0.2", port=5000) -> int:
 
 
 @pytest.fixture(scope="module")
-def session(model, charm_dir, registry_image_tar, helpers):
+def session(model, charm_dir, registry_image_tar, helpers, easyrsa_charm):
     model.deploy(
         str(charm_dir),
         APP,
         config={"registry-image": helpers.registry_image, "auth-basic-password": PASSWORD},
         resources={"registry-image": str(registry_image_tar)},
     )
-    model.deploy("fake:easyrsa", "easyrsa")
+    helpers.deploy_easyrsa(model, easyrsa_charm)
     model.deploy("fake:containerd", "containerd")
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (http).")
     ref = f"e2e-tls-{uuid.uuid4().hex[:6]}:1"
@@ -164,9 +165,15 @@ def test_nrpe_check_works_over_tls_with_auth(session):
 
 
 def test_certificate_rotation_reaches_the_registry(session, helpers):
+    # the real easyrsa reissues only when the SANs change: rotation and a broken CA come from
+    # the fault-injection fake, related instead of easyrsa for this test and the next
     model, _ = session
+    model.remove_relation(f"{APP}:cert-provider", "easyrsa:client")
+    model.deploy("fake:faulty-easyrsa", "faulty-ca")
+    model.integrate(f"{APP}:cert-provider", "faulty-ca:client")
+    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
     before = served_cert_serial()
-    model.config_set("easyrsa", {"generation": 1})
+    model.config_set("faulty-ca", {"generation": 1})
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
     assert served_cert_serial() != before
     ca_file = client_dir(model) / "ca.crt"
@@ -180,7 +187,7 @@ def test_a_broken_certificate_from_the_ca_blocks_and_keeps_serving(session, help
     model, _ = session
     before = served_cert_serial()
     # the CA answers with a key that is not the certificate's: the registry could not start
-    model.config_set("easyrsa", {"mismatched-key": True})
+    model.config_set("faulty-ca", {"mismatched-key": True})
     helpers.wait_for_status(
         model,
         UNIT,
@@ -192,9 +199,13 @@ def test_a_broken_certificate_from_the_ca_blocks_and_keeps_serving(session, help
     assert served_cert_serial() == before
     ca = str(client_dir(model) / "ca.crt")
     assert get_status(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=ca) == 200
-    model.config_set("easyrsa", {"mismatched-key": False})
+    model.config_set("faulty-ca", {"mismatched-key": False})
     helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
     assert served_cert_serial() == before
+    # back to the real easyrsa (the same CA and certificate as before the fake)
+    model.remove_relation(f"{APP}:cert-provider", "faulty-ca:client")
+    model.integrate(f"{APP}:cert-provider", "easyrsa:client")
+    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
 
 
 def test_mutual_tls_is_opt_in(session, helpers, tmp_path):
@@ -207,9 +218,9 @@ def test_mutual_tls_is_opt_in(session, helpers, tmp_path):
     with pytest.raises(OSError):  # ssl.SSLError or URLError, by TLS version
         urllib.request.urlopen(url, timeout=10, context=ssl.create_default_context(cafile=ca))
     # one with a certificate from the same CA (easyrsa's client certificate) gets in
-    issued = json.loads((model.model.fake_dir("easyrsa") / "issued.json").read_text())
-    (tmp_path / "client.crt").write_text(issued["client"]["cert"])
-    (tmp_path / "client.key").write_text(issued["client"]["key"])
+    cert, key = helpers.easyrsa_client_pair(model)
+    (tmp_path / "client.crt").write_text(cert)
+    (tmp_path / "client.key").write_text(key)
     context = ssl.create_default_context(cafile=ca)
     context.load_cert_chain(tmp_path / "client.crt", tmp_path / "client.key")
     request = urllib.request.Request(url)

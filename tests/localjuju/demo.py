@@ -1,6 +1,7 @@
 """`make demo`: one docker-registry unit in the local model, with basic auth (a generated
-password), TLS from the easyrsa fake and the containerd client fake related; then a `push` and
-an `images` action through the model. Writes BUILD/demo/connection.json. Safe to run twice.
+password), TLS from the real easyrsa charm (built into BUILD/easyrsa from the layer cache when
+missing) and the containerd client fake related; then a `push` and an `images` action through
+the model. Writes BUILD/demo/connection.json. Safe to run twice.
 
 `--clean` destroys the model (units leave the Juju way: containers removed, the client fake
 removes the CA it installed) and removes BUILD/demo — nothing else.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from tests.localjuju.model import Model, unit_dirname
 from tests.localjuju.runner import Controller, ModelError
+from tests.support.charms import EASYRSA_LAYER, BuildError, build_charm, deploy_easyrsa
 from tests.support.images import make_test_image, registry_image_ref
 
 APP, UNIT = "docker-registry", "docker-registry/0"
@@ -64,7 +66,14 @@ def deploy(build: Path) -> None:
             },
             resources={"registry-image": str(build / "images" / "registry-image.tar")},
         )
-        ctl.deploy("fake:easyrsa", "easyrsa")
+        easyrsa = build / "easyrsa"
+        if not (easyrsa / "metadata.yaml").exists():
+            print(f"demo: building the easyrsa charm from {EASYRSA_LAYER}")
+            try:
+                build_charm("easyrsa", EASYRSA_LAYER, build)
+            except BuildError as exc:
+                raise SystemExit(f"demo: {exc}") from None
+        deploy_easyrsa(ctl, easyrsa)
         ctl.deploy("fake:containerd", "containerd")
         ctl.integrate(f"{APP}:cert-provider", "easyrsa:client")
         ctl.integrate(APP, "containerd")

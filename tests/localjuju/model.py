@@ -6,9 +6,13 @@ Layout of a model directory (default build/model, env LOCALJUJU_MODEL):
     audit.jsonl           every hook-tool invocation {time, unit, hook, tool, argv, rc}
     debug.log             juju-log lines and hook/action output (what `debug-log` shows)
     status-history.jsonl  every workload/agent status change
+    hooks.jsonl           every hook/action a charm unit ran {unit, kind, name, start, seconds, rc}
     actions/<id>.json     action params, results, status, log
     bin/                  one launcher per hook tool (put first on PATH for hooks)
-    units/<app>-<n>/      charm/ (copy of the charm), root/ (DOCKER_REGISTRY_SANDBOX)
+    units/<app>-<n>/      charm/ (copy of the charm), root/ (DOCKER_REGISTRY_SANDBOX),
+                          .venv/ (built by layer:basic's bootstrap on the first hook),
+                          machine/ (the unit's machine, see machine.py: upper/<name>/ holds
+                          what its hooks wrote under /root, /usr/local, /var/lib; shims.log)
     resources/<app>/<name>/<filename>
     fakes/<app>/          state of remote-application fakes
     clients/<netloc>/     docker client material written by the client fake

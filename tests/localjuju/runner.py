@@ -2,8 +2,11 @@
 
 Every verb only *enqueues* events (in Juju's order) and then calls `settle()`, which runs the
 queue until it is empty or every remaining event belongs to a unit in error state. A hook runs
-as Juju runs it: the charm's own hooks/<name> file, cwd = the unit's charm dir, Juju's
-environment variables, the hook tools first on PATH. Remote-application fakes (tests/localjuju/
+as Juju runs it: the charm's own hooks/<name> file (an action: actions/<name>, whose
+`#!/usr/local/sbin/charm-env python3` runs it on the unit's venv), cwd = the unit's charm dir,
+Juju's environment variables, the hook tools first on PATH, on the unit's machine: a private
+mount namespace where the host looks like an Ubuntu Juju machine and what the hook writes
+outside the charm dir stays the unit's (machine.py). Remote-application fakes (tests/localjuju/
 fakes) have units, addresses and databags like charm units; their "hooks" are Python methods.
 """
 
@@ -18,10 +21,10 @@ from pathlib import Path
 
 import yaml
 
+from . import machine as unit_machine
 from .hooktools import _apply, effective_config
 from .model import Model, ModelError, iso, now, unit_dirname
 
-DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 HOOK_TIMEOUT = int(os.environ.get("LOCALJUJU_HOOK_TIMEOUT", "900"))
 KEEP_ENV = (
     "DOCKER_HOST",
@@ -129,6 +132,10 @@ class Controller:
             meta = load_charm_meta(charm_dir)
             fake = None
             app = app or meta["charm_name"]
+            try:
+                unit_machine.check_host(self.model.root)
+            except unit_machine.MachineError as exc:
+                raise ModelError(str(exc)) from None
         with self.model.transaction() as state:
             if app in state["applications"]:
                 raise ModelError(f'application "{app}" already exists')
@@ -191,6 +198,7 @@ class Controller:
                 (udir / "root").mkdir(parents=True)
                 if info["charm"]:
                     shutil.copytree(info["charm"], udir / "charm", symlinks=True)
+                    unit_machine.prepare_unit(udir, str(machine))
                 else:
                     (udir / "charm").mkdir()
                 q = state["queue"]
@@ -590,14 +598,20 @@ class Controller:
         unit = event["unit"]
         uinfo = state["units"][unit]
         charm_dir = self.model.charm_dir(unit)
-        pybin = str(Path(self.model.python).parent)
         env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
         env.update(
             {
-                "PATH": f"{self.model.bin_dir}:{pybin}:{os.environ.get('PATH', DEFAULT_PATH)}",
-                "HOME": os.environ.get("HOME", "/root"),
+                "PATH": unit_machine.hook_path(self.model.bin_dir),
+                "HOME": "/root",
                 "LANG": "C.UTF-8",
-                "PYTHONDONTWRITEBYTECODE": "1",
+                # layer:basic's pip runs (machine.py, "Bootstrap"): no self-check against PyPI,
+                # no progress bars, no byte-compiling at install (hooks compile what they import)
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "PIP_PROGRESS_BAR": "off",
+                "PIP_NO_COMPILE": "1",
+                # a fresh machine's pip has no config (the host's pip.conf adds find-links
+                # that layer:basic's `pip install -f wheelhouse` would also search)
+                "PIP_CONFIG_FILE": "/dev/null",
                 "JUJU_CHARM_DIR": str(charm_dir),
                 "CHARM_DIR": str(charm_dir),
                 "JUJU_UNIT_NAME": unit,
@@ -608,7 +622,6 @@ class Controller:
                 "JUJU_VERSION": "3.4.0",
                 "JUJU_CONTEXT_ID": f"{unit}-{_what(event)}-{event['seq']}",
                 "DOCKER_REGISTRY_SANDBOX": str(self.model.sandbox_dir(unit)),
-                "DOCKER_REGISTRY_PY": self.model.python,
             }
         )
         if event.get("action"):
@@ -653,15 +666,10 @@ class Controller:
         self.model.log(
             unit, "INFO", f"running {name} hook" if event.get("hook") else f"running action {name}"
         )
-        started = time.monotonic()
-        argv = [str(path)]
-        with path.open("rb") as handle:
-            if handle.readline().startswith(b"#!/usr/local/sbin/charm-env"):
-                # layer:basic's charm-env runs the file on the charm's venv: here the model's
-                argv = [self.model.python, str(path)]
+        started, started_at = time.monotonic(), now()
         try:
             proc = subprocess.run(
-                argv,
+                unit_machine.wrap(self.model.unit_dir(unit), [str(path)]),
                 cwd=self.model.charm_dir(unit),
                 env=env,
                 stdout=subprocess.PIPE,
@@ -676,6 +684,17 @@ class Controller:
         if output.strip():
             self.model.log(unit, "WARNING" if rc else "DEBUG", f"{name}: " + output.rstrip())
         took = time.monotonic() - started
+        self.model.append_jsonl(
+            "hooks.jsonl",
+            {
+                "unit": unit,
+                "kind": "hook" if event.get("hook") else "action",
+                "name": name,
+                "start": started_at,
+                "seconds": round(took, 3),
+                "rc": rc,
+            },
+        )
         self.model.log(
             unit,
             "ERROR" if rc else "INFO",

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from .base import Fake
 from .containerd import ContainerdClientFake
-from .easyrsa import EasyRSAFake
+from .faulty_easyrsa import FaultyEasyRSAFake
 from .haproxy import HaproxyFake
 from .nrpe import NrpeFake
 
 FAKES: dict[str, type[Fake]] = {
-    "easyrsa": EasyRSAFake,
+    "faulty-easyrsa": FaultyEasyRSAFake,  # fault injection only; the CA is the real easyrsa
     "containerd": ContainerdClientFake,
     "nrpe": NrpeFake,
     "haproxy": HaproxyFake,

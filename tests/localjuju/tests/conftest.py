@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DUMMY = Path(__file__).resolve().parent / "dummy_charm"
+from tests.support import charms  # noqa: E402
+from tests.support.charms import easyrsa_charm  # noqa: E402,F401 (a fixture)
 
 
 @pytest.fixture
@@ -20,6 +21,10 @@ def ctl(tmp_path):
     return Controller(model)
 
 
-@pytest.fixture
-def dummy():
-    return str(DUMMY)
+@pytest.fixture(scope="session")
+def dummy() -> str:
+    """The dummy charm (dummy_charm/), built once per session with the real layer:basic."""
+    try:
+        return str(charms.build_charm("dummy", charms.DUMMY_LAYER))
+    except charms.BuildError as exc:
+        pytest.fail(str(exc))

@@ -5,6 +5,7 @@ import os
 import sys
 
 from charmhelpers.core import hookenv
+from charmhelpers.osplatform import get_platform
 
 
 def record(key, value):
@@ -41,7 +42,14 @@ def hook(name):
                 "CHARM_DIR",
             )
         }
-        | {"cwd": os.getcwd()},
+        | {
+            "cwd": os.getcwd(),
+            "PATH": os.environ["PATH"],
+            "python": os.path.realpath(sys.executable),
+            "prefix": sys.prefix,
+            "platform": get_platform(),
+            "juju_version": str(hookenv.juju_version()),
+        },
     )
     if cfg.get("fail-hook") == name:
         print("failing on purpose", file=sys.stderr)

@@ -1,4 +1,10 @@
-"""easyrsa-like CA on the tls-certificates interface (provides `client`), real certificates.
+"""FAULT INJECTION: an easyrsa-like CA whose faults are config options (`fake:faulty-easyrsa`).
+
+The model's CA is the real easyrsa charm (tests/support/charms.py); this fake exists only for
+tests that need a CA to misbehave on demand: `mismatched-key=true` sends each server
+certificate with another certificate's key, `generation=N` reissues every certificate
+(rotation, which the real easyrsa does only when the SANs change).
+It provides `client` on the tls-certificates interface with real certificates.
 
 Wire format (CONTRACTS.md §2): the requirer writes `unit_name` (raw), a legacy first request
 (`common_name`, `sans` JSON list, `certificate_name`) and further ones in `cert_requests` /
@@ -46,7 +52,7 @@ def _san(value: str):
         return x509.DNSName(value)
 
 
-class EasyRSAFake(Fake):
+class FaultyEasyRSAFake(Fake):
     ENDPOINTS = {"client": ("provides", "tls-certificates")}
     CONFIG = {
         "text-dump": {
