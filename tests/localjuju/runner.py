@@ -124,6 +124,15 @@ class Controller:
                 raise ModelError(f"unknown fake {fake!r}; known: {sorted(FAKES)}")
             meta = FAKES[fake].meta()
             charm_dir = None
+            if FAKES[fake].CHARM:  # its units run a test charm's real hooks first
+                from .testcharms import test_charm
+
+                charm_dir = test_charm(FAKES[fake].CHARM)
+                meta = {
+                    **load_charm_meta(charm_dir),
+                    "config_options": meta["config_options"],
+                    "charm_name": meta["charm_name"],
+                }
             app = app or fake
         else:
             charm_dir = Path(charm).resolve()
@@ -456,10 +465,16 @@ class Controller:
             unit = event["unit"]
             app = state["units"][unit]["app"]
             self._pre(event)
-            if state["applications"][app]["fake"]:
-                ok = self._run_fake(
-                    get_fake(self.model, app, state["applications"][app]["fake"]), event
-                )
+            info = state["applications"][app]
+            if info["fake"] and info["charm"]:
+                # the test charm's hook (relation data through the upstream layers), then
+                # the fake's workload from what the charm read
+                rc, _ = self._exec(event, self.model.charm_dir(unit) / "hooks" / event["hook"])
+                charm_pending = event.get("_pending") or {}
+                ok = rc == 0 and self._run_fake(get_fake(self.model, app, info["fake"]), event)
+                event["_pending"] = charm_pending
+            elif info["fake"]:
+                ok = self._run_fake(get_fake(self.model, app, info["fake"]), event)
             else:
                 rc, _ = self._exec(event, self.model.charm_dir(unit) / "hooks" / event["hook"])
                 ok = rc == 0

@@ -54,6 +54,12 @@ class FakeContext:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    @property
+    def reading(self) -> dict:
+        """What the fake's test charm read in this hook (its reading.json), {} without one."""
+        path = self.model.unit_dir(self.unit) / "reading.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
     # relations --------------------------------------------------------------------
     def relation_ids(self, endpoint: str) -> list[int]:
         return [
@@ -117,6 +123,7 @@ class Fake:
 
     ENDPOINTS: dict[str, tuple[str, str]] = {}
     CONFIG: dict[str, dict] = {}
+    CHARM: str | None = None  # a test charm (tests/charms/<name>) whose hooks run first
 
     def __init__(self, model, app: str):
         self.model = model

@@ -1,7 +1,9 @@
 """containerd/docker-like client of the docker-registry interface (requires `docker-registry`).
 
-Reads the registry's JSON-encoded unit data (registry_netloc, registry_url, basic_user,
-basic_password, tls_ca) and configures a real docker client under <model>/clients/<netloc>/:
+Its units run the `requirer` test charm (tests/charms/requirer): the upstream
+interface:docker-registry requires code reads what the registry published
+(registry_netloc, registry_url, basic_user, basic_password, tls_ca, the `ready` flag). From
+that reading this fake configures a real docker client under <model>/clients/<netloc>/:
     ca.crt          the registry CA (certs.d layout: use as /etc/docker/certs.d/<netloc>/ca.crt)
     registry.json   what was received (password omitted)
     docker/         a `docker --config` dir, logged in with the password on stdin when auth is on
@@ -23,6 +25,7 @@ from .base import Fake, FakeContext
 
 class ContainerdClientFake(Fake):
     ENDPOINTS = {"docker-registry": ("requires", "docker-registry")}
+    CHARM = "requirer"
 
     def client_dir(self, netloc: str) -> Path:
         return self.model.root / "clients" / netloc.replace("/", "_")
@@ -31,17 +34,12 @@ class ContainerdClientFake(Fake):
         ctx.set_status("waiting", "Waiting for a registry.")
 
     def on_relation(self, ctx: FakeContext) -> None:
-        if ctx.kind in ("departed", "broken"):
-            if not ctx.related_units(ctx.relation_id):
-                self.unconfigure(ctx)
-            return
-        if ctx.kind not in ("joined", "changed"):
-            return
-        for unit in ctx.related_units(ctx.relation_id):
-            data = ctx.received_json(ctx.relation_id, unit)
-            if data.get("registry_netloc"):
-                self.configure(ctx, data)
-                return
+        reading = ctx.reading.get("docker-registry") or {}
+        if reading.get("ready"):
+            fields = ("registry_netloc", "registry_url", "basic_user", "basic_password", "tls_ca")
+            self.configure(ctx, {k: reading.get(k) for k in fields})
+        elif ctx.kind in ("departed", "broken"):
+            self.unconfigure(ctx)
 
     def configure(self, ctx: FakeContext, data: dict) -> None:
         netloc = data["registry_netloc"]

@@ -299,6 +299,7 @@ def _zombie(pid: int) -> bool:
 # ------------------------------------------------------------------------ the fake
 class HaproxyFake(Fake):
     ENDPOINTS = {"reverseproxy": ("requires", "http")}
+    CHARM = "requirer"  # reads `website` through the upstream interface:http requires code
     CONFIG = {
         "enable_monitoring": {
             "type": "boolean",
@@ -329,23 +330,18 @@ class HaproxyFake(Fake):
         shutil.rmtree(self.unit_dir(ctx.unit), ignore_errors=True)
 
     def on_relation(self, ctx: FakeContext) -> None:
-        published = ctx.published(ctx.relation_id).get("public-address")
-        if ctx.kind in ("joined", "changed") and published != ctx.address:
-            ctx.set(ctx.relation_id, **{"public-address": ctx.address})
+        # the requirer charm wrote public-address back, as haproxy does
         if ctx.kind in ("joined", "changed", "departed", "broken"):
-            self.reconfigure(ctx, skip=ctx.relation_id if ctx.kind == "broken" else None)
+            self.reconfigure(ctx)
 
-    def backends(self, ctx: FakeContext, skip: int | None = None) -> list[tuple[str, dict]]:
-        out = []
-        for rid in ctx.relation_ids("reverseproxy"):
-            if rid == skip:
-                continue
-            for unit in sorted(ctx.related_units(rid), key=_unit_key):
-                out.append((unit, ctx.received(rid, unit)))
-        return out
+    def backends(self, ctx: FakeContext) -> list[tuple[str, dict]]:
+        """(unit, raw data) of every backend unit, as the upstream layer's received_raw holds
+        them (haproxy reads `services` from there), in relation then unit-number order."""
+        reading = ctx.reading.get("reverseproxy") or {}
+        return [(unit, data) for unit, data in reading.get("units", [])]
 
-    def reconfigure(self, ctx: FakeContext, skip: int | None = None) -> None:
-        services = merge_units(self.backends(ctx, skip))
+    def reconfigure(self, ctx: FakeContext) -> None:
+        services = merge_units(self.backends(ctx))
         proc = self.process(ctx.unit)
         if not any(s.get("servers") for s in services.values()):
             if proc.running:
@@ -362,7 +358,3 @@ class HaproxyFake(Fake):
         ports = ", ".join(str(s["service_port"]) for s in services.values())
         ctx.set_status("active", f"Proxying {len(services)} service(s) on {ctx.address}:{ports}.")
 
-
-def _unit_key(unit: str):
-    _, _, number = unit.rpartition("/")
-    return int(number) if number.isdigit() else 0
