@@ -104,7 +104,11 @@ def ha(model, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
     )
     # juju deploy haproxy; juju integrate docker-registry haproxy:reverseproxy
     model.deploy("fake:haproxy", "haproxy", config={"enable_monitoring": True})
+    mark = len(helpers.hooks_run(model))
     model.integrate(f"{APP}:website", "haproxy:reverseproxy")
+    # the relation's own hooks bring the proxy address: "proxied" without any other hook
+    hooks = helpers.hooks_run(model, mark)
+    assert hooks and not [h for h in hooks if "update-status" in h], hooks
     proxy = f"{address(model, 'haproxy/0')}:5000"
     for unit in (f"{APP}/0", f"{APP}/1"):
         helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (http, proxied).")
