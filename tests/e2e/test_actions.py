@@ -1,4 +1,4 @@
-"""Issue 5 end to end: every registry action through the local model against the real
+"""End to end: every registry action through the local model against the real
 registry (TLS from the real easyrsa charm, basic auth, delete enabled), with a second local
 registry as the "upstream" source of images."""
 

@@ -1,4 +1,4 @@
-"""Issue 3 end to end: the built charm's real hooks in the local model, real Docker engine.
+"""End to end: the built charm's real hooks in the local model, real Docker engine.
 
 One deployment per module; the tests run in order and build on each other like an operator's
 session: deploy, no-op hooks, a real change, a bad value, stop/start, upgrade, scale down.

@@ -1,4 +1,4 @@
-"""Issue 6 end to end: two units on shared S3 (moto) behind real haproxy (the haproxy fake),
+"""End to end: two units on shared S3 (moto) behind real haproxy (the haproxy fake),
 failover, scale out/in, concurrent pushes, metrics. The README's "High availability" section
 shows these same steps as juju commands."""
 

@@ -1,4 +1,4 @@
-"""Issue 4 end to end: TLS from a CA (the real easyrsa charm; a fault-injection fake for
+"""End to end: TLS from a CA (the real easyrsa charm; a fault-injection fake for
 rotation and a broken CA) or from config, basic auth, and the
 docker-registry relation, proven with real clients (docker CLI, skopeo, urllib) against the
 built charm's real hooks. Tests run in order, like an operator's session."""

@@ -1,6 +1,6 @@
 """haproxy-like reverse proxy on the http interface (requires `reverseproxy`), real haproxy.
 
-Wire format (CONTRACTS.md §2): every remote unit writes raw `hostname`, `private-address`,
+Wire format (the http interface, as the haproxy charm reads it): every remote unit writes raw `hostname`, `private-address`,
 `port` and `services`, a YAML list of
 `{service_name, service_host, service_port, service_options: [...], servers: [[name, ip, port,
 options]]}`. Like the haproxy charm this fake
