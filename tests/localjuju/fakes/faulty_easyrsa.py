@@ -6,7 +6,7 @@ certificate with another certificate's key, `generation=N` reissues every certif
 (rotation, which the real easyrsa does only when the SANs change).
 It provides `client` on the tls-certificates interface with real certificates.
 
-Wire format (the tls-certificates interface): the requirer writes `unit_name` (raw), a legacy first request
+Wire format: the requirer writes `unit_name` (raw), a legacy first request
 (`common_name`, `sans` JSON list, `certificate_name`) and further ones in `cert_requests` /
 `client_cert_requests` JSON. Only the leader answers: `ca`, shared `client.cert`/`client.key`,
 legacy answer `<unit_name>.server.cert`/`.server.key`, others as JSON

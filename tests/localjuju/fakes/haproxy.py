@@ -1,6 +1,7 @@
 """haproxy-like reverse proxy on the http interface (requires `reverseproxy`), real haproxy.
 
-Wire format (the http interface, as the haproxy charm reads it): every remote unit writes raw `hostname`, `private-address`,
+Wire format (as the haproxy charm reads it): every remote unit writes raw `hostname`,
+`private-address`,
 `port` and `services`, a YAML list of
 `{service_name, service_host, service_port, service_options: [...], servers: [[name, ip, port,
 options]]}`. Like the haproxy charm this fake
@@ -357,4 +358,3 @@ class HaproxyFake(Fake):
             ctx.log(f"haproxy {what}: {', '.join(sorted(services))}")
         ports = ", ".join(str(s["service_port"]) for s in services.values())
         ctx.set_status("active", f"Proxying {len(services)} service(s) on {ctx.address}:{ports}.")
-
