@@ -623,7 +623,8 @@ class Controller:
                 # no progress bars, no byte-compiling at install (hooks compile what they import)
                 "PIP_DISABLE_PIP_VERSION_CHECK": "1",
                 "PIP_PROGRESS_BAR": "off",
-                "PIP_NO_COMPILE": "1",
+                # (pip reads a --no-* option's variable as the option's value: "0" is --no-compile)
+                "PIP_NO_COMPILE": "0",
                 # a fresh machine's pip has no config (the host's pip.conf adds find-links
                 # that layer:basic's `pip install -f wheelhouse` would also search)
                 "PIP_CONFIG_FILE": "/dev/null",

@@ -3,8 +3,8 @@ through charms.reactive and charmhelpers.hookenv) and with the real easyrsa char
 
 Every unit's first hook bootstraps its venv from the wheelhouse (~15-30 s here), so tests that
 only read or extend a deployment share it: `pair` (two dummy units, module scope) and `single`
-(one dummy unit, module scope) are each deployed once, and their tests run in file order, like
-an operator's session.
+(one dummy unit, module scope; the faulty-CA fake and then the real easyrsa are related to it)
+are each deployed once, and their tests run in file order, like an operator's session.
 """
 
 import json
@@ -293,6 +293,42 @@ def test_faulty_easyrsa_fake_issues_real_certs_and_reissues_on_san_change(single
     ctl.remove_relation("dummy", "faulty-ca")
 
 
+def test_real_easyrsa_issues_certificates_and_keeps_its_ca_off_the_host(single, easyrsa_charm):
+    ctl = single
+    before = host_snapshot()
+    started = time.monotonic()
+    deploy_easyrsa(ctl, easyrsa_charm)
+    ctl.integrate("dummy:cert-provider", "easyrsa:client")
+    took = time.monotonic() - started
+    print(f"\neasyrsa deploy, integrate, first certificates: {took:.1f}s", file=sys.stderr)
+    st = ctl.status()["applications"]["easyrsa"]
+    assert st["version"] == "3.0.9"
+    assert st["units"]["easyrsa/0"]["workload-status"] == {
+        "current": "active",
+        "message": "Certificate Authority connected.",
+    }
+    (rel,) = [
+        r for r in ctl.model.read()["relations"].values() if r["interface"] == "tls-certificates"
+    ]
+    data = rel["unit_data"]["easyrsa/0"]
+    ca = x509.load_pem_x509_certificate(data["ca"].encode())
+    # easyrsa puts an `openssl x509 -text` dump before each PEM block
+    cert = x509.load_pem_x509_certificate(data["dummy_0.server.cert"].encode())
+    assert cert.issuer == ca.subject
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["other.local"]  # the dummy's config
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.2"]
+    assert "BEGIN CERTIFICATE" in data["client.cert"]
+    # easyrsa installed its CA on its machine, not on the host
+    layer = machine.written(ctl.model.unit_dir("easyrsa/0"))
+    assert "/usr/local/share/ca-certificates/easyrsa.crt" in layer
+    assert (
+        "update-ca-certificates: no-op"
+        in (ctl.model.unit_dir("easyrsa/0") / "machine/shims.log").read_text()
+    )
+    assert host_snapshot() == before
+
+
 def test_upgrade_charm_rebuilds_the_venv_and_keeps_unit_state(single, dummy):
     ctl = single
     udir = ctl.model.unit_dir("dummy/0")
@@ -306,42 +342,3 @@ def test_upgrade_charm_rebuilds_the_venv_and_keeps_unit_state(single, dummy):
     assert ctl.status()["applications"]["dummy"]["units"]["dummy/0"]["juju-status"] == {
         "current": "idle"
     }
-
-
-# ------------------------------------------------------------------ the real easyrsa
-def test_real_easyrsa_issues_certificates_and_keeps_its_ca_off_the_host(
-    tmp_path, dummy, easyrsa_charm
-):
-    ctl = new_controller(tmp_path / "model")
-    before = host_snapshot()
-    started = time.monotonic()
-    ctl.deploy(dummy)
-    deploy_easyrsa(ctl, easyrsa_charm)
-    ctl.integrate("dummy:cert-provider", "easyrsa:client")
-    took = time.monotonic() - started
-    print(f"\ndummy + easyrsa deploy, integrate, certificates: {took:.1f}s", file=sys.stderr)
-    st = ctl.status()["applications"]["easyrsa"]
-    assert st["version"] == "3.0.9"
-    assert st["units"]["easyrsa/0"]["workload-status"] == {
-        "current": "active",
-        "message": "Certificate Authority connected.",
-    }
-    rel = next(
-        r for r in ctl.model.read()["relations"].values() if r["interface"] == "tls-certificates"
-    )
-    data = rel["unit_data"]["easyrsa/0"]
-    ca = x509.load_pem_x509_certificate(data["ca"].encode())
-    # easyrsa puts an `openssl x509 -text` dump before each PEM block
-    cert = x509.load_pem_x509_certificate(data["dummy_0.server.cert"].encode())
-    assert cert.issuer == ca.subject
-    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert "dummy.local" in sans.get_values_for_type(x509.DNSName)
-    assert "BEGIN CERTIFICATE" in data["client.cert"]
-    # easyrsa installed its CA on its machine, not on the host
-    layer = machine.written(ctl.model.unit_dir("easyrsa/0"))
-    assert "/usr/local/share/ca-certificates/easyrsa.crt" in layer
-    assert (
-        "update-ca-certificates: no-op"
-        in (ctl.model.unit_dir("easyrsa/0") / "machine/shims.log").read_text()
-    )
-    assert host_snapshot() == before
