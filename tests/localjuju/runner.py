@@ -128,11 +128,8 @@ class Controller:
                 from .testcharms import test_charm
 
                 charm_dir = test_charm(FAKES[fake].CHARM)
-                meta = {
-                    **load_charm_meta(charm_dir),
-                    "config_options": meta["config_options"],
-                    "charm_name": meta["charm_name"],
-                }
+                # its endpoints and config are the fake's: the charm may have more
+                meta = {**load_charm_meta(charm_dir), **meta}
             app = app or fake
         else:
             charm_dir = Path(charm).resolve()

@@ -438,3 +438,16 @@ def test_announce_only_when_the_container_is_touched(fake_docker, config):
     assert seen == [None]  # created: nothing there before
     container.converge(desired, image=IMAGE, announce=seen.append)
     assert seen == [None]  # unchanged: no maintenance status flicker
+
+
+def test_published_ports_come_from_the_port_bindings():
+    data = {
+        "HostConfig": {
+            "PortBindings": {
+                "5000/tcp": [{"HostIp": "127.0.0.2", "HostPort": "5000"}],
+                "5001/tcp": [{"HostIp": "", "HostPort": "5001"}, {"HostPort": ""}],
+            }
+        }
+    }
+    assert container._published(data) == (("127.0.0.2", 5000), ("", 5001))
+    assert container._published({}) == ()

@@ -271,7 +271,7 @@ def test_a_rolled_back_config_is_not_retried_until_it_changes(config, sandbox, w
     good = make_desired(config, sandbox)
     outcome, managed = _apply(good, sandbox)
     last_good = outcome.last_good
-    world.containers[last_good["name"]] = types.SimpleNamespace(running=True, labels={})
+    world.containers[last_good["name"]] = types.SimpleNamespace(running=True, labels={}, ports=())
     bad = make_desired(config, sandbox, **{"log-level": "debug"})
     failed = {"hash": bad.config_hash("registry:2"), "problem": "The new config did not start"}
     converged = len(world.converged)
@@ -312,3 +312,22 @@ def test_port_in_use_sees_a_listening_socket():
         port = server.getsockname()[1]
         assert workload.port_in_use("127.0.0.1", port) is True
     assert workload.port_in_use("127.0.0.1", port) is False
+
+
+def test_ports_the_container_being_replaced_publishes_are_not_in_the_way(config, sandbox, world):
+    # GIVEN our container (from a hook whose registry never answered: no last good state)
+    # holding the port
+    world.containers["registry-docker-registry-0"] = types.SimpleNamespace(
+        running=True, labels={}, ports=(("10.0.0.1", 5000),)
+    )
+    world.busy_ports = {5000}
+    world.action = "recreated"
+    desired = make_desired(config, sandbox)
+    desired = type(desired)(
+        config_yaml=desired.config_yaml,
+        files=desired.files,
+        run=type(desired.run)(**{**desired.run.__dict__, "ports": (("10.0.0.1", 5000, 5000),)}),
+        scheme=desired.scheme,
+    )
+    # WHEN a change is applied THEN it goes ahead
+    assert _apply(desired, sandbox)[0].action == "recreated"

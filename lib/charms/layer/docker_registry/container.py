@@ -51,6 +51,7 @@ class ContainerState:
     labels: dict[str, str] = field(default_factory=dict)
     started_at: str = ""
     restart_count: int = 0
+    ports: tuple[tuple[str, int], ...] = ()  # published (host address or "", host port)
 
 
 def inspect(name: str) -> ContainerState | None:
@@ -74,7 +75,19 @@ def inspect(name: str) -> ContainerState | None:
         labels=(data.get("Config") or {}).get("Labels") or {},
         started_at=state.get("StartedAt", ""),
         restart_count=int(data.get("RestartCount") or 0),
+        ports=_published(data),
     )
+
+
+def _published(data: dict) -> tuple[tuple[str, int], ...]:
+    bindings = (data.get("HostConfig") or {}).get("PortBindings") or {}
+    out = []
+    for entries in bindings.values():
+        for entry in entries or []:
+            port = str(entry.get("HostPort") or "")
+            if port.isdigit():
+                out.append((entry.get("HostIp") or "", int(port)))
+    return tuple(out)
 
 
 def image_id(ref: str) -> str | None:

@@ -61,9 +61,10 @@ def port_in_use(bind: str, port: int) -> bool:
     return False
 
 
-def _check_ports(desired: Desired, last_good: dict) -> None:
-    """Ports another program holds would leave the new container stuck in Created."""
-    ours = {tuple(p) for p in last_good.get("ports", [])}
+def _check_ports(desired: Desired, last_good: dict, current) -> None:
+    """Ports another program holds would leave the new container stuck in Created; ports our
+    own containers (the one being replaced, the last good one) publish are not in the way."""
+    ours = {tuple(p) for p in last_good.get("ports", [])} | set(current.ports if current else ())
     for bind, port, container_port in desired.run.ports:
         if (bind, port) not in ours and port_in_use(bind, port):
             option = "registry-port" if container_port == desired.run.ports[0][2] else "debug-port"
@@ -143,7 +144,7 @@ def apply(
         files.ensure_dir(host.path(paths.STORAGE_DIR))
     current = container.inspect(desired.run.name)
     if not (current and current.labels.get(container.HASH_LABEL) == config_hash):
-        _check_ports(desired, last_good)
+        _check_ports(desired, last_good, current)
     files.sync(host, desired.files, managed_files)
     managed = [f.path for f in desired.files]
     action, argv = container.converge(
