@@ -54,6 +54,9 @@ def port_in_use(bind: str, port: int) -> bool:
     """Whether something on this host already listens on ``bind:port``."""
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as every server binds: connections of a registry just removed, left in TIME_WAIT on
+        # that address, do not make the port "in use"; a listener still does
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))  # noqa: S104
         except OSError as exc:
