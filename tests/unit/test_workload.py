@@ -331,3 +331,21 @@ def test_ports_the_container_being_replaced_publishes_are_not_in_the_way(config,
     )
     # WHEN a change is applied THEN it goes ahead
     assert _apply(desired, sandbox)[0].action == "recreated"
+
+
+def test_a_port_left_in_time_wait_by_a_removed_registry_is_free():
+    import socket
+
+    # GIVEN a server that closed a connection first (its side of it stays in TIME_WAIT)
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()
+    server.close()
+    client.close()
+    # THEN the port is not "in use" for the next registry
+    assert workload.port_in_use("127.0.0.1", port) is False
