@@ -152,20 +152,26 @@ def bench_mirror(regs: Registries, images: list[str]) -> tuple[float, float, flo
     failed = [i for i in items if i.status != "copied"]
     assert not failed, failed
 
-    # skopeo sync of the same list: a YAML source naming every repository and tag
+    # skopeo sync of the same list: a YAML source naming every repository and tag. Without
+    # --scoped, sync lands each repository's last path component under the destination, so the
+    # destination names the list's one namespace (bench/); --scoped would prefix the source
+    # host, whose ":port" skopeo 1.9 then refuses as a repository name.
     upstream = transfer.parse_reference(images[0]).host
     listing: dict[str, list[str]] = {}
     for image in images:
         ref = transfer.parse_reference(image)
         listing.setdefault(ref.path, []).append(ref.tag)
+    (namespace,) = {path.rsplit("/", 1)[0] for path in listing}
     source = regs.tmp / "sync.yaml"
     source.write_text(
         json.dumps({upstream: {"images": listing, "tls-verify": False}})  # JSON is YAML
     )
     start = time.monotonic()
     sh("skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
-       "--scoped", str(source), sync_netloc)  # fmt: skip
+       str(source), f"{sync_netloc}/{namespace}")  # fmt: skip
     sync_s = time.monotonic() - start
+    synced = registry_api.Registry(f"http://{sync_netloc}").catalog()
+    assert sorted(synced) == sorted(listing), synced
 
     start = time.monotonic()
     for image in images:
