@@ -2,6 +2,8 @@
 # Dev/CI helper: run a Docker engine without systemd.
 #   dockerd.sh start   - nothing if `docker info` answers; else start dockerd in the background
 #   dockerd.sh stop    - stop only a dockerd this script started (its own pidfile)
+#   dockerd.sh restart - stop then start a dockerd this script started (same options: none);
+#                        refuses one it did not start (its owner restarts that one)
 #   dockerd.sh status  - say whether the engine answers and who started it
 set -euo pipefail
 
@@ -119,9 +121,16 @@ status() {
     return 1
 }
 
+restart() {
+    our_pid >/dev/null || die "the running dockerd was not started by this script: not restarting it"
+    stop
+    start
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    restart) restart ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac

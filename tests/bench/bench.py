@@ -11,6 +11,7 @@
 
 Targets: mirror <= 1.0x skopeo sync's wall time and >= 3x faster than sequential; images on
 1,000 repos <= 2 s.
+3. a reconfigure: health-gated apply vs stop/rm/run (tests/bench/reconfigure.py).
 No Docker Hub: images are built offline (tests/support/images.py).
 """
 
@@ -42,6 +43,7 @@ from charms.layer.docker_registry import (  # noqa: E402
     transfer,
     workload,
 )
+from tests.bench import reconfigure  # noqa: E402
 from tests.support import certs  # noqa: E402
 from tests.support.config import charm_defaults  # noqa: E402
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref  # noqa: E402
@@ -308,6 +310,8 @@ def main() -> int:
         print(f"   same, bcrypt cost 5 (htpasswd -B default): {cost5_s:6.2f} s")
         verdicts.append(("images on 1,000 repos <= 2 s (https + auth)", charm_s <= 2))
         assert n_plain == n_charm == n_cost5 == REPOS
+
+        verdicts += reconfigure.bench(tmp)
     finally:
         regs.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,11 @@ shims that never change the host's packages or trust store), then
 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin, so `python3` is Debian's
 /usr/bin/python3 (what the wheelhouse is built for), never the test venv's.
 
+Faults (tests only): a file in <unit>/machine/faults/ arms a fault for the unit's hooks, read
+by enter.sh (see `arm_fault`): `kill-hook-after-rm` (the hook is killed right after it ran
+`docker rm` of the container the file names; one shot) and `full-config-dir` (the unit's config
+directory is a full tmpfs inside the hook's namespace only, until the file is removed).
+
 Bootstrap: the unit's venv is real, layer:basic builds it on the unit's first hook (and again
 on upgrade-charm) from the charm's wheelhouse with the machine's virtualenv and pip; nothing is
 copied in. The hook environment only trims waste: pip without a version check or progress
@@ -128,3 +133,16 @@ def written(unit_dir: Path) -> list[str]:
                 rel = Path(dirpath, fname).relative_to(base)
                 out.append(str(Path(host_dir) / rel))
     return sorted(out)
+
+
+FAULTS = ("kill-hook-after-rm", "full-config-dir")
+
+
+def arm_fault(unit_dir: Path, fault: str, arg: str = "") -> Path:
+    """Arm ``fault`` (one of FAULTS) for the unit's next hooks; remove the file to disarm."""
+    if fault not in FAULTS:
+        raise MachineError(f"unknown fault {fault!r}")
+    path = machine_dir(unit_dir) / "faults" / fault
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(arg)
+    return path

@@ -451,3 +451,18 @@ def test_published_ports_come_from_the_port_bindings():
     }
     assert container._published(data) == (("127.0.0.2", 5000), ("", 5001))
     assert container._published({}) == ()
+
+
+def test_converge_with_what_the_caller_looked_up_asks_docker_nothing_before_stopping(
+    fake_docker, config
+):
+    fake_docker.add_image(IMAGE)
+    container.converge(make_desired(config), image=IMAGE)
+    changed = make_desired(config, **{"registry-port": 5001})
+    looked = container.Looked(
+        container.config_hash(changed, image=IMAGE), container.inspect("registry")
+    )
+    fake_docker.reset_log()
+    action, _argv = container.converge(changed, image=IMAGE, looked=looked)
+    assert action == "recreated"
+    assert fake_docker.subcommands() == ["stop", "rm", "run"]

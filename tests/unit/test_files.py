@@ -120,3 +120,35 @@ def test_ensure_dir_creates_nested_directories_with_the_mode(tmp_path):
     finally:
         os.umask(old)
     assert mode_of(tmp_path / "other") == 0o750
+
+
+def test_sync_on_a_full_disk_leaves_the_whole_old_set_and_names_the_file(tmp_path, monkeypatch):
+    host = paths.Host(sandbox=str(tmp_path), unit_name="docker-registry/0")
+    old = [
+        HostFile("/etc/docker/registry/config.yml", "cfg-old\n", PUBLIC),
+        HostFile("/etc/docker/registry/htpasswd", "admin:old\n", PRIVATE),
+    ]
+    files.sync(host, old, previously=[])
+    real_fdopen = os.fdopen
+    opened = []
+
+    def fills_up(fd, mode):  # the first staged copy fits, the second does not
+        opened.append(fd)
+        handle = real_fdopen(fd, mode)
+        if len(opened) == 2:
+            handle.close()
+            raise OSError(28, "No space left on device")
+        return handle
+
+    monkeypatch.setattr(files.os, "fdopen", fills_up)
+    new = [
+        HostFile("/etc/docker/registry/config.yml", "cfg-new\n", PUBLIC),
+        HostFile("/etc/docker/registry/htpasswd", "admin:new\n", PRIVATE),
+    ]
+    with pytest.raises(OSError, match="No space left on device") as full:
+        files.sync(host, new, previously=[f.path for f in old])
+    registry_dir = tmp_path / "etc/docker/registry"
+    assert full.value.filename == str(registry_dir / "htpasswd")
+    assert (registry_dir / "config.yml").read_text() == "cfg-old\n"  # not half the new set
+    assert (registry_dir / "htpasswd").read_text() == "admin:old\n"
+    assert sorted(p.name for p in registry_dir.iterdir()) == ["config.yml", "htpasswd"]

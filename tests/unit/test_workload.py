@@ -45,7 +45,9 @@ class FakeWorld:
         self.containers: dict[str, types.SimpleNamespace] = {}
         self.busy_ports: set[int] = set()
 
-    def converge(self, desired, *, image, allow_start=True, announce=None, previous_name=""):
+    def converge(
+        self, desired, *, image, allow_start=True, announce=None, previous_name="", looked=None
+    ):
         self.converged.append(
             {"image": image, "allow_start": allow_start, "name": desired.run.name}
         )

@@ -156,6 +156,15 @@ def last_log_line(name: str) -> str:
     return lines[-1] if lines else ""
 
 
+@dataclass(frozen=True)
+class Looked:
+    """What the caller already asked docker (a reconfigure's every docker call before the
+    old container stops delays serving again): the wanted config hash, the current container."""
+
+    wanted_hash: str
+    current: ContainerState | None
+
+
 def converge(
     desired: Desired,
     *,
@@ -163,6 +172,7 @@ def converge(
     allow_start: bool = True,
     announce=None,
     previous_name: str = "",
+    looked: Looked | None = None,
 ) -> tuple[str, list[str]]:
     """Make the container match ``desired``; returns what was done and the run arguments.
 
@@ -173,10 +183,11 @@ def converge(
     ``previous_name``: the container the charm ran before under another name (registry-name
     changed): it is replaced too, never left running unmanaged.
     """
-    wanted_hash = config_hash(desired, image=image)
+    if looked is None:
+        looked = Looked(config_hash(desired, image=image), inspect(desired.run.name))
+    wanted_hash, current = looked.wanted_hash, looked.current
     argv = desired.run.argv({HASH_LABEL: wanted_hash})
     name = desired.run.name
-    current = inspect(name)
     if current and current.labels.get(HASH_LABEL) == wanted_hash:
         if current.running:
             return "unchanged", argv

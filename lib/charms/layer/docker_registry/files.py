@@ -11,34 +11,70 @@ from charms.layer.docker_registry.paths import Host
 from charms.layer.docker_registry.render import HostFile
 
 
-def write_if_changed(path: Path, content: str, mode: int) -> bool:
-    """Atomically replace ``path`` when its content or mode differ; True when written."""
-    data = content.encode()
+def _unchanged(path: Path, data: bytes, mode: int) -> bool:
     try:
-        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
-            return False
+        return path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode
     except FileNotFoundError:
-        pass
+        return False
+
+
+def _stage(path: Path, data: bytes, mode: int) -> str:
+    """A complete temporary copy next to ``path`` (mode set before any byte lands)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, path)
+    except OSError as exc:  # a full disk: name the file, which write() errors do not
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
+
+
+def write_if_changed(path: Path, content: str, mode: int) -> bool:
+    """Atomically replace ``path`` when its content or mode differ; True when written."""
+    data = content.encode()
+    if _unchanged(path, data, mode):
+        return False
+    _commit([(_stage(path, data, mode), path)])
     return True
+
+
+def _commit(staged: list[tuple[str, Path]]) -> None:
+    """Move staged copies into place; on failure no temporary file is left behind."""
+    try:
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def sync(host: Host, files: Iterable[HostFile], previously: Iterable[str]) -> tuple[list, list]:
     """Write ``files`` and remove the ones the charm wrote before that are no longer wanted.
 
+    All or nothing: every changed file is staged complete before the first one replaces its
+    old version, so a full filesystem leaves the old set in place (never half of the new one).
     Returns (written paths, removed paths) as registry-side absolute paths.
     """
     files = list(files)
-    written = [f.path for f in files if write_if_changed(host.path(f.path), f.content, f.mode)]
+    staged: list[tuple[str, Path]] = []
+    written = []
+    try:
+        for f in files:
+            target, data = host.path(f.path), f.content.encode()
+            if not _unchanged(target, data, f.mode):
+                staged.append((_stage(target, data, f.mode), target))
+                written.append(f.path)
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    _commit(staged)
     wanted = {f.path for f in files}
     removed = []
     for stale in sorted(set(previously) - wanted):

@@ -139,9 +139,10 @@ def apply(
     last_good = last_good or {}
     url = probe_url(desired, host, unit_address)
     config_hash = container.config_hash(desired, image=desired.run.image)
-    running = last_good and container.inspect(last_good["name"])
-    if failed and failed.get("hash") == config_hash and running and running.running:
-        return _held(last_good, failed), managed_files
+    if failed and failed.get("hash") == config_hash and last_good:
+        running = container.inspect(last_good["name"])
+        if running and running.running:
+            return _held(last_good, failed), managed_files
     files.ensure_dir(host.path(paths.CONFIG_DIR), 0o700)
     if desired.run.storage_mount:
         files.ensure_dir(host.path(paths.STORAGE_DIR))
@@ -156,6 +157,7 @@ def apply(
         allow_start=allow_start,
         announce=announce,
         previous_name=last_good.get("name", ""),
+        looked=container.Looked(config_hash, current),
     )
     if action == "stopped-by-operator":
         return Outcome(action, False, url, argv, last_good=last_good), managed
