@@ -54,7 +54,7 @@ build-test: venv charm   ## the built charm's wheelhouse on jammy's/noble's Pyth
 	BUILT_CHARM=$(CURDIR)/$(BUILD)/docker-registry $(PY) -m pytest -q -rxs tests/build
 
 e2e: setup charm   ## the local model's own tests, then the charm's real hooks in it
-	E2E_SKIP_BUILD=1 $(PY) -m pytest -q tests/localjuju/tests tests/e2e
+	E2E_SKIP_BUILD=1 $(PY) -m pytest -q tools/localjuju/tests tests/e2e
 
 test: setup lint unit integration build-test e2e
 

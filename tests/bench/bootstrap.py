@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bootstrap.py [--units N] [--keep DIR]
 
-1. deploys N units of the dummy charm (tests/localjuju/tests/dummy_charm, real layer:basic):
+1. deploys N units of the dummy charm (tools/localjuju/tests/dummy_charm, real layer:basic):
    per unit, the install hook's seconds and the part of it that is layer:basic's bootstrap
    (hook start -> its first hook-tool call, "Reactive main running for hook install": apt-get
    shims, virtualenv, six pip runs from the wheelhouse, charm-env), then one later hook;
@@ -26,14 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.localjuju.model import Model  # noqa: E402
-from tests.localjuju.runner import Controller  # noqa: E402
 from tests.support.charms import (  # noqa: E402
     DUMMY_LAYER,
     EASYRSA_LAYER,
     build_charm,
     deploy_easyrsa,
 )
+from tools.localjuju.model import Model  # noqa: E402
+from tools.localjuju.runner import Controller  # noqa: E402
 
 
 def bootstrap_seconds(model: Model, unit: str) -> tuple[float, float]:

@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.localjuju.model import Model, unit_dirname  # noqa: E402
-from tests.localjuju.runner import Controller  # noqa: E402
 from tests.support.charms import deploy_easyrsa, easyrsa_charm  # noqa: E402,F401 (a fixture)
 from tests.support.images import make_test_image, registry_image_ref  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 from tests.support.s3 import docker_bridge_gateway  # noqa: E402
+from tools.localjuju.model import Model, unit_dirname  # noqa: E402
+from tools.localjuju.runner import Controller  # noqa: E402
 
 BUILD = Path(os.environ.get("E2E_BUILD_DIR", ROOT / "build"))
 REGISTRY_IMAGE = "docker-registry-charm/registry:2.8.2"

@@ -3,10 +3,10 @@
 - the docker-registry charm itself (this repository)
 - the real easyrsa charm (LAYER_CACHE/charms/easyrsa, with its resource
   LAYER_CACHE/resources/easyrsa-3.0.9.tgz), the CA of the e2e tests and the demo
-- the local model's dummy charm (tests/localjuju/tests/dummy_charm)
+- the local model's dummy charm (tools/localjuju/tests/dummy_charm)
 
 Each is built at most once per test session (session fixtures: `easyrsa_charm` below,
-imported by the conftests; `dummy` in tests/localjuju/tests/conftest.py).
+imported by the conftests; `dummy` in tools/localjuju/tests/conftest.py).
 With E2E_SKIP_BUILD set, an existing build is reused as it is.
 """
 
@@ -23,7 +23,7 @@ BUILD = Path(os.environ.get("E2E_BUILD_DIR", ROOT / "build"))
 LAYER_CACHE = Path(os.environ.get("LAYER_CACHE", ROOT.parent / "shared" / "layers"))
 EASYRSA_LAYER = LAYER_CACHE / "charms" / "easyrsa"
 EASYRSA_RESOURCE = LAYER_CACHE / "resources" / "easyrsa-3.0.9.tgz"
-DUMMY_LAYER = ROOT / "tests" / "localjuju" / "tests" / "dummy_charm"
+DUMMY_LAYER = ROOT / "tools" / "localjuju" / "tests" / "dummy_charm"
 
 
 class BuildError(Exception):

@@ -2,7 +2,7 @@
 
 Production leaves ``DOCKER_REGISTRY_SANDBOX`` unset: paths are the real host paths,
 the container keeps its configured name and ports are published on every address.
-The local model (tests/localjuju) sets it per unit so several units share one host:
+The local model (tools/localjuju) sets it per unit so several units share one host:
 host paths live under that directory, the container name gets the unit as suffix and
 ports are published on the unit's own address. Nothing else knows about it.
 """

@@ -14,8 +14,8 @@ from tests.support.charms import easyrsa_charm  # noqa: E402,F401 (a fixture)
 
 @pytest.fixture
 def ctl(tmp_path):
-    from tests.localjuju.model import Model
-    from tests.localjuju.runner import Controller
+    from tools.localjuju.model import Model
+    from tools.localjuju.runner import Controller
 
     model = Model(tmp_path / "model", python=os.environ.get("DOCKER_REGISTRY_PY", sys.executable))
     return Controller(model)

@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.localjuju.model import Model, unit_dirname
-from tests.localjuju.runner import Controller, ModelError
 from tests.support.charms import EASYRSA_LAYER, BuildError, build_charm, deploy_easyrsa
 from tests.support.images import make_test_image, registry_image_ref
+from tools.localjuju.model import Model, unit_dirname
+from tools.localjuju.runner import Controller, ModelError
 
 APP, UNIT = "docker-registry", "docker-registry/0"
 DEMO_IMAGE = "demo/hello-registry:1"
@@ -95,7 +95,7 @@ def deploy(build: Path) -> None:
     path.chmod(0o600)
 
     make_test_image(DEMO_IMAGE, seed="demo")
-    juju = f"tests/localjuju/juju --model {ctl.model.root}"
+    juju = f"tools/localjuju/juju --model {ctl.model.root}"
     print(f"\ndemo: $ {juju} run {UNIT} push image={DEMO_IMAGE} pull=false")
     _print_action(ctl.run_action(UNIT, "push", {"image": DEMO_IMAGE, "pull": False}))
     print(f"\ndemo: $ {juju} run {UNIT} images")

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.localjuju import machine
-from tests.localjuju.model import Model
-from tests.localjuju.runner import Controller
 from tests.support.charms import deploy_easyrsa
+from tools.localjuju import machine
+from tools.localjuju.model import Model
+from tools.localjuju.runner import Controller
 
 WRAPPER = str(Path(__file__).resolve().parents[1] / "juju")
 # what layer:basic and easyrsa write outside the charm dir on a Juju machine

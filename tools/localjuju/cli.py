@@ -1,6 +1,6 @@
 """Juju-like CLI for the local model.
 
-    python -m tests.localjuju [--model DIR] VERB ...     (or tests/localjuju/juju VERB ...)
+    python -m tools.localjuju [--model DIR] VERB ...     (or tools/localjuju/juju VERB ...)
 
 Verbs (the real Juju command they mirror in brackets):
     deploy CHARM_DIR|fake:NAME [APP] [-n N] [--config k=v|file.yaml]... [--resource name=path]...

@@ -6,7 +6,7 @@ as Juju runs it: the charm's own hooks/<name> file (an action: actions/<name>, w
 `#!/usr/local/sbin/charm-env python3` runs it on the unit's venv), cwd = the unit's charm dir,
 Juju's environment variables, the hook tools first on PATH, on the unit's machine: a private
 mount namespace where the host looks like an Ubuntu Juju machine and what the hook writes
-outside the charm dir stays the unit's (machine.py). Remote-application fakes (tests/localjuju/
+outside the charm dir stays the unit's (machine.py). Remote-application fakes (tools/localjuju/
 fakes) have units, addresses and databags like charm units; their "hooks" are Python methods.
 """
 

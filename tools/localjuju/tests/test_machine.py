@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.localjuju import machine
+from tools.localjuju import machine
 
 PROBE = "localjuju-machine-probe"
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.localjuju.fakes import FAKES
-from tests.localjuju.fakes import haproxy as fake
-from tests.localjuju.fakes.base import Fake
 from tests.support.net import free_port
+from tools.localjuju.fakes import FAKES
+from tools.localjuju.fakes import haproxy as fake
+from tools.localjuju.fakes.base import Fake
 
 pytestmark = pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy not installed")
 

@@ -1,0 +1,1 @@
+"""Developer tools shipped with the repository (not part of the charm)."""
