@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.localjuju import machine
+from tools.localjuju import machine
 from tests.support.images import make_test_image
 from tests.support.net import free_port
 
