@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.localjuju import machine
 from tests.support.images import make_test_image
 from tests.support.net import free_port
+from tools.localjuju import machine
 
 APP = "docker-registry"
 UNIT = f"{APP}/0"
