@@ -202,6 +202,13 @@ def test_the_registry_logs_json_lines_naming_its_service(unit):
         ["docker", "logs", state["name"]], capture_output=True, text=True, check=True
     )
     lines = [json.loads(line) for line in logs.stderr.splitlines() if line.startswith("{")]
-    # registry 2.8 adds log.fields to its own lines; per-request lines carry http.request.*
-    own = [line for line in lines if "http.request.id" not in line]
-    assert own and all(line.get("service") == "registry" for line in own), own[:2]
+    # registry 2.8 adds log.fields to its own lines; per-request lines carry http.request.*.
+    # Its upload purger starts a random 0-59 minutes after start-up, so now and then within
+    # this test, and logs without the fields (seen in CI): not a line of the config's making.
+    own = [
+        line
+        for line in lines
+        if "http.request.id" not in line and not line.get("msg", "").startswith("PurgeUploads")
+    ]
+    unnamed = [line for line in own if line.get("service") != "registry"]
+    assert own and not unnamed, unnamed[:2]
