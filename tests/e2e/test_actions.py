@@ -5,8 +5,12 @@ registry as the "upstream" source of images."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,7 @@ from tests.support.s3 import docker_bridge_gateway
 APP = "docker-registry"
 UNIT = f"{APP}/0"
 NETLOC = "127.0.0.2:5000"
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "act-" + secrets.token_urlsafe(12)
 
 
@@ -134,3 +139,117 @@ def test_actions_refuse_when_the_registry_is_not_ready(registry):
     assert result["status"] == "failed"
     assert result["message"].startswith("the registry is not ready")
     assert run(registry, "start")["status"] == "completed"
+
+
+# --- Charmed Kubernetes' images: mirror (through a host rewrite) and import land them where
+# the cluster pulls, and a real containerd configured as charm-containerd does pulls them ----
+
+CK_MIRRORED = {
+    "pause:3.9": "cdk/pause:3.9",
+    "coredns/coredns:v1.11.1": "cdk/coredns/coredns:v1.11.1",
+}
+CK_IMPORTED = {"metrics-server/metrics-server:v0.7.0": "cdk/metrics-server/metrics-server:v0.7.0"}
+
+
+@pytest.fixture(scope="module")
+def rocks(upstream_registry):
+    """A stand-in for rocks.canonical.com: CK's images under their rocks names (cdk/...)."""
+    images = [
+        (f"e2e-ck-{uuid.uuid4().hex[:6]}:{n}", rocks_path)
+        for n, rocks_path in enumerate([*CK_MIRRORED.values(), *CK_IMPORTED.values()])
+    ]
+    return upstream_registry("e2e-rocks", images, loopback=True).loopback_netloc
+
+
+def rocks_digest(rocks: str, rocks_path: str) -> str:
+    inspect = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+         f"docker://{rocks}/{rocks_path}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return inspect.stdout.strip()
+
+
+def ck_list(tmp_path: Path, images: dict[str, str]) -> Path:
+    """A per-release list as CK publishes it (container-images/vX.Y.Z.txt)."""
+    listing = tmp_path / "v1.35.3.txt"
+    listing.write_text("".join(f"rocks.canonical.com/{p}\n" for p in images.values()))
+    return listing
+
+
+def test_mirror_lands_ck_images_where_the_cluster_pulls(registry, rocks, tmp_path):
+    result = run(
+        registry,
+        "mirror",
+        file=str(ck_list(tmp_path, CK_MIRRORED)),
+        source=f"rocks.canonical.com={rocks}",  # a site's internal mirror of rocks
+        **{"src-tls-verify": False},
+    )
+    assert result["status"] == "completed", result
+    out = result["results"]
+    assert (out["copied"], out["failed"], out["image-registry"]) == ("2", "0", NETLOC)
+    assert out["juju-config"] == f"juju config kubernetes-control-plane image-registry={NETLOC}"
+    for dest in CK_MIRRORED:
+        assert f"{NETLOC}/{dest}" in out["raw"], out["raw"]
+
+
+def test_import_lands_an_archive_made_by_the_ck_script(registry, rocks, tmp_path):
+    archive = tmp_path / "ck-images.tar"
+    make = subprocess.run(
+        ["bash", "scripts/ck-images-archive.sh", str(ck_list(tmp_path, CK_IMPORTED)), "1.35.3",
+         str(archive)],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "SOURCE": f"rocks.canonical.com={rocks}", "SRC_TLS_VERIFY": "false"},
+    )  # fmt: skip
+    assert make.returncode == 0, make.stdout + make.stderr
+    result = run(registry, "import", path=str(archive))
+    assert result["status"] == "completed", result
+    assert (result["results"]["copied"], result["results"]["image-registry"]) == ("1", NETLOC)
+
+
+@pytest.fixture(scope="module")
+def containerd(tmp_path_factory):
+    """A private containerd (its own root, state and socket; no CRI), driven with ctr."""
+    base = tmp_path_factory.mktemp("containerd")
+    config, sock = base / "config.toml", base / "containerd.sock"
+    config.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+    with open(base / "containerd.log", "w") as log:
+        daemon = subprocess.Popen(
+            ["containerd", "--config", str(config), "--root", str(base / "root"),
+             "--state", str(base / "state"), "--address", str(sock)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        assert sock.exists(), (base / "containerd.log").read_text()[-2000:]
+        yield lambda *args: subprocess.run(
+            ["ctr", "--address", str(sock), *args], capture_output=True, text=True, timeout=120
+        )
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+def test_containerd_configured_from_the_relation_pulls_the_ck_images(registry, rocks, containerd):
+    """containerd as charm-containerd configures it from the docker-registry relation: the
+    registry by netloc over https, the relation's CA, basic auth (the containerd fake turns
+    what the upstream requires code read into containerd's hosts format). ctr accepts the
+    credentials only as --user on its command line: a limitation of this test's client."""
+    registry.deploy("fake:containerd", "containerd")
+    registry.integrate(APP, "containerd")
+    client = registry.model.root / "clients" / NETLOC / "containerd"
+    hosts, credentials = client / "hosts", (client / "credentials").read_text()
+    assert 'server = "https://' in (hosts / NETLOC / "hosts.toml").read_text()
+    for dest, rocks_path in {**CK_MIRRORED, **CK_IMPORTED}.items():
+        ref = f"{NETLOC}/{dest}"
+        pull = containerd("images", "pull", "--hosts-dir", str(hosts), "--user", credentials, ref)
+        assert pull.returncode == 0, pull.stderr[-2000:]
+        listed = containerd("images", "ls").stdout.splitlines()
+        digest = next(line.split()[2] for line in listed if line.split()[0] == ref)
+        if dest in CK_MIRRORED:  # a registry-to-registry copy keeps the digest
+            assert digest == rocks_digest(rocks, rocks_path)
+    denied = containerd("images", "pull", "--hosts-dir", str(hosts), f"{NETLOC}/pause:3.9")
+    assert denied.returncode != 0  # no credentials, no image

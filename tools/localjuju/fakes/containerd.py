@@ -7,6 +7,8 @@ that reading this fake configures a real docker client under <model>/clients/<ne
     ca.crt          the registry CA (certs.d layout: use as /etc/docker/certs.d/<netloc>/ca.crt)
     registry.json   what was received (password omitted)
     docker/         a `docker --config` dir, logged in with the password on stdin when auth is on
+    containerd/     the same for a real containerd client, as charm-containerd configures
+                    containerd (see `containerd_hosts`)
 The docker daemon itself only trusts CAs from its own certs.d; set LOCALJUJU_DOCKER_CERTS_D
 (e.g. /etc/docker/certs.d) to let the fake install ca.crt there too (removed again on departure).
 """
@@ -64,6 +66,7 @@ class ContainerdClientFake(Fake):
         public = {k: v for k, v in data.items() if k != "basic_password"}
         (d / "registry.json").write_text(json.dumps(public, indent=1, sort_keys=True))
         user, password = data.get("basic_user"), data.get("basic_password")
+        self.containerd_hosts(d, netloc, bool(ca), user, password)
         message = f"Configured for {netloc}."
         status = "active"
         if user and password:
@@ -90,6 +93,30 @@ class ContainerdClientFake(Fake):
         applied[ctx.unit] = {"key": key, "netloc": netloc, "installed": installed}
         self.save("applied.json", applied)
         ctx.set_status(status, message)
+
+    def containerd_hosts(self, d: Path, netloc: str, ca: bool, user, password) -> None:
+        """What charm-containerd makes of the relation (its CRI registry config: endpoint
+        https://<netloc>, the CA, basic auth), in containerd's hosts format for a real
+        containerd client: ``containerd/hosts/<netloc>/hosts.toml`` (``ctr --hosts-dir``) and
+        ``containerd/credentials`` (user:password, 0600; ctr takes it only as ``--user``)."""
+        base = d / "containerd"
+        hosts = base / "hosts" / netloc
+        hosts.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f'server = "https://{netloc}"',  # charm-containerd's endpoint has no scheme: https
+            "",
+            f'[host."https://{netloc}"]',
+            '  capabilities = ["pull", "resolve"]',
+        ]
+        if ca:
+            lines.append(f'  ca = "{d / "ca.crt"}"')
+        (hosts / "hosts.toml").write_text("\n".join(lines) + "\n")
+        credentials = base / "credentials"
+        credentials.unlink(missing_ok=True)
+        if user and password:
+            fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{user}:{password}")
 
     def unconfigure(self, ctx: FakeContext) -> None:
         applied = self.load("applied.json", {})
