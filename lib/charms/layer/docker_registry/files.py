@@ -35,23 +35,27 @@ def _stage(path: Path, data: bytes, mode: int) -> str:
     return tmp
 
 
+def _replace_together(changes: list[tuple[Path, bytes, int]]) -> None:
+    """Stage every (path, data, mode) complete, then move each into place: a failure while
+    staging (a full disk) leaves every old file as it was; no temporary file is left behind."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data, mode in changes:
+            staged.append((_stage(path, data, mode), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+
+
 def write_if_changed(path: Path, content: str, mode: int) -> bool:
     """Atomically replace ``path`` when its content or mode differ; True when written."""
     data = content.encode()
     if _unchanged(path, data, mode):
         return False
-    _commit([(_stage(path, data, mode), path)])
+    _replace_together([(path, data, mode)])
     return True
-
-
-def _commit(staged: list[tuple[str, Path]]) -> None:
-    """Move staged copies into place; on failure no temporary file is left behind."""
-    try:
-        for tmp, target in staged:
-            os.replace(tmp, target)
-    finally:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def sync(host: Host, files: Iterable[HostFile], previously: Iterable[str]) -> tuple[list, list]:
@@ -62,19 +66,10 @@ def sync(host: Host, files: Iterable[HostFile], previously: Iterable[str]) -> tu
     Returns (written paths, removed paths) as registry-side absolute paths.
     """
     files = list(files)
-    staged: list[tuple[str, Path]] = []
-    written = []
-    try:
-        for f in files:
-            target, data = host.path(f.path), f.content.encode()
-            if not _unchanged(target, data, f.mode):
-                staged.append((_stage(target, data, f.mode), target))
-                written.append(f.path)
-    except BaseException:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    _commit(staged)
+    pending = [(f.path, (host.path(f.path), f.content.encode(), f.mode)) for f in files]
+    changed = [(name, change) for name, change in pending if not _unchanged(*change)]
+    _replace_together([change for _, change in changed])
+    written = [name for name, _ in changed]
     wanted = {f.path for f in files}
     removed = []
     for stale in sorted(set(previously) - wanted):
