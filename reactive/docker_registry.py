@@ -31,6 +31,7 @@ from charms.reactive import (
 )
 
 from charms.layer.docker_registry import (
+    actions,
     auth,
     clients,
     engine,
@@ -56,7 +57,7 @@ from charms.layer.docker_registry.errors import (
 
 KV_MANAGED_FILES = "docker-registry.managed-files"
 KV_IMAGE_DIGEST = "docker-registry.resource-digest"
-KV_RUN_ARGV = "docker-registry.run-argv"
+KV_RUN = actions.RUN_KEY  # render.ContainerRun record of what runs
 KV_ENDPOINT = clients.ENDPOINT_KEY
 KV_TRUST = "docker-registry.docker-trust"
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
@@ -64,9 +65,9 @@ KV_LAST_GOOD = "docker-registry.last-good"  # run arguments and files that last 
 KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
 
 INSTALLED = "docker-registry.installed"
-STOPPED = "docker-registry.stopped"  # set by the stop action, cleared by start
+STOPPED = actions.STOPPED_FLAG
 REMOVED = "docker-registry.removed"
-CONFIGURED = "docker-registry.configured"  # the registry answers: actions may use it
+CONFIGURED = actions.CONFIGURED_FLAG
 # Flags other layers set during dispatch that change what the pipeline decides.
 WATCHED = (
     INSTALLED,
@@ -86,6 +87,8 @@ _last: dict = {"inputs": None, "report": None}  # the pipeline's last run in thi
 def report_status() -> None:
     report = _last["report"] if _install_report.empty() and _last["report"] else _install_report
     hookenv.status_set(*status.decide(report))
+    if report.ready_at:  # what actions that restart the registry report again
+        unitdata.kv().set(status.SERVING_KEY, report.as_record())
 
 
 hookenv.atexit(report_status)
@@ -418,7 +421,6 @@ def _run_registry(config, inputs: Inputs, report, host, common_name: str):
         outcome, managed = workload.apply(
             desired,
             host=host,
-            unit_address=inputs.address,
             managed_files=kv.get(KV_MANAGED_FILES, []),
             allow_start=not inputs.stopped,
             announce=lambda current: hookenv.status_set(
@@ -434,7 +436,7 @@ def _run_registry(config, inputs: Inputs, report, host, common_name: str):
         clear_flag(CONFIGURED)
         return None
     kv.set(KV_MANAGED_FILES, managed)
-    kv.set(KV_RUN_ARGV, outcome.run_argv)
+    kv.set(KV_RUN, outcome.run.as_record())
     kv.set(KV_LAST_GOOD, outcome.last_good)
     kv.set(KV_FAILED, outcome.failed)
     if outcome.action != "unchanged":
@@ -454,7 +456,7 @@ def _serving(config, desired, outcome: workload.Outcome, report: status.Report) 
         ports.add(f"{config.debug_port}/TCP")
     _sync_ports(ports)
     if outcome.action == "stopped-by-operator":
-        report.block(f"{desired.run.name} container is stopped.")
+        report.blocked += status.stopped(desired.run.name).blocked
         return False
     if not outcome.answering:
         report.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")

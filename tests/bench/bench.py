@@ -38,8 +38,8 @@ for extra in (ROOT / "lib", ROOT):
 
 
 from charms.layer.docker_registry import (  # noqa: E402
-    actions,
     auth,
+    copies,
     imagelists,
     paths,
     registry_api,
@@ -110,9 +110,7 @@ class Registries:
             realm="bench",
         )
         self.names.append(desired.run.name)
-        outcome, _ = workload.apply(
-            desired, host=host, unit_address="127.0.0.1", managed_files=[], allow_start=True
-        )
+        outcome, _ = workload.apply(desired, host=host, managed_files=[], allow_start=True)
         assert outcome.answering, "the charm registry does not answer"
         return (
             f"127.0.0.1:{s.registry_port}",
@@ -155,7 +153,7 @@ def time_mirror(regs: Registries, images: list[str], label: str) -> tuple[float,
         target,
         concurrency=4,
         src_args=["--src-tls-verify=false"],
-        present=actions._present_check(api, target, tls_verify=False),
+        present=copies.present_check(api, target, tls_verify=False),
     )
     mirror_s = time.monotonic() - start
     failed = [i for i in items if i.status != "copied"]

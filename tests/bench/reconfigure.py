@@ -103,7 +103,6 @@ class Unit:
         outcome, self.managed = workload.apply(
             self.desired(log_level),
             host=self.host,
-            unit_address="127.0.0.1",
             managed_files=self.managed,
             allow_start=True,
             last_good=self.last_good,
@@ -114,9 +113,7 @@ class Unit:
     def stop_rm_run(self, log_level: str) -> None:
         desired = self.desired(log_level)
         files.sync(self.host, desired.files, self.managed)
-        argv = desired.run.argv(
-            {render.HASH_LABEL: container.config_hash(desired, image=desired.run.image)}
-        )
+        argv = desired.run.argv({render.HASH_LABEL: workload.config_hash(desired)})
         if container.inspect(self.name):
             container.stop(self.name)
             container.remove(self.name)

@@ -7,7 +7,7 @@
 - "rocks": a plain registry standing in for rocks.canonical.com (CK-shaped names under cdk/),
   read through mirror's source rewrite and by scripts/ck-images-archive.sh.
 
-The action bodies (actions.push/mirror/import_images/images/rmi/garbage_collect) run with hook
+The action bodies (content.push/mirror/import_images/images/rmi/garbage_collect) run with hook
 tools replaced by recorders, a real unit kv and real reactive flags; everything else is real.
 """
 
@@ -29,6 +29,8 @@ from charms.layer.docker_registry import (
     auth,
     clients,
     container,
+    content,
+    copies,
     paths,
     registry_api,
     render,
@@ -111,9 +113,7 @@ def target(engine, tmp_path_factory):
         htpasswd=htpasswd,
         realm="docker-registry",
     )
-    outcome, _ = workload.apply(
-        desired, host=host, unit_address="127.0.0.1", managed_files=[], allow_start=True
-    )
+    outcome, _ = workload.apply(desired, host=host, managed_files=[], allow_start=True)
     assert outcome.answering
     netloc = f"127.0.0.1:{s.registry_port}"
     endpoint = clients.Endpoint(
@@ -125,7 +125,7 @@ def target(engine, tmp_path_factory):
     yield {
         "config": config,
         "endpoint": endpoint,
-        "argv": outcome.run_argv,
+        "run": outcome.run,
         "name": desired.run.name,
         "storage": host.path(paths.STORAGE_DIR),
     }
@@ -161,9 +161,9 @@ def hook(monkeypatch, tmp_path, target):
     monkeypatch.setattr(hookenv, "status_set", lambda s, m, **kw: h.statuses.append((s, m)))
     monkeypatch.setattr(hookenv, "unit_private_ip", lambda: "127.0.0.1")
     monkeypatch.setattr(hookenv, "service_name", lambda: "docker-registry")
-    monkeypatch.setattr(actions, "_action_log", h.logs.append)
+    monkeypatch.setattr(actions, "action_log", h.logs.append)
     unitdata.kv().set(clients.ENDPOINT_KEY, target["endpoint"].as_dict())
-    unitdata.kv().set(actions.RUN_ARGV_KEY, target["argv"])
+    unitdata.kv().set(actions.RUN_KEY, target["run"].as_record())
     set_flag(actions.CONFIGURED_FLAG)
 
     def call(body, params):
@@ -193,7 +193,7 @@ def test_push_local_image_over_tls_with_auth(hook, target):
     make_test_image(local, seed=f"{RUN}push")
     try:
         # WHEN pushed with pull=false and the default tag
-        h = hook.call(actions.push, {"image": local, "pull": False})
+        h = hook.call(content.push, {"image": local, "pull": False})
         # THEN it is in the registry under <netloc>/<path>, with the digest reported
         netloc = target["endpoint"].netloc
         assert h.failures == []
@@ -210,7 +210,7 @@ def test_push_local_image_over_tls_with_auth(hook, target):
 def test_push_pulls_from_a_registry_with_a_port_and_drops_its_host(hook, target, upstream):
     _, images = upstream
     source = images[2]  # 127.0.0.1:PORT/team/tool:2
-    h = hook.call(actions.push, {"image": source})
+    h = hook.call(content.push, {"image": source})
     assert h.failures == []
     assert h.result()["tag"] == f"{target['endpoint'].netloc}/team/tool:2"
     assert "2" in api(target).tags("team/tool")
@@ -218,7 +218,7 @@ def test_push_pulls_from_a_registry_with_a_port_and_drops_its_host(hook, target,
 
 
 def test_push_with_an_explicit_tag_elsewhere_is_refused(hook):
-    h = hook.call(actions.push, {"image": "busybox:1", "tag": "other.example:5000/x:1"})
+    h = hook.call(content.push, {"image": "busybox:1", "tag": "other.example:5000/x:1"})
     assert h.failures and "must start with this registry's address" in h.failures[0]
 
 
@@ -226,7 +226,7 @@ def test_mirror_copies_the_rest_when_one_image_fails(hook, target, upstream):
     netloc, images = upstream
     bad = f"{netloc}/does/not-exist:1"
     listing = "\n".join(["# images", images[0], "", bad, f"{images[1]}  # dns"])
-    h = hook.call(actions.mirror, {"images": listing, "concurrency": 3, "src-tls-verify": False})
+    h = hook.call(copies.mirror, {"images": listing, "concurrency": 3, "src-tls-verify": False})
     # THEN the action fails naming only the bad image, with per-image results set
     assert h.failures == [f"1 of 3 image(s) failed: {bad}"]
     results = json.loads(h.result()["results"])
@@ -244,7 +244,7 @@ def test_mirror_from_a_file(hook, target, upstream, tmp_path):
     _, images = upstream
     listing = tmp_path / "container-images.txt"
     listing.write_text(f"# Charmed Kubernetes\n{images[2]}\n")
-    h = hook.call(actions.mirror, {"file": str(listing), "src-tls-verify": False})
+    h = hook.call(copies.mirror, {"file": str(listing), "src-tls-verify": False})
     assert h.failures == []
     # the push test before put the same image there: skipped, else copied
     assert int(h.result()["copied"]) + int(h.result()["skipped"]) == 1
@@ -259,16 +259,16 @@ def test_images_lists_repositories_and_tags_from_the_api(hook, target, upstream)
         ),
         src_tls_verify=False,
     )
-    h = hook.call(actions.images, {})
+    h = hook.call(content.images, {})
     assert h.failures == []
     listing = json.loads(h.result()["repositories"])
     assert listing["cdk/pause"] == ["3.9"]
     assert listing["cdk/coredns/coredns"] == ["1.11"]
     assert "cdk/pause" in h.result()["raw"]
     # filters: prefix and pattern
-    h = hook.call(actions.images, {"repository": "cdk"})
+    h = hook.call(content.images, {"repository": "cdk"})
     assert sorted(json.loads(h.result()["repositories"])) == ["cdk/coredns/coredns", "cdk/pause"]
-    h = hook.call(actions.images, {"repository": "*/coredns"})
+    h = hook.call(content.images, {"repository": "*/coredns"})
     assert sorted(json.loads(h.result()["repositories"])) == ["cdk/coredns/coredns"]
 
 
@@ -297,7 +297,7 @@ def test_rmi_deletes_by_digest_with_the_tags_that_shared_it_then_gc_reclaims(
         subprocess.run(["docker", "rmi", big, keep], capture_output=True, check=False)
     reg = api(target)
     # WHEN tag 1 is deleted
-    h = hook.call(actions.rmi, {"image": f"{repo}:1"})
+    h = hook.call(content.rmi, {"image": f"{repo}:1"})
     # THEN its digest went with both tags pointing at it; the other tag stays
     assert h.failures == []
     assert h.result()["removed-tags"] == "1,also"
@@ -306,15 +306,15 @@ def test_rmi_deletes_by_digest_with_the_tags_that_shared_it_then_gc_reclaims(
     assert reg.digest(repo, "also") is None
     assert reg.digest(repo, "2") == kept.digest
     # a second delete says it is not there
-    h = hook.call(actions.rmi, {"image": f"{repo}:1"})
+    h = hook.call(content.rmi, {"image": f"{repo}:1"})
     assert h.failures == [f"{repo}:1 is not in the registry"]
 
     # WHEN garbage collection runs THEN the 3 MiB layer is reclaimed and the registry serves
-    h = hook.call(actions.garbage_collect, {"dry-run": True})
+    h = hook.call(content.garbage_collect, {"dry-run": True})
     assert h.failures == [] and h.result()["reclaimed-bytes"] == "0"
     assert int(h.result()["blobs-eligible"]) >= 1
     before = container.inspect(target["name"]).started_at
-    h = hook.call(actions.garbage_collect, {})
+    h = hook.call(content.garbage_collect, {})
     assert h.failures == []
     result = h.result()
     assert int(result["reclaimed-bytes"]) > 3 * 1024 * 1024
@@ -346,7 +346,7 @@ def test_gc_restarts_the_registry_even_when_gc_fails(hook, target, monkeypatch):
     monkeypatch.setattr(
         gc.GcPlan, "argv", lambda self, **kw: [*real_argv(self, **kw)[:-1], "/no/such.yml"]
     )
-    h = hook.call(actions.garbage_collect, {})
+    h = hook.call(content.garbage_collect, {})
     assert h.failures and h.failures[0].startswith("garbage-collect failed")
     assert "the registry was restarted" in h.failures[0]
     assert container.inspect(target["name"]).running
@@ -421,7 +421,7 @@ def test_mirror_of_container_images_txt_lands_where_ck_pulls_and_a_rerun_skips(
         "source": f"rocks.canonical.com={rocks}",
         "src-tls-verify": False,
     }
-    h = hook.call(actions.mirror, params)
+    h = hook.call(copies.mirror, params)
     assert h.failures == []
     result = h.result()
     netloc = target["endpoint"].netloc
@@ -444,7 +444,7 @@ def test_mirror_of_container_images_txt_lands_where_ck_pulls_and_a_rerun_skips(
     ]
     # WHEN it runs again THEN nothing is copied: the same digests are there
     since = len(h.logs)
-    h = hook.call(actions.mirror, params)
+    h = hook.call(copies.mirror, params)
     assert h.failures == []
     assert (h.result()["copied"], h.result()["skipped"]) == ("0", "3")
     assert all(
@@ -455,7 +455,7 @@ def test_mirror_of_container_images_txt_lands_where_ck_pulls_and_a_rerun_skips(
 
 def test_mirror_dry_run_copies_nothing(hook, target, rocks):
     h = hook.call(
-        actions.mirror,
+        copies.mirror,
         {
             "images": "rocks.canonical.com/cdk/pause:3.9",
             "source": f"rocks.canonical.com={rocks}",
@@ -478,7 +478,7 @@ def test_import_of_a_docker_save_archive_with_two_images(hook, target, tmp_path)
         docker("save", "-o", str(archive), *names)
     finally:
         subprocess.run(["docker", "rmi", *names], capture_output=True, check=False)
-    h = hook.call(actions.import_images, {"path": str(archive)})
+    h = hook.call(copies.import_images, {"path": str(archive)})
     assert h.failures == []
     assert h.result()["copied"] == "2"
     down = api(target)
@@ -508,7 +508,7 @@ def test_import_of_a_docker_save_archive_with_two_images(hook, target, tmp_path)
             ).stdout
         assert json.loads(raw)["config"]["digest"] == image_id
     # a second import finds the same image IDs there
-    h = hook.call(actions.import_images, {"path": str(archive)})
+    h = hook.call(copies.import_images, {"path": str(archive)})
     assert (h.result()["copied"], h.result()["skipped"]) == ("0", "2")
 
 
@@ -529,7 +529,7 @@ def test_the_archive_tool_and_import_keep_the_digests(hook, target, rocks, tmp_p
     )
     assert out.returncode == 0, out.stderr
     assert "wrote" in out.stdout and not (tmp_path / "ck-1.35-amd64.tar.layout").exists()
-    h = hook.call(actions.import_images, {"path": str(archive), "prefix": "airgap"})
+    h = hook.call(copies.import_images, {"path": str(archive), "prefix": "airgap"})
     assert h.failures == []
     result = h.result()
     assert (result["copied"], result["digests-kept"]) == ("3", "3 of 3")
@@ -547,7 +547,7 @@ def test_the_archive_tool_and_import_keep_the_digests(hook, target, rocks, tmp_p
         == (names["rocks.canonical.com/cdk/coredns/coredns:1.11.1"])
     )
     # the extracted layout is gone; a re-run skips all three
-    scratch = paths.Host(sandbox=os.environ.get(paths.SANDBOX_ENV, "")).path(actions.IMPORT_DIR)
+    scratch = paths.Host(sandbox=os.environ.get(paths.SANDBOX_ENV, "")).path(copies.IMPORT_DIR)
     assert not scratch.exists() or not list(scratch.iterdir())
-    h = hook.call(actions.import_images, {"path": str(archive), "prefix": "airgap"})
+    h = hook.call(copies.import_images, {"path": str(archive), "prefix": "airgap"})
     assert h.result()["skipped"] == "3"

@@ -67,9 +67,7 @@ def units(engine, tmp_path):
             realm="docker-registry",
         )
         names.append(desired.run.name)
-        outcome, _ = workload.apply(
-            desired, host=host, unit_address="127.0.0.1", managed_files=[], allow_start=True
-        )
+        outcome, _ = workload.apply(desired, host=host, managed_files=[], allow_start=True)
         assert outcome.answering, outcome
         return desired.run.name, f"127.0.0.1:{port}"
 

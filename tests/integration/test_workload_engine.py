@@ -57,7 +57,6 @@ def unit(engine, tmp_path):
         outcome, state["managed"] = workload.apply(
             desired,
             host=host,
-            unit_address="127.0.0.1",
             managed_files=state["managed"],
             allow_start=state.get("allow_start", True),
             last_good=state.get("last_good"),

@@ -12,7 +12,7 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set, set_flag
 
-from charms.layer.docker_registry import actions, container, paths
+from charms.layer.docker_registry import actions, container, lifecycle, paths, render, status
 from charms.layer.docker_registry.errors import DockerError
 
 SECRET = "s3cr3t-value"
@@ -83,7 +83,7 @@ class Containers:
 def containers(monkeypatch):
     fake = Containers()
     for name in ("inspect", "stop", "remove", "start", "run"):
-        monkeypatch.setattr(actions.container, name, getattr(fake, name))
+        monkeypatch.setattr(container, name, getattr(fake, name))
     return fake
 
 
@@ -108,7 +108,7 @@ def answering(monkeypatch):
 
 def test_run_sets_the_results_of_the_body(hook):
     hook.params = {"name": "x"}
-    actions.run(lambda params: {"outcome": "success", "echo": params["name"]})
+    actions.run(lambda params: {"outcome": "success", "echo": params.text("name")})
     assert hook.results == [{"outcome": "success", "echo": "x"}]
     assert hook.failures == []
 
@@ -149,7 +149,7 @@ def test_run_persists_flags_set_by_the_body(hook, tmp_path):
 def test_stop_of_our_container_stops_removes_flags_and_blocks(hook, containers):
     containers.running["registry"] = True
     hook.params = {}
-    actions.run(actions.stop)
+    actions.run(lifecycle.stop)
     assert containers.calls == [("stop", "registry"), ("rm", "registry")]
     assert is_flag_set(actions.STOPPED_FLAG)
     assert hook.statuses == [("blocked", "registry container is stopped.")]
@@ -159,14 +159,14 @@ def test_stop_of_our_container_stops_removes_flags_and_blocks(hook, containers):
 def test_stop_without_remove_keeps_the_container(hook, containers):
     containers.running["registry"] = True
     hook.params = {"remove": False}
-    actions.run(actions.stop)
+    actions.run(lifecycle.stop)
     assert containers.calls == [("stop", "registry")]
     assert hook.results == [{"outcome": "success", "raw": "stopped registry"}]
 
 
 def test_stop_of_an_already_stopped_container_only_removes_it(hook, containers):
     containers.running["registry"] = False
-    actions.run(actions.stop)
+    actions.run(lifecycle.stop)
     assert containers.calls == [("rm", "registry")]
 
 
@@ -180,7 +180,7 @@ def test_stop_of_an_already_stopped_container_only_removes_it(hook, containers):
 def test_stop_refuses_bad_params_and_missing_containers(hook, containers, params, message):
     containers.running["registry"] = True
     hook.params = params
-    actions.run(actions.stop)
+    actions.run(lifecycle.stop)
     assert hook.failures == [message]
     assert containers.calls == []
     assert not is_flag_set(actions.STOPPED_FLAG)
@@ -191,7 +191,7 @@ def test_stop_in_the_sandbox_targets_the_unit_container(hook, containers, monkey
     monkeypatch.setenv("JUJU_UNIT_NAME", "docker-registry/2")
     containers.running["registry-docker-registry-2"] = True
     hook.params = {"name": "registry"}  # the configured name means "ours"
-    actions.run(actions.stop)
+    actions.run(lifecycle.stop)
     assert containers.calls[0] == ("stop", "registry-docker-registry-2")
     assert is_flag_set(actions.STOPPED_FLAG)
 
@@ -199,49 +199,71 @@ def test_stop_in_the_sandbox_targets_the_unit_container(hook, containers, monkey
 def test_invalid_config_falls_back_to_a_safe_container_name(hook, containers):
     hook.config |= {"registry-name": "../../evil name", "registry-port": -1}
     containers.running["registry"] = True
-    actions.run(actions.stop)
+    actions.run(lifecycle.stop)
     assert containers.calls[0] == ("stop", "registry")
 
 
 def test_invalid_config_keeps_a_valid_configured_name(hook, containers):
     hook.config |= {"registry-name": "myreg", "registry-port": -1}
     containers.running["myreg"] = True
-    actions.run(actions.stop)
+    actions.run(lifecycle.stop)
     assert containers.calls[0] == ("stop", "myreg")
 
 
 # ---------------------------------------------------------------- start
 
 
+def _served(local_url="http://127.0.0.1:5000", scheme="http", proxied=False, notes=()):
+    """What the last serving hook left: where it probed the registry, and its status facts."""
+    from charms.layer.docker_registry import clients
+
+    netloc = "10.0.0.1:5000"
+    endpoint = clients.Endpoint(
+        netloc=netloc, url=f"{scheme}://{netloc}", local_url=local_url, ca_file=""
+    )
+    unitdata.kv().set(clients.ENDPOINT_KEY, endpoint.as_dict())
+    report = status.Report(ready_at=netloc, scheme=scheme, proxied=proxied, notes=list(notes))
+    unitdata.kv().set(status.SERVING_KEY, report.as_record())
+
+
 def test_start_of_a_stopped_container_starts_it_and_reports_ready(hook, containers, answering):
     containers.running["registry"] = False
     set_flag(actions.STOPPED_FLAG)
+    _served()
     answering.urls.append("http://127.0.0.1:5000")
-    actions.run(actions.start)
+    actions.run(lifecycle.start)
     assert containers.calls == [("start", "registry")]
     assert not is_flag_set(actions.STOPPED_FLAG)
     assert hook.statuses == [("active", "Ready at 10.0.0.1:5000 (http).")]
     assert hook.results == [{"outcome": "success", "raw": "started registry"}]
-    assert [url for url, _ in answering.asked] == [
-        "https://127.0.0.1:5000",
-        "http://127.0.0.1:5000",
-    ]
+    # one probe, where the last hook found it (an http registry waits for no https probe)
+    assert [url for url, _ in answering.asked] == ["http://127.0.0.1:5000"]
 
 
-def test_start_of_a_removed_container_reruns_the_last_applied_arguments(
-    hook, containers, answering
-):
-    argv = ["run", "--detach", "--name", "registry", "registry:2"]
-    unitdata.kv().set("docker-registry.run-argv", argv)
+def test_start_behind_a_proxy_keeps_what_the_hook_said(hook, containers, answering):
+    containers.running["registry"] = False
+    note = "Note: registry 2.8 does not send cache-username upstream."
+    _served("https://127.0.0.1:5000", "https", proxied=True, notes=[note])
     answering.urls.append("https://127.0.0.1:5000")
-    actions.run(actions.start)
-    assert containers.calls == [("run", *argv)]
+    actions.run(lifecycle.start)
+    assert hook.statuses == [("active", f"Ready at 10.0.0.1:5000 (https, proxied). {note}")]
+
+
+def test_start_of_a_removed_container_reruns_what_the_last_hook_ran(hook, containers, answering):
+    spec = render.RunSpec(name="registry", image="registry:2", ports=(), mounts=())
+    last = render.ContainerRun(spec, "c0ffee")
+    unitdata.kv().set(actions.RUN_KEY, last.as_record())
+    _served("https://127.0.0.1:5000", "https")
+    answering.urls.append("https://127.0.0.1:5000")
+    actions.run(lifecycle.start)
+    assert containers.calls == [("run", *last.argv())]
+    assert "--label" in last.argv() and "docker-registry.config-hash=c0ffee" in last.argv()
     assert hook.statuses == [("active", "Ready at 10.0.0.1:5000 (https).")]
 
 
 def test_start_of_a_removed_container_without_saved_arguments_fails(hook, containers):
     set_flag(actions.STOPPED_FLAG)
-    actions.run(actions.start)
+    actions.run(lifecycle.start)
     assert hook.failures == ["no container named registry"]
     assert containers.calls == []
 
@@ -249,7 +271,7 @@ def test_start_of_a_removed_container_without_saved_arguments_fails(hook, contai
 def test_start_of_a_running_container_does_nothing_to_it(hook, containers, answering):
     containers.running["registry"] = True
     answering.urls.append("http://127.0.0.1:5000")
-    actions.run(actions.start)
+    actions.run(lifecycle.start)
     assert containers.calls == []
     assert hook.results == [{"outcome": "success", "raw": "started registry"}]
 
@@ -259,7 +281,7 @@ def test_containers_the_charm_does_not_manage_are_refused(hook, containers, acti
     # stop name=<any container on the host> used to stop and remove it
     containers.running["other"] = True
     hook.params = {"name": "other"}
-    actions.run(getattr(actions, action))
+    actions.run(getattr(lifecycle, action))
     assert hook.failures == [
         "name: only this unit's registry container (registry-name) is managed"
     ]
@@ -268,7 +290,7 @@ def test_containers_the_charm_does_not_manage_are_refused(hook, containers, acti
 
 def test_start_that_does_not_answer_leaves_the_unit_waiting(hook, containers, answering):
     containers.running["registry"] = False
-    actions.run(actions.start)
+    actions.run(lifecycle.start)
     assert hook.statuses == [("waiting", "Waiting for the registry container to answer.")]
     assert hook.results == [{"outcome": "success", "raw": "started registry"}]
 
@@ -276,17 +298,19 @@ def test_start_that_does_not_answer_leaves_the_unit_waiting(hook, containers, an
 def test_start_with_invalid_config_waits_for_the_next_hook(hook, containers, answering):
     hook.config |= {"registry-port": -1}
     containers.running["registry"] = False
-    actions.run(actions.start)
+    actions.run(lifecycle.start)
     assert hook.statuses == [("waiting", "Started; the next hook checks the config.")]
     assert answering.asked == []
 
 
-def test_start_in_the_sandbox_probes_the_unit_address(
+def test_start_in_the_sandbox_starts_the_unit_container_and_probes_where_the_hook_did(
     hook, containers, answering, monkeypatch, tmp_path
 ):
     monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path))
     monkeypatch.setenv("JUJU_UNIT_NAME", "docker-registry/0")
     containers.running["registry-docker-registry-0"] = False
+    _served("http://10.0.0.1:5000")
     answering.urls.append("http://10.0.0.1:5000")
-    actions.run(actions.start)
+    actions.run(lifecycle.start)
+    assert containers.calls == [("start", "registry-docker-registry-0")]
     assert hook.statuses == [("active", "Ready at 10.0.0.1:5000 (http).")]

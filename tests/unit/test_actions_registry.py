@@ -4,6 +4,7 @@ outside. Hook tools are recorders, the kv is a real SQLite file, flags are real.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,17 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import set_flag
 
-from charms.layer.docker_registry import actions, clients, gc, registry_api, transfer
+from charms.layer.docker_registry import (
+    actions,
+    clients,
+    container,
+    content,
+    copies,
+    gc,
+    registry_api,
+    render,
+    transfer,
+)
 
 SECRET = "act-s3cr3t"
 ENDPOINT = clients.Endpoint(
@@ -20,25 +31,17 @@ ENDPOINT = clients.Endpoint(
     local_url="https://127.0.0.1:5000",
     ca_file="/etc/docker/registry/ca.crt",
 )
-RUN_ARGV = [
-    "run",
-    "--detach",
-    "--name",
-    "registry",
-    "--restart",
-    "unless-stopped",
-    "--label",
-    "docker-registry.config-hash=abc",
-    "--publish",
-    "5000:5000",
-    "--volume",
-    "/etc/docker/registry/config.yml:/etc/docker/registry/config.yml:ro",
-    "--volume",
-    "/srv/registry:/var/lib/registry",
-    "--env-file",
-    "/etc/docker/registry/registry.env",
-    "registry:2",
-]
+RUN = render.ContainerRun(
+    render.RunSpec(
+        name="registry",
+        image="registry:2",
+        ports=(("", 5000, 5000),),
+        mounts=(("/etc/docker/registry/config.yml", "/etc/docker/registry/config.yml"),),
+        env_file="/etc/docker/registry/registry.env",
+        storage_mount=("/srv/registry", "/var/lib/registry"),
+    ),
+    config_hash="abc",
+)
 
 
 class Hook:
@@ -77,7 +80,7 @@ def hook(monkeypatch, tmp_path, defaults):
     h.peers = []
     monkeypatch.setattr(hookenv, "relation_ids", lambda name=None: ["peer:1"])
     monkeypatch.setattr(hookenv, "related_units", lambda rid=None: list(h.peers))
-    monkeypatch.setattr(actions, "_action_log", h.logs.append)
+    monkeypatch.setattr(actions, "action_log", h.logs.append)
     yield h
     unitdata._KV = None
 
@@ -85,7 +88,7 @@ def hook(monkeypatch, tmp_path, defaults):
 @pytest.fixture
 def ready(hook):
     unitdata.kv().set(clients.ENDPOINT_KEY, ENDPOINT.as_dict())
-    unitdata.kv().set(actions.RUN_ARGV_KEY, RUN_ARGV)
+    unitdata.kv().set(actions.RUN_KEY, RUN.as_record())
     set_flag(actions.CONFIGURED_FLAG)
     return hook
 
@@ -102,11 +105,11 @@ def run(hook, body, **params):
 @pytest.mark.parametrize(
     ("body", "params"),
     [
-        (actions.push, {"image": "nginx:1"}),
-        (actions.mirror, {"images": "nginx:1"}),
-        (actions.images, {}),
-        (actions.rmi, {"image": "nginx:1"}),
-        (actions.garbage_collect, {}),
+        (content.push, {"image": "nginx:1"}),
+        (copies.mirror, {"images": "nginx:1"}),
+        (content.images, {}),
+        (content.rmi, {"image": "nginx:1"}),
+        (content.garbage_collect, {}),
     ],
 )
 def test_every_action_fails_clearly_when_the_registry_is_not_ready(hook, body, params):
@@ -116,7 +119,7 @@ def test_every_action_fails_clearly_when_the_registry_is_not_ready(hook, body, p
 
 def test_an_endpoint_without_the_configured_flag_is_not_ready(hook):
     unitdata.kv().set(clients.ENDPOINT_KEY, ENDPOINT.as_dict())
-    run(hook, actions.images)
+    run(hook, content.images)
     assert hook.failures[0].startswith("the registry is not ready")
 
 
@@ -126,36 +129,36 @@ def test_an_endpoint_without_the_configured_flag_is_not_ready(hook):
 @pytest.mark.parametrize(
     ("body", "params", "message"),
     [
-        (actions.push, {}, "image: required"),
-        (actions.push, {"image": "  "}, "image: required"),
-        (actions.push, {"image": 3}, "image: must be a string"),
-        (actions.push, {"image": "Bad/Name"}, "image: Bad/Name: bad repository path"),
-        (actions.push, {"image": "nginx:1", "pull": "yes"}, "pull: must be a boolean"),
-        (actions.push, {"image": "nginx:1", "tag": "a b"}, "tag: not an image reference"),
-        (actions.mirror, {}, "give images (a list) or file (a path on the unit)"),
-        (actions.mirror, {"images": "# only\n\n"}, "no images in the list"),
-        (actions.mirror, {"images": "ok:1 BAD:1"}, "images line 1: 'BAD:1' not an image ref"),
-        (actions.mirror, {"file": "relative.txt"}, "file: must be an absolute path"),
-        (actions.mirror, {"images": "a:1", "prefix": "CDK"}, "prefix: a repository path"),
-        (actions.mirror, {"images": "a:1", "source": "x"}, "source: give registry=host"),
-        (actions.mirror, {"images": "a:1", "arch": "i386"}, "arch: one of amd64, arm64"),
-        (actions.mirror, {"images": "a:1", "dry-run": "y"}, "dry-run: must be a boolean"),
-        (actions.import_images, {"path": "x.tar"}, "path: must be an absolute path"),
-        (actions.import_images, {"path": "/a", "concurrency": 99}, "concurrency: must be betw"),
-        (actions.mirror, {"file": "/no/such/file"}, "file: cannot read /no/such/file"),
-        (actions.mirror, {"images": "a:1", "concurrency": 0}, "concurrency: must be between"),
-        (actions.mirror, {"images": "a:1", "concurrency": True}, "concurrency: must be an int"),
-        (actions.mirror, {"images": "a:1", "src-tls-verify": 1}, "src-tls-verify: must be a b"),
-        (actions.images, {"options": "--digests"}, "options: apply to the local docker"),
-        (actions.images, {"repository": "Bad Repo"}, "repository: a repository name"),
-        (actions.images, {"local": True, "options": "--rm -rf"}, "options: '--rm' is not allow"),
-        (actions.rmi, {}, "image: required"),
-        (actions.rmi, {"image": "nginx"}, "image: give repository:tag or repository@sha256"),
-        (actions.rmi, {"image": "other:5000/x:1"}, "image: other:5000 is not this registry"),
-        (actions.rmi, {"image": "x:1", "options": "-f"}, "options: apply to the local docker"),
-        (actions.rmi, {"image": "x:1", "local": True, "options": "--all"}, "options: '--all'"),
-        (actions.garbage_collect, {"dry-run": "no"}, "dry-run: must be a boolean"),
-        (actions.garbage_collect, {"delete-untagged": 1}, "delete-untagged: must be a boolean"),
+        (content.push, {}, "image: required"),
+        (content.push, {"image": "  "}, "image: required"),
+        (content.push, {"image": 3}, "image: must be a string"),
+        (content.push, {"image": "Bad/Name"}, "image: Bad/Name: bad repository path"),
+        (content.push, {"image": "nginx:1", "pull": "yes"}, "pull: must be a boolean"),
+        (content.push, {"image": "nginx:1", "tag": "a b"}, "tag: not an image reference"),
+        (copies.mirror, {}, "give images (a list) or file (a path on the unit)"),
+        (copies.mirror, {"images": "# only\n\n"}, "no images in the list"),
+        (copies.mirror, {"images": "ok:1 BAD:1"}, "images line 1: 'BAD:1' not an image ref"),
+        (copies.mirror, {"file": "relative.txt"}, "file: must be an absolute path"),
+        (copies.mirror, {"images": "a:1", "prefix": "CDK"}, "prefix: a repository path"),
+        (copies.mirror, {"images": "a:1", "source": "x"}, "source: give registry=host"),
+        (copies.mirror, {"images": "a:1", "arch": "i386"}, "arch: one of amd64, arm64"),
+        (copies.mirror, {"images": "a:1", "dry-run": "y"}, "dry-run: must be a boolean"),
+        (copies.import_images, {"path": "x.tar"}, "path: must be an absolute path"),
+        (copies.import_images, {"path": "/a", "concurrency": 99}, "concurrency: must be betw"),
+        (copies.mirror, {"file": "/no/such/file"}, "file: cannot read /no/such/file"),
+        (copies.mirror, {"images": "a:1", "concurrency": 0}, "concurrency: must be between"),
+        (copies.mirror, {"images": "a:1", "concurrency": True}, "concurrency: must be an int"),
+        (copies.mirror, {"images": "a:1", "src-tls-verify": 1}, "src-tls-verify: must be a b"),
+        (content.images, {"options": "--digests"}, "options: apply to the local docker"),
+        (content.images, {"repository": "Bad Repo"}, "repository: a repository name"),
+        (content.images, {"local": True, "options": "--rm -rf"}, "options: '--rm' is not allow"),
+        (content.rmi, {}, "image: required"),
+        (content.rmi, {"image": "nginx"}, "image: give repository:tag or repository@sha256"),
+        (content.rmi, {"image": "other:5000/x:1"}, "image: other:5000 is not this registry"),
+        (content.rmi, {"image": "x:1", "options": "-f"}, "options: apply to the local docker"),
+        (content.rmi, {"image": "x:1", "local": True, "options": "--all"}, "options: '--all'"),
+        (content.garbage_collect, {"dry-run": "no"}, "dry-run: must be a boolean"),
+        (content.garbage_collect, {"delete-untagged": 1}, "delete-untagged: must be a boolean"),
     ],
 )
 def test_bad_params_fail_with_a_clear_message(ready, body, params, message):
@@ -167,7 +170,7 @@ def test_bad_params_fail_with_a_clear_message(ready, body, params, message):
 
 def test_rmi_without_storage_delete_says_how_to_enable_it(ready):
     ready.config["storage-delete"] = False
-    run(ready, actions.rmi, image="team/app:1")
+    run(ready, content.rmi, image="team/app:1")
     assert ready.failures == [
         "deleting from the registry needs storage-delete=true "
         "(juju config docker-registry storage-delete=true)"
@@ -182,13 +185,13 @@ def test_token_auth_is_refused_clearly(ready, monkeypatch):
             "S", (), {"token_auth": object(), "basic_auth": None, "storage_delete": True}
         )(),
     )
-    run(ready, actions.images)
+    run(ready, content.images)
     assert ready.failures[0].startswith("the registry uses token auth")
 
 
 def test_invalid_config_is_reported_without_values(ready):
     ready.config["registry-port"] = -1
-    run(ready, actions.images)
+    run(ready, content.images)
     assert ready.failures[0].startswith("invalid charm config: registry-port")
 
 
@@ -203,7 +206,7 @@ def test_push_reports_tag_and_digest_and_passes_credentials_in_target(ready, mon
         return transfer.PushResult(f"{target.netloc}/nginx:1", "sha256:" + "d" * 64)
 
     monkeypatch.setattr(transfer, "push", push)
-    run(ready, actions.push, image="nginx:1")
+    run(ready, content.push, image="nginx:1")
     assert ready.result() == {
         "outcome": "success",
         "raw": "pushed 10.0.0.1:5000/nginx:1",
@@ -226,7 +229,7 @@ def test_push_failure_is_an_action_failure_without_the_secret(ready, monkeypatch
         raise transfer.TransferError("unauthorized: authentication required")
 
     monkeypatch.setattr(transfer, "push", push)
-    run(ready, actions.push, image="nginx:1", pull=False)
+    run(ready, content.push, image="nginx:1", pull=False)
     assert ready.failures == ["unauthorized: authentication required"]
     assert SECRET not in ready.everything()
 
@@ -286,7 +289,7 @@ def api(monkeypatch):
 
 
 def test_images_lists_json_and_text(ready, api):
-    run(ready, actions.images, repository="10.0.0.1:5000/team")
+    run(ready, content.images, repository="10.0.0.1:5000/team")
     result = ready.result()
     assert json.loads(result["repositories"]) == {"team/app": ["1", "2"]}
     assert (result["count"], result["tags"]) == ("1", "2")
@@ -300,7 +303,7 @@ def test_images_of_a_large_registry_fit_action_set_and_the_rest_goes_to_a_report
     listing = {f"cdk/team-{n:04d}/some-long-application-name": ["v1.2.3"] for n in range(2000)}
     monkeypatch.setattr(FakeApi, "list_images", lambda self, repository="": listing)
     monkeypatch.setenv(actions.paths.SANDBOX_ENV, str(tmp_path))
-    run(ready, actions.images)
+    run(ready, content.images)
     result = ready.result()
     assert sum(len(v) for v in result.values()) < 128 * 1024
     assert result["count"] == "2000" and result["repositories"] == ""
@@ -310,17 +313,17 @@ def test_images_of_a_large_registry_fit_action_set_and_the_rest_goes_to_a_report
 
 def test_images_falls_back_to_the_local_url_when_the_public_one_does_not_answer(ready, api):
     api.unreachable = True
-    run(ready, actions.images)
+    run(ready, content.images)
     assert [a.url for a in api.instances] == [ENDPOINT.url, ENDPOINT.local_url]
     assert ready.failures == []
 
 
 def test_images_local_runs_docker_images_with_allowed_options(ready, monkeypatch):
     calls = []
-    monkeypatch.setattr(actions.container, "docker", lambda *a, **k: calls.append(a) or "LIST\n")
+    monkeypatch.setattr(container, "docker", lambda *a, **k: calls.append(a) or "LIST\n")
     run(
         ready,
-        actions.images,
+        content.images,
         local=True,
         options="--digests --filter dangling=false",
         repository="nginx",
@@ -330,7 +333,7 @@ def test_images_local_runs_docker_images_with_allowed_options(ready, monkeypatch
 
 
 def test_rmi_deletes_by_digest_and_reports_the_other_tags(ready, api):
-    run(ready, actions.rmi, image="10.0.0.1:5000/team/app:1")
+    run(ready, content.rmi, image="10.0.0.1:5000/team/app:1")
     assert ready.failures == []
     assert api.instances[-1].deleted == [("team/app", "sha256:" + "a" * 64)]
     result = ready.result()
@@ -340,28 +343,28 @@ def test_rmi_deletes_by_digest_and_reports_the_other_tags(ready, api):
 
 
 def test_rmi_of_an_unknown_tag(ready, api):
-    run(ready, actions.rmi, image="team/app:9")
+    run(ready, content.rmi, image="team/app:9")
     assert ready.failures == ["team/app:9 is not in the registry"]
 
 
 def test_rmi_with_a_tag_and_a_different_digest_is_refused(ready, api):
-    run(ready, actions.rmi, image=f"team/app:1@sha256:{'b' * 64}")
+    run(ready, content.rmi, image=f"team/app:1@sha256:{'b' * 64}")
     assert ready.failures == [f"team/app:1 does not point at sha256:{'b' * 64}"]
     assert api.instances[-1].deleted == []
 
 
 def test_rmi_local_runs_docker_rmi(ready, monkeypatch):
     calls = []
-    monkeypatch.setattr(actions.container, "docker", lambda *a, **k: calls.append(a) or "Untagged")
-    run(ready, actions.rmi, image="nginx:1", local=True, options="--force")
+    monkeypatch.setattr(container, "docker", lambda *a, **k: calls.append(a) or "Untagged")
+    run(ready, content.rmi, image="nginx:1", local=True, options="--force")
     assert calls == [("rmi", "--force", "nginx:1")]
 
 
 # ---------------------------------------------------------------- garbage-collect
 
 
-def test_plan_from_the_saved_run_arguments():
-    plan = gc.plan_from_run_argv(RUN_ARGV)
+def test_plan_from_the_saved_run_spec():
+    plan = gc.plan(render.ContainerRun.from_record(RUN.as_record()))
     assert plan == gc.GcPlan(
         name="registry",
         image="registry:2",
@@ -389,7 +392,14 @@ def test_plan_from_the_saved_run_arguments():
         "/etc/docker/registry/config.yml",
     ]
     with pytest.raises(gc.GcError, match="run a hook first"):
-        gc.plan_from_run_argv([])
+        gc.plan(render.ContainerRun.from_record(None))
+
+
+def test_plan_without_filesystem_storage_measures_nothing():
+    spec = dataclasses.replace(RUN.spec, storage_mount=None)
+    plan = gc.plan(render.ContainerRun(spec, "abc"))
+    assert plan.storage_dir == ""
+    assert "/srv/registry:/var/lib/registry" not in plan.volumes
 
 
 class FakeDocker:
@@ -422,12 +432,14 @@ def fake_docker(monkeypatch, tmp_path):
     for name in ("inspect", "stop", "start", "docker"):
         monkeypatch.setattr(gc.container, name, getattr(fake, name))
     monkeypatch.setattr(gc.workload, "wait_answering", lambda url, timeout: True)
-    monkeypatch.setattr(actions, "_report_ready", lambda name: fake.calls.append(("ready", name)))
+    monkeypatch.setattr(
+        actions, "report_restarted", lambda name: fake.calls.append(("ready", name))
+    )
     storage = tmp_path / "storage"
     storage.mkdir()
     (storage / "blob").write_bytes(b"x" * 1000)
-    argv = [a.replace("/srv/registry", str(storage)) for a in RUN_ARGV]
-    unitdata.kv().set(actions.RUN_ARGV_KEY, argv)
+    spec = dataclasses.replace(RUN.spec, storage_mount=(str(storage), "/var/lib/registry"))
+    unitdata.kv().set(actions.RUN_KEY, render.ContainerRun(spec, "abc").as_record())
     fake.storage = storage
     return fake
 
@@ -441,7 +453,7 @@ def test_gc_stops_collects_restarts_and_reports(ready, fake_docker):
 
     fake_docker.docker = docker
     gc.container.docker = docker
-    run(ready, actions.garbage_collect, **{"delete-untagged": True})
+    run(ready, content.garbage_collect, **{"delete-untagged": True})
     assert ready.failures == []
     assert [c[0] for c in fake_docker.calls] == ["stop", "docker", "start", "ready"]
     result = ready.result()
@@ -452,7 +464,7 @@ def test_gc_stops_collects_restarts_and_reports(ready, fake_docker):
 
 
 def test_gc_dry_run_leaves_the_registry_serving(ready, fake_docker):
-    run(ready, actions.garbage_collect, **{"dry-run": True})
+    run(ready, content.garbage_collect, **{"dry-run": True})
     assert [c[0] for c in fake_docker.calls] == ["docker"]
     assert ready.result()["not-writable-seconds"] == "0.00"
     assert ready.result()["raw"].startswith("dry run: 2 blob(s) and 1 manifest(s) would be")
@@ -460,7 +472,7 @@ def test_gc_dry_run_leaves_the_registry_serving(ready, fake_docker):
 
 def test_gc_failure_still_restarts_the_registry(ready, fake_docker):
     fake_docker.fail_gc = True
-    run(ready, actions.garbage_collect)
+    run(ready, content.garbage_collect)
     assert ready.failures == [
         "garbage-collect failed: docker run failed: boom; the registry was restarted"
     ]
@@ -469,7 +481,9 @@ def test_gc_failure_still_restarts_the_registry(ready, fake_docker):
 
 def test_gc_with_object_storage_reports_unknown(ready, fake_docker):
     ready.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
-    run(ready, actions.garbage_collect)
+    spec = dataclasses.replace(RUN.spec, storage_mount=None)  # as render runs it with S3
+    unitdata.kv().set(actions.RUN_KEY, render.ContainerRun(spec, "abc").as_record())
+    run(ready, content.garbage_collect)
     assert ready.failures == []
     assert ready.result()["reclaimed-bytes"] == "unknown"
 
@@ -478,20 +492,20 @@ def test_gc_on_shared_object_storage_needs_read_only_first(ready, fake_docker):
     # GIVEN two units sharing S3 WHEN GC runs while the other unit still accepts uploads
     ready.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
     ready.peers = ["docker-registry/1"]
-    run(ready, actions.garbage_collect)
+    run(ready, content.garbage_collect)
     # THEN it refuses, saying how to do it safely, and touches nothing
     assert "set storage-read-only=true first" in ready.failures[0]
     assert fake_docker.calls == []
     ready.config["storage-read-only"] = True
     ready.failures.clear()
-    run(ready, actions.garbage_collect)
+    run(ready, content.garbage_collect)
     assert ready.failures == []
 
 
 def test_gc_when_stopped_by_the_operator_runs_without_touching_the_container(hook, fake_docker):
     set_flag(actions.STOPPED_FLAG)
     fake_docker.running = False
-    run(hook, actions.garbage_collect)
+    run(hook, content.garbage_collect)
     assert hook.failures == []
     assert [c[0] for c in fake_docker.calls] == ["docker"]
 
@@ -558,7 +572,7 @@ def _report(result) -> dict:
 def test_mirror_dry_run_of_container_images_txt_is_the_plan(unit, fake_skopeo, tmp_path):
     listing = tmp_path / "container-images.txt"
     listing.write_text(ROOT_LIST)
-    run(unit, actions.mirror, file=str(listing), release="1.35", arch="arm64", **{"dry-run": True})
+    run(unit, copies.mirror, file=str(listing), release="1.35", arch="arm64", **{"dry-run": True})
     assert unit.failures == []
     result = unit.result()
     assert result["list"] == "container-images.txt (v1.35-static, v1.35.12-upstream)"
@@ -586,9 +600,7 @@ def test_mirror_dry_run_of_container_images_txt_is_the_plan(unit, fake_skopeo, t
 
 
 def test_mirror_prefix_cdk_is_shrinkwraps_layout(unit, fake_skopeo):
-    run(
-        unit, actions.mirror, images="registry.k8s.io/pause:3.9", prefix="cdk", **{"dry-run": True}
-    )
+    run(unit, copies.mirror, images="registry.k8s.io/pause:3.9", prefix="cdk", **{"dry-run": True})
     result = unit.result()
     assert json.loads(result["results"])[0]["target"] == f"{NETLOC}/cdk/pause:3.9"
     assert result["image-registry"] == f"{NETLOC}/cdk"
@@ -613,7 +625,7 @@ def test_mirror_skips_same_digest_copies_the_rest_and_logs_a_running_count(
         "registry.k8s.io/pause:3.9 docker.io/calico/node:v3.27.4 "
         "quay.io/cephcsi/cephcsi:v3.8.1 quay.io/missing/x:1"
     )
-    run(unit, actions.mirror, images=images, concurrency=1, arch="amd64")
+    run(unit, copies.mirror, images=images, concurrency=1, arch="amd64")
     assert unit.failures == ["1 of 4 image(s) failed: quay.io/missing/x:1"]
     result = unit.result()
     assert (result["copied"], result["skipped"], result["failed"]) == ("2", "1", "1")
@@ -629,10 +641,10 @@ def test_mirror_skips_same_digest_copies_the_rest_and_logs_a_running_count(
         "[1/4] skipped registry.k8s.io/pause:3.9: already in the registry with the same digest"
     )
     assert [line.split("]")[0] for line in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
-    copies = fake_skopeo.copies()
-    assert len(copies) == 3
-    assert all(c[:3] == ["--override-arch", "amd64", "copy"] for c in copies)
-    assert sorted(c[-1] for c in copies) == sorted(
+    copied = fake_skopeo.copies()
+    assert len(copied) == 3
+    assert all(c[:3] == ["--override-arch", "amd64", "copy"] for c in copied)
+    assert sorted(c[-1] for c in copied) == sorted(
         f"docker://{NETLOC}/{p}"
         for p in ("calico/node:v3.27.4", "cephcsi/cephcsi:v3.8.1", "missing/x:1")
     )
@@ -644,7 +656,7 @@ def test_mirror_skips_same_digest_copies_the_rest_and_logs_a_running_count(
 
 def test_mirror_refuses_both_sources_of_one_destination_and_copies_the_others(unit, fake_skopeo):
     images = "registry.k8s.io/pause:3.9 rocks.canonical.com/cdk/pause:3.9 quay.io/a/b:1"
-    run(unit, actions.mirror, images=images, arch="all")
+    run(unit, copies.mirror, images=images, arch="all")
     assert unit.failures == [
         "2 image(s) refused, each shares its destination with another: "
         "registry.k8s.io/pause:3.9, rocks.canonical.com/cdk/pause:3.9"
@@ -663,7 +675,7 @@ def test_mirror_refuses_both_sources_of_one_destination_and_copies_the_others(un
 def test_mirror_reads_rocks_names_from_another_registry(unit, fake_skopeo):
     run(
         unit,
-        actions.mirror,
+        copies.mirror,
         images="rocks.canonical.com/cdk/coredns/coredns:1.11.1",
         source="rocks.canonical.com=127.0.0.1:5001",
         **{"src-tls-verify": False},
@@ -680,7 +692,7 @@ def test_mirror_reads_rocks_names_from_another_registry(unit, fake_skopeo):
 
 def test_a_5000_image_plan_fits_what_action_set_carries(unit, fake_skopeo):
     images = "\n".join(f"quay.io/some-team/application-{n}:v1.{n}.0" for n in range(5000))
-    run(unit, actions.mirror, images=images, **{"dry-run": True})
+    run(unit, copies.mirror, images=images, **{"dry-run": True})
     result = unit.result()
     assert result["planned"] == "5000"
     assert sum(len(k) + len(v) for k, v in result.items()) < 128 * 1024
@@ -708,7 +720,7 @@ def test_thousands_of_failures_still_fit_and_problems_come_first(unit):
     ]
     endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
     with pytest.raises(actions.ActionError) as err:
-        actions._outcome("mirror", items, endpoint, "", False, [], {})
+        copies._outcome("mirror", items, endpoint, "", False, [], {})
     result = err.value.results
     assert sum(len(k) + len(v) for k, v in result.items()) < 128 * 1024
     assert json.loads(result["results"])[0]["source"] == "quay.io/gone/app-0:1"
@@ -730,7 +742,7 @@ def test_mirror_refuses_a_file_that_is_no_image_list_without_echoing_it(
 ):
     secret = tmp_path / "secret"
     secret.write_text(content)
-    run(unit, actions.mirror, file=str(secret))
+    run(unit, copies.mirror, file=str(secret))
     assert len(unit.failures) == 1 and unit.failures[0].startswith("file line 1: not an image")
     assert "s3cr3tk3y" not in unit.everything()
     assert fake_skopeo.calls() == []
@@ -739,16 +751,16 @@ def test_mirror_refuses_a_file_that_is_no_image_list_without_echoing_it(
 def test_mirror_of_the_root_list_without_release_lists_the_releases(unit, tmp_path):
     listing = tmp_path / "container-images.txt"
     listing.write_text(ROOT_LIST)
-    run(unit, actions.mirror, file=str(listing))
+    run(unit, copies.mirror, file=str(listing))
     assert unit.failures[0].endswith("releases in it: 1.34, 1.35")
-    run(unit, actions.mirror, file=str(listing), release="1.29")
+    run(unit, copies.mirror, file=str(listing), release="1.29")
     assert unit.failures[-1] == "release 1.29 is not in the list; the closest: 1.34, 1.35"
 
 
 def test_mirror_copies_everything_when_the_registry_api_does_not_answer(unit, fake_skopeo):
     RegistryFake.answers = False
     RegistryFake.digests = {"pause:3.9": "sha256:" + "1" * 64}
-    run(unit, actions.mirror, images="registry.k8s.io/pause:3.9")
+    run(unit, copies.mirror, images="registry.k8s.io/pause:3.9")
     assert unit.failures == []
     assert unit.result()["copied"] == "1"
     assert "the registry API did not answer" in unit.result()["notes"]
@@ -760,12 +772,12 @@ def test_reports_are_pruned_and_a_report_that_cannot_be_written_is_a_note(
     monkeypatch.setattr(actions, "KEEP_REPORTS", 2)
     for n in range(3):
         monkeypatch.setenv("JUJU_ACTION_UUID", f"{n}0000000")
-        run(unit, actions.mirror, images="a.io/b:1", **{"dry-run": True})
+        run(unit, copies.mirror, images="a.io/b:1", **{"dry-run": True})
     reports = tmp_path / "root" / "var/lib/docker-registry-charm/reports"
     assert len(list(reports.iterdir())) == 2
     monkeypatch.setattr(actions, "REPORTS_DIR", "/blocked/reports")
     (tmp_path / "root" / "blocked").write_text("a file where the directory would be")
-    run(unit, actions.mirror, images="a.io/b:1", **{"dry-run": True})
+    run(unit, copies.mirror, images="a.io/b:1", **{"dry-run": True})
     assert unit.result()["report"] == ""
     assert "could not write the report" in unit.result()["notes"]
 
@@ -789,7 +801,7 @@ def _archives(directory):
 
 def test_import_dry_run_of_a_directory_of_archives(unit, fake_skopeo, tmp_path):
     _archives(tmp_path / "in")
-    run(unit, actions.import_images, path=str(tmp_path / "in"), **{"dry-run": True})
+    run(unit, copies.import_images, path=str(tmp_path / "in"), **{"dry-run": True})
     assert unit.failures == []
     result = unit.result()
     assert (result["archives"], result["planned"]) == ("2", "3")
@@ -808,16 +820,16 @@ def test_import_pushes_keeping_oci_digests_and_skips_what_is_there(unit, fake_sk
     RegistryFake.configs = {"sha256:" + "7" * 64: configs[0]}  # the same image ID: skipped
     ck = str(tmp_path / "in" / "ck.tar")
     fake_skopeo.digests = {}
-    run(unit, actions.import_images, path=str(tmp_path / "in"))
+    run(unit, copies.import_images, path=str(tmp_path / "in"))
     assert unit.failures == []
     result = unit.result()
     assert (result["copied"], result["skipped"]) == ("2", "1")
-    copies = fake_skopeo.copies()
-    reads = sorted(c[-2] for c in copies)
+    copied = fake_skopeo.copies()
+    reads = sorted(c[-2] for c in copied)
     assert reads[0] == f"docker-archive:{tmp_path}/in/saved.tar:@1"
     assert reads[1].startswith(f"oci:{tmp_path}/root/var/lib/docker-registry-charm/import/")
     assert reads[1].endswith(":quay.io/cephcsi/cephcsi:v3.8.1")
-    oci_copy = next(c for c in copies if c[-2].startswith("oci:"))
+    oci_copy = next(c for c in copied if c[-2].startswith("oci:"))
     assert "--preserve-digests" in oci_copy
     # the fake writes another digest than the archive's: digest-kept says so
     assert result["digests-kept"] == "0 of 1"
@@ -826,14 +838,14 @@ def test_import_pushes_keeping_oci_digests_and_skips_what_is_there(unit, fake_sk
     assert not list((tmp_path / "root/var/lib/docker-registry-charm/import").iterdir())
     # a second run with the archive's digest in place skips the OCI image as well
     RegistryFake.digests["cephcsi/cephcsi:v3.8.1"] = digests[0]
-    run(unit, actions.import_images, path=ck)
+    run(unit, copies.import_images, path=ck)
     assert unit.result()["skipped"] == "1"
 
 
 def test_import_without_preserve_digests_support_says_so(unit, fake_skopeo, tmp_path):
     _archives(tmp_path / "in")
     fake_skopeo.old = True
-    run(unit, actions.import_images, path=str(tmp_path / "in" / "ck.tar"))
+    run(unit, copies.import_images, path=str(tmp_path / "in" / "ck.tar"))
     assert unit.failures == []
     assert "no --preserve-digests" in unit.result()["notes"]
     assert all("--preserve-digests" not in c for c in fake_skopeo.copies())
@@ -842,7 +854,7 @@ def test_import_without_preserve_digests_support_says_so(unit, fake_skopeo, tmp_
 def test_import_defaults_to_the_images_resource(unit, fake_skopeo, tmp_path, monkeypatch):
     _archives(tmp_path / "in")
     monkeypatch.setattr(hookenv, "resource_get", lambda name: False)
-    run(unit, actions.import_images)
+    run(unit, copies.import_images)
     assert unit.failures == [
         "give path= (an archive or directory on the unit) or attach the images resource "
         "(juju attach-resource docker-registry images=<archive>)"
@@ -852,11 +864,11 @@ def test_import_defaults_to_the_images_resource(unit, fake_skopeo, tmp_path, mon
         raise OSError("resource-get: not supported")
 
     monkeypatch.setattr(hookenv, "resource_get", boom)
-    run(unit, actions.import_images)
+    run(unit, copies.import_images)
     assert unit.failures[-1].startswith("give path=")
     resource = str(tmp_path / "in" / "saved.tar")
     monkeypatch.setattr(hookenv, "resource_get", lambda name: name == "images" and resource)
-    run(unit, actions.import_images, **{"dry-run": True})
+    run(unit, copies.import_images, **{"dry-run": True})
     assert unit.result()["path"] == resource and unit.result()["planned"] == "2"
 
 
@@ -864,7 +876,7 @@ def test_import_of_an_archive_without_named_images(unit, fake_skopeo, tmp_path):
     from tests.unit.test_importer import docker_archive
 
     docker_archive(tmp_path / "anon.tar", [(b"{}", [])])
-    run(unit, actions.import_images, path=str(tmp_path / "anon.tar"))
+    run(unit, copies.import_images, path=str(tmp_path / "anon.tar"))
     assert unit.failures == [
         f"no image to import: skipped an image in {tmp_path}/anon.tar (image 0): the archive "
         "gives it no name"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from charms.layer.docker_registry import container, paths, render, settings
+from charms.layer.docker_registry import container, paths, render, settings, workload
 from charms.layer.docker_registry.errors import DockerError
 
 IMAGE = "registry:2"
@@ -326,18 +326,25 @@ def test_small_commands_pass_their_arguments(fake_docker):
 
 
 # ---------------------------------------------------------------- converge
+# (workload's policy, run here over the real wrapper and the fake docker CLI)
+
+
+def converge(desired: render.Desired, **kw) -> tuple[str, list[str]]:
+    """As workload.apply calls it: the wanted hash and the current container looked up first."""
+    run = render.ContainerRun(desired.run, workload.config_hash(desired))
+    return workload.converge(run, container.inspect(desired.run.name), **kw), run.argv()
 
 
 def test_converge_fails_when_the_image_is_absent(fake_docker, config):
     with pytest.raises(DockerError, match="image registry:2 is not present"):
-        container.converge(make_desired(config), image=IMAGE)
+        converge(make_desired(config))
     assert fake_docker.mutating_calls() == []
 
 
 def test_converge_creates_a_missing_container_labelled_with_the_config_hash(fake_docker, config):
     fake_docker.add_image(IMAGE)
     desired = make_desired(config)
-    action, argv = container.converge(desired, image=IMAGE)
+    action, argv = converge(desired)
     assert action == "created"
     assert fake_docker.mutating_calls() == [argv]
     created = fake_docker.load_state()["containers"]["registry"]
@@ -348,9 +355,9 @@ def test_converge_creates_a_missing_container_labelled_with_the_config_hash(fake
 def test_converge_leaves_a_matching_running_container_untouched(fake_docker, config):
     fake_docker.add_image(IMAGE)
     desired = make_desired(config)
-    container.converge(desired, image=IMAGE)
+    converge(desired)
     fake_docker.reset_log()
-    action, _argv = container.converge(make_desired(config), image=IMAGE)
+    action, _argv = converge(make_desired(config))
     assert action == "unchanged"
     assert fake_docker.mutating_calls() == []
     assert fake_docker.subcommands() == ["image", "inspect"]
@@ -358,10 +365,10 @@ def test_converge_leaves_a_matching_running_container_untouched(fake_docker, con
 
 def test_converge_recreates_on_config_change_with_one_stop_rm_run(fake_docker, config):
     fake_docker.add_image(IMAGE)
-    container.converge(make_desired(config), image=IMAGE)
+    converge(make_desired(config))
     fake_docker.reset_log()
     # WHEN the port changes
-    action, argv = container.converge(make_desired(config, **{"registry-port": 5001}), image=IMAGE)
+    action, argv = converge(make_desired(config, **{"registry-port": 5001}))
     # THEN exactly one stop, one rm and one run, in that order
     assert action == "recreated"
     assert fake_docker.mutating_calls() == [
@@ -374,10 +381,10 @@ def test_converge_recreates_on_config_change_with_one_stop_rm_run(fake_docker, c
 
 def test_converge_recreates_when_the_image_behind_the_tag_changed(fake_docker, config):
     fake_docker.add_image(IMAGE)
-    container.converge(make_desired(config), image=IMAGE)
+    converge(make_desired(config))
     # WHEN the tag now points at another image (the container is kept)
     fake_docker.add_image(IMAGE, "sha256:" + "e" * 64)
-    action, _ = container.converge(make_desired(config), image=IMAGE)
+    action, _ = converge(make_desired(config))
     assert action == "recreated"
 
 
@@ -390,7 +397,7 @@ def test_converge_starts_a_stopped_container_with_the_same_config(fake_docker, c
         labels={render.HASH_LABEL: desired.config_hash(IMAGE_ID)},
         running=False,
     )
-    action, _ = container.converge(desired, image=IMAGE)
+    action, _ = converge(desired)
     assert action == "started"
     assert fake_docker.mutating_calls() == [["start", "registry"]]
 
@@ -403,7 +410,7 @@ def test_converge_leaves_a_container_the_operator_stopped_alone(fake_docker, con
     fake_docker.add_container(
         "registry", cid="3" * 64, labels={render.HASH_LABEL: label}, running=False
     )
-    action, _ = container.converge(desired, image=IMAGE, allow_start=False)
+    action, _ = converge(desired, allow_start=False)
     assert action == "stopped-by-operator"
     assert fake_docker.mutating_calls() == []
 
@@ -412,7 +419,7 @@ def test_converge_does_not_create_a_removed_container_while_stopped_by_operator(
     fake_docker, config
 ):
     fake_docker.add_image(IMAGE)
-    action, _ = container.converge(make_desired(config), image=IMAGE, allow_start=False)
+    action, _ = converge(make_desired(config), allow_start=False)
     assert action == "stopped-by-operator"
     assert fake_docker.mutating_calls() == []
     assert fake_docker.load_state()["containers"] == {}
@@ -424,7 +431,7 @@ def test_converge_creates_rather_than_touching_an_id_prefix_match(fake_docker, c
     fake_docker.add_container("unrelated", cid="abcdef" + "0" * 58)
     desired = make_desired(config, **{"registry-name": "abcdef"})
     # WHEN converging THEN the unrelated container is not stopped or removed
-    action, argv = container.converge(desired, image=IMAGE)
+    action, argv = converge(desired)
     assert action == "created"
     assert fake_docker.mutating_calls() == [argv]
     assert "unrelated" in fake_docker.load_state()["containers"]
@@ -434,9 +441,9 @@ def test_announce_only_when_the_container_is_touched(fake_docker, config):
     fake_docker.add_image(IMAGE)
     desired = make_desired(config)
     seen = []
-    container.converge(desired, image=IMAGE, announce=seen.append)
+    converge(desired, announce=seen.append)
     assert seen == [None]  # created: nothing there before
-    container.converge(desired, image=IMAGE, announce=seen.append)
+    converge(desired, announce=seen.append)
     assert seen == [None]  # unchanged: no maintenance status flicker
 
 
@@ -453,16 +460,13 @@ def test_published_ports_come_from_the_port_bindings():
     assert container._published({}) == ()
 
 
-def test_converge_with_what_the_caller_looked_up_asks_docker_nothing_before_stopping(
-    fake_docker, config
-):
+def test_converge_asks_docker_nothing_before_stopping_the_old_container(fake_docker, config):
+    # every docker call before the old container stops delays serving again
     fake_docker.add_image(IMAGE)
-    container.converge(make_desired(config), image=IMAGE)
+    converge(make_desired(config))
     changed = make_desired(config, **{"registry-port": 5001})
-    looked = container.Looked(
-        container.config_hash(changed, image=IMAGE), container.inspect("registry")
-    )
+    run = render.ContainerRun(changed.run, workload.config_hash(changed))
+    current = container.inspect("registry")
     fake_docker.reset_log()
-    action, _argv = container.converge(changed, image=IMAGE, looked=looked)
-    assert action == "recreated"
+    assert workload.converge(run, current) == "recreated"
     assert fake_docker.subcommands() == ["stop", "rm", "run"]

@@ -15,7 +15,7 @@ import yaml
 from charmhelpers.core import unitdata
 from charms.reactive import clear_flag, is_flag_set, set_flag
 
-from charms.layer.docker_registry import auth, engine, tls, workload
+from charms.layer.docker_registry import auth, engine, render, tls, workload
 from charms.layer.docker_registry.errors import InstallError
 from tests.support import certs
 from tests.support.config import charm_defaults
@@ -60,7 +60,7 @@ class Charm(FakeJuju):
             action=action,
             answering=self.answering and action != "stopped-by-operator",
             probe_url=f"{desired.scheme}://10.0.0.10:5000",
-            run_argv=["run"],
+            run=render.ContainerRun(desired.run, "h"),
             problem=self.problem,
             failed={"hash": "h", "problem": self.problem} if self.problem else {},
         )

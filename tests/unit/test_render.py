@@ -1,6 +1,7 @@
 """render: the real template against checked-in golden files, and the container's run arguments."""
 
 import base64
+import json
 import os
 from pathlib import Path
 
@@ -249,3 +250,21 @@ def test_real_certificates_render(config):
     server = certs.make_server_cert(ca_key, ca_cert, "r", ["r"])
     d = build(config, {}, render.TlsMaterial(cert=server.cert, key=server.key, ca=ca.cert))
     assert yaml.safe_load(d.config_yaml)["http"]["tls"]["certificate"].endswith("registry.crt")
+
+
+def test_the_run_spec_survives_the_kv_as_a_record(config):
+    s = settings.parse(config | {"auth-basic-password": "pw", "prometheus-metrics": True})
+    desired = render.desired(
+        s,
+        host=paths.Host(sandbox="/sb", unit_name="docker-registry/0"),
+        unit_address="10.0.0.1",
+        tls=None,
+        http_secret="x",
+        htpasswd="admin:$2y$05$h\n",
+        realm="r",
+    )
+    run = render.ContainerRun(desired.run, "c0ffee")
+    again = render.ContainerRun.from_record(json.loads(json.dumps(run.as_record())))
+    assert again == run
+    assert again.argv() == desired.run.argv({render.HASH_LABEL: "c0ffee"})
+    assert render.ContainerRun.from_record({"argv": ["run"]}) is None  # an older record

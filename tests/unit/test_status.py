@@ -69,3 +69,25 @@ def test_the_same_reason_reported_twice_is_shown_once():
     assert status.decide(r) == ("blocked", "Bad config.")
     r = report(waiting=["Waiting.", "Waiting."])
     assert status.decide(r) == ("waiting", "Waiting.")
+
+
+def test_a_report_survives_the_kv_as_a_record():
+    report = status.Report(ready_at="10.0.0.1:5000", scheme="https", proxied=True, notes=["n"])
+    assert status.Report.from_record(report.as_record()) == report
+    assert status.Report.from_record(report.as_record() | {"from-a-later-revision": 1}) == report
+    assert status.Report.from_record(None) is None
+
+
+def test_after_an_action_restarts_the_registry_the_serving_facts_are_reported_again():
+    serving = status.Report(ready_at="10.0.0.1:5000", scheme="http", proxied=True)
+    assert status.decide(status.restarted("registry", serving)) == (
+        "active",
+        "Ready at 10.0.0.1:5000 (http, proxied).",
+    )
+    waiting = ("waiting", "Waiting for the registry container to answer.")
+    assert status.decide(status.restarted("registry", None)) == waiting
+    assert status.decide(status.restarted("registry", status.Report())) == waiting
+
+
+def test_stopped_by_the_operator_blocks_naming_the_container():
+    assert status.decide(status.stopped("reg")) == ("blocked", "reg container is stopped.")

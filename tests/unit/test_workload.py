@@ -1,6 +1,6 @@
 """workload: where the registry is probed, and apply() with container and probe faked.
 
-Files are written for real into a sandbox under tmp_path; container.converge and
+Files are written for real into a sandbox under tmp_path; converge, the docker wrapper and
 clients.probe are replaced at the module boundary (no Docker, no network).
 """
 
@@ -45,13 +45,11 @@ class FakeWorld:
         self.containers: dict[str, types.SimpleNamespace] = {}
         self.busy_ports: set[int] = set()
 
-    def converge(
-        self, desired, *, image, allow_start=True, announce=None, previous_name="", looked=None
-    ):
+    def converge(self, run, current, *, allow_start=True, announce=None, previous_name=""):
         self.converged.append(
-            {"image": image, "allow_start": allow_start, "name": desired.run.name}
+            {"image": run.spec.image, "allow_start": allow_start, "name": run.spec.name}
         )
-        return self.action, desired.run.argv({render.HASH_LABEL: "h"})
+        return self.action
 
     def inspect(self, name):
         return self.containers.get(name)
@@ -70,8 +68,8 @@ class FakeWorld:
 @pytest.fixture
 def world(monkeypatch):
     fake = FakeWorld()
-    monkeypatch.setattr(workload.container, "converge", fake.converge)
-    monkeypatch.setattr(workload.container, "config_hash", lambda d, image: d.config_hash(image))
+    monkeypatch.setattr(workload, "converge", fake.converge)
+    monkeypatch.setattr(workload, "config_hash", lambda d: d.config_hash(d.run.image))
     monkeypatch.setattr(workload.container, "inspect", fake.inspect)
     monkeypatch.setattr(workload.container, "remove", fake.remove)
     monkeypatch.setattr(workload.container, "run", fake.run)
@@ -107,12 +105,12 @@ def _no_sleep(_seconds):
 
 def test_production_probes_loopback_on_the_published_port(config):
     desired = make_desired(config, paths.Host(), **{"registry-port": 5050})
-    assert workload.probe_url(desired, paths.Host(), "10.0.0.1") == "http://127.0.0.1:5050"
+    assert workload.probe_url(desired) == "http://127.0.0.1:5050"
 
 
 def test_sandbox_probes_the_unit_address_it_publishes_on(config, sandbox):
     desired = make_desired(config, sandbox)
-    assert workload.probe_url(desired, sandbox, "10.0.0.1") == "http://10.0.0.1:5000"
+    assert workload.probe_url(desired) == "http://10.0.0.1:5000"
 
 
 def test_ipv6_unit_address_is_bracketed(config, tmp_path):
@@ -121,13 +119,13 @@ def test_ipv6_unit_address_is_bracketed(config, tmp_path):
     desired = render.desired(
         s, host=host, unit_address="fd00::5", tls=None, http_secret="x", htpasswd="", realm="r"
     )
-    assert workload.probe_url(desired, host, "fd00::5") == "http://[fd00::5]:5000"
+    assert workload.probe_url(desired) == "http://[fd00::5]:5000"
 
 
 def test_tls_registry_is_probed_with_https(config):
     tls = render.TlsMaterial(cert="C\n", key="K\n")
     desired = make_desired(config, paths.Host(), tls=tls)
-    assert workload.probe_url(desired, paths.Host(), "10.0.0.1") == "https://127.0.0.1:5000"
+    assert workload.probe_url(desired) == "https://127.0.0.1:5000"
 
 
 # ---------------------------------------------------------------- wait_answering
@@ -150,9 +148,7 @@ def test_wait_answering_gives_up_at_the_deadline(world):
 
 def test_apply_writes_files_converges_and_reports_answering(config, sandbox, world, tmp_path):
     desired = make_desired(config, sandbox, **{"auth-basic-password": SECRET_PASSWORD})
-    outcome, managed = workload.apply(
-        desired, host=sandbox, unit_address="10.0.0.1", managed_files=[], allow_start=True
-    )
+    outcome, managed = workload.apply(desired, host=sandbox, managed_files=[], allow_start=True)
     assert outcome.action == "created"
     assert outcome.answering is True
     assert outcome.probe_url == "http://10.0.0.1:5000"
@@ -164,19 +160,16 @@ def test_apply_writes_files_converges_and_reports_answering(config, sandbox, wor
         {"image": "registry:2", "allow_start": True, "name": "registry-docker-registry-0"}
     ]
     assert world.probed == ["http://10.0.0.1:5000"]
-    assert not any(SECRET_PASSWORD in arg for arg in outcome.run_argv)
+    assert not any(SECRET_PASSWORD in arg for arg in outcome.run.argv())
 
 
 def test_apply_removes_files_no_longer_wanted(config, sandbox, world, tmp_path):
     with_auth = make_desired(config, sandbox, **{"auth-basic-password": SECRET_PASSWORD})
-    _outcome, managed = workload.apply(
-        with_auth, host=sandbox, unit_address="10.0.0.1", managed_files=[], allow_start=True
-    )
+    _outcome, managed = workload.apply(with_auth, host=sandbox, managed_files=[], allow_start=True)
     without_auth = make_desired(config, sandbox)
     _outcome, managed = workload.apply(
         without_auth,
         host=sandbox,
-        unit_address="10.0.0.1",
         managed_files=managed,
         allow_start=True,
     )
@@ -188,9 +181,7 @@ def test_apply_with_s3_storage_makes_no_storage_directory(config, sandbox, world
     desired = make_desired(
         config, sandbox, **{"storage-s3-region": "eu-west-1", "storage-s3-bucket": "b"}
     )
-    workload.apply(
-        desired, host=sandbox, unit_address="10.0.0.1", managed_files=[], allow_start=True
-    )
+    workload.apply(desired, host=sandbox, managed_files=[], allow_start=True)
     assert not (tmp_path / "srv").exists()
 
 
@@ -199,7 +190,6 @@ def test_apply_does_not_probe_a_container_the_operator_stopped(config, sandbox, 
     outcome, _ = workload.apply(
         make_desired(config, sandbox),
         host=sandbox,
-        unit_address="10.0.0.1",
         managed_files=[],
         allow_start=False,
     )
@@ -223,7 +213,6 @@ def test_apply_waits_briefly_for_an_unchanged_container(
     outcome, _ = workload.apply(
         make_desired(config, sandbox),
         host=sandbox,
-        unit_address="10.0.0.1",
         managed_files=[],
         allow_start=True,
     )
@@ -236,7 +225,7 @@ def test_apply_waits_briefly_for_an_unchanged_container(
 
 def _apply(desired, sandbox, **kw):
     kw.setdefault("managed_files", [])
-    return workload.apply(desired, host=sandbox, unit_address="10.0.0.1", allow_start=True, **kw)
+    return workload.apply(desired, host=sandbox, allow_start=True, **kw)
 
 
 def test_a_new_config_that_never_answers_is_rolled_back_to_the_last_good(
@@ -245,8 +234,8 @@ def test_a_new_config_that_never_answers_is_rolled_back_to_the_last_good(
     # GIVEN a registry that answered with the default config
     good = make_desired(config, sandbox)
     outcome, managed = _apply(good, sandbox)
-    last_good = outcome.last_good
-    assert last_good["argv"] == outcome.run_argv
+    last_good, good_run = outcome.last_good, outcome.run
+    assert last_good["run"] == good_run.as_record()
     # WHEN a change (basic auth) is recreated but never answers
     world.action = "recreated"
     # only the restored last good container answers
@@ -259,7 +248,8 @@ def test_a_new_config_that_never_answers_is_rolled_back_to_the_last_good(
     assert outcome.action == "rolled-back"
     assert outcome.answering is True
     assert ("rm", "registry-docker-registry-0") in world.docker
-    assert ("run", last_good["argv"]) in world.docker
+    assert ("run", good_run.argv()) in world.docker
+    assert outcome.run == good_run
     assert managed == [render.CONFIG_FILE]
     assert not (tmp_path / "etc/docker/registry/htpasswd").exists()
     config_yml = (tmp_path / "etc/docker/registry/config.yml").read_text()
@@ -273,7 +263,7 @@ def test_a_rolled_back_config_is_not_retried_until_it_changes(config, sandbox, w
     good = make_desired(config, sandbox)
     outcome, managed = _apply(good, sandbox)
     last_good = outcome.last_good
-    world.containers[last_good["name"]] = types.SimpleNamespace(running=True, labels={}, ports=())
+    world.containers[good.run.name] = types.SimpleNamespace(running=True, labels={}, ports=())
     bad = make_desired(config, sandbox, **{"log-level": "debug"})
     failed = {"hash": bad.config_hash("registry:2"), "problem": "The new config did not start"}
     converged = len(world.converged)

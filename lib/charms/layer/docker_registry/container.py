@@ -1,4 +1,5 @@
-"""The only place that runs the docker CLI for the registry container and its image.
+"""The docker CLI wrapper: the only place that runs docker for the registry container and
+its image (what to run, and when, is ``workload``'s).
 
 Containers are found by exact name (``docker inspect --type container NAME``), never
 by matching text in ``docker ps`` output.
@@ -12,7 +13,6 @@ import subprocess
 from dataclasses import dataclass, field
 
 from charms.layer.docker_registry.errors import DockerError
-from charms.layer.docker_registry.render import HASH_LABEL, Desired
 
 DOCKER = "docker"
 _LOADED_RE = re.compile(r"^Loaded image(?: ID)?: (\S+)$", re.MULTILINE)
@@ -130,13 +130,6 @@ def run(argv: list[str]) -> str:
     return docker(*argv, timeout=120).strip()
 
 
-def config_hash(desired: Desired, *, image: str) -> str:
-    wanted_image = image_id(image)
-    if not wanted_image:
-        raise DockerError(f"image {image} is not present")
-    return desired.config_hash(wanted_image)
-
-
 def last_log_line(name: str) -> str:
     """The registry's own last error-ish line (what it said before giving up)."""
     try:
@@ -154,59 +147,3 @@ def last_log_line(name: str) -> str:
         if any(word in line for word in ("panic", "level=fatal", "level=error", "error")):
             return line
     return lines[-1] if lines else ""
-
-
-@dataclass(frozen=True)
-class Looked:
-    """What the caller already asked docker (a reconfigure's every docker call before the
-    old container stops delays serving again): the wanted config hash, the current container."""
-
-    wanted_hash: str
-    current: ContainerState | None
-
-
-def converge(
-    desired: Desired,
-    *,
-    image: str,
-    allow_start: bool = True,
-    announce=None,
-    previous_name: str = "",
-    looked: Looked | None = None,
-) -> tuple[str, list[str]]:
-    """Make the container match ``desired``; returns what was done and the run arguments.
-
-    "unchanged" (nothing touched), "started" (existing stopped container with the same
-    config), "created", "recreated" (config changed: exactly one restart of the registry),
-    or "stopped-by-operator" when ``allow_start`` is False and the container is not running.
-    ``announce(current_state_or_None)`` is called just before the container is touched.
-    ``previous_name``: the container the charm ran before under another name (registry-name
-    changed): it is replaced too, never left running unmanaged.
-    """
-    if looked is None:
-        looked = Looked(config_hash(desired, image=image), inspect(desired.run.name))
-    wanted_hash, current = looked.wanted_hash, looked.current
-    argv = desired.run.argv({HASH_LABEL: wanted_hash})
-    name = desired.run.name
-    if current and current.labels.get(HASH_LABEL) == wanted_hash:
-        if current.running:
-            return "unchanged", argv
-        if not allow_start:
-            return "stopped-by-operator", argv
-        if announce:
-            announce(current)
-        start(name)
-        return "started", argv
-    if not allow_start and (current is None or not current.running):
-        return "stopped-by-operator", argv
-    if announce:
-        announce(current)
-    if current:
-        stop(name)
-        remove(name)
-    renamed = previous_name and previous_name != name and inspect(previous_name)
-    if renamed:
-        stop(previous_name)
-        remove(previous_name)
-    run(argv)
-    return ("recreated" if current or renamed else "created"), argv

@@ -27,7 +27,7 @@ class GcError(RegistryCharmError):
 
 @dataclass(frozen=True)
 class GcPlan:
-    """What the GC container needs, taken from the registry container's run arguments."""
+    """What the GC container needs: the registry container's image, mounts and env file."""
 
     name: str  # the registry container
     image: str
@@ -49,37 +49,14 @@ class GcPlan:
         return [*argv, render.CONFIG_FILE]
 
 
-def plan_from_run_argv(argv: list[str]) -> GcPlan:
-    """Parse the saved ``docker run`` arguments (kv docker-registry.run-argv)."""
-    if not argv or argv[0] != "run" or "--name" not in argv:
+def plan(run: render.ContainerRun | None) -> GcPlan:
+    """The GC container for the registry the charm last ran (its run spec, kept in the kv)."""
+    if run is None:
         raise GcError("the registry's run arguments are not known yet; run a hook first")
-    name = argv[argv.index("--name") + 1]
-    volumes: list[str] = []
-    env_file = ""
-    takes_value = {"--name", "--restart", "--label", "--publish", "--volume", "--env-file"}
-    i, image = 1, ""
-    while i < len(argv):
-        arg = argv[i]
-        if arg in takes_value and i + 1 < len(argv):
-            value = argv[i + 1]
-            if arg == "--volume":
-                volumes.append(value)
-            elif arg == "--env-file":
-                env_file = value
-            i += 2
-            continue
-        if not arg.startswith("-"):
-            image = arg
-            break
-        i += 1
-    if not image:
-        raise GcError("the registry's run arguments name no image")
-    storage_dir = ""
-    for volume in volumes:
-        host_path, _, rest = volume.partition(":")
-        if rest.split(":")[0] == paths.CONTAINER_STORAGE_DIR:
-            storage_dir = host_path
-    return GcPlan(name, image, tuple(volumes), env_file, storage_dir)
+    spec = run.spec
+    storage = spec.storage_mount
+    storage_dir = storage[0] if storage and storage[1] == paths.CONTAINER_STORAGE_DIR else ""
+    return GcPlan(spec.name, spec.image, tuple(spec.volumes()), spec.env_file, storage_dir)
 
 
 def disk_usage(path: str) -> int:

@@ -50,6 +50,13 @@ class RunSpec:
     env_file: str = ""
     storage_mount: tuple[str, str] | None = None
 
+    def volumes(self) -> list[str]:
+        """``--volume`` values: config files read-only, the storage directory writable."""
+        out = [f"{host_path}:{container_path}:ro" for host_path, container_path in self.mounts]
+        if self.storage_mount:
+            out.append(f"{self.storage_mount[0]}:{self.storage_mount[1]}")
+        return out
+
     def argv(self, labels: dict[str, str]) -> list[str]:
         """`docker run` arguments; labels carry the config hash."""
         argv = ["run", "--detach", "--name", self.name, "--restart", "unless-stopped"]
@@ -60,13 +67,56 @@ class RunSpec:
             if ":" in bind:  # IPv6 literal
                 prefix = f"[{bind}]:"
             argv += ["--publish", f"{prefix}{host_port}:{container_port}"]
-        for host_path, container_path in self.mounts:
-            argv += ["--volume", f"{host_path}:{container_path}:ro"]
-        if self.storage_mount:
-            argv += ["--volume", f"{self.storage_mount[0]}:{self.storage_mount[1]}"]
+        for volume in self.volumes():
+            argv += ["--volume", volume]
         if self.env_file:
             argv += ["--env-file", self.env_file]
         return [*argv, self.image]
+
+    def as_record(self) -> dict:
+        """JSON-safe form for the unit kv (holds no secret: they live in mounted files)."""
+        return {
+            "name": self.name,
+            "image": self.image,
+            "ports": [list(p) for p in self.ports],
+            "mounts": [list(m) for m in self.mounts],
+            "env_file": self.env_file,
+            "storage_mount": list(self.storage_mount) if self.storage_mount else None,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict) -> RunSpec:
+        storage = record.get("storage_mount")
+        return cls(
+            name=record["name"],
+            image=record["image"],
+            ports=tuple((str(b), int(h), int(c)) for b, h, c in record.get("ports", [])),
+            mounts=tuple((str(h), str(c)) for h, c in record.get("mounts", [])),
+            env_file=record.get("env_file", ""),
+            storage_mount=(str(storage[0]), str(storage[1])) if storage else None,
+        )
+
+
+@dataclass(frozen=True)
+class ContainerRun:
+    """A run spec and the config hash its container's label carries: what the charm ran."""
+
+    spec: RunSpec
+    config_hash: str
+
+    def argv(self) -> list[str]:
+        return self.spec.argv({HASH_LABEL: self.config_hash})
+
+    def as_record(self) -> dict:
+        return {"spec": self.spec.as_record(), "hash": self.config_hash}
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> ContainerRun | None:
+        """None for no record, or one in a form this charm revision does not know."""
+        try:
+            return cls(RunSpec.from_record(record["spec"]), str(record["hash"]))  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ _IMAGE_RE = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
-_CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # config and actions
 # What htpasswd and the registry both take as a user name: no ':' (the htpasswd separator), no
 # leading '-' (htpasswd would read an option), no spaces or control characters.
 _USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$")
@@ -55,6 +55,12 @@ MAX_PASSWORD = 255  # htpasswd refuses longer ones
 # The only directories a tls-*-path may name a file in: the charm's own.
 TLS_PATH_DIRS = ("/etc/docker/registry", "/etc/docker-registry")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_container_name(text: str) -> bool:
+    """A docker container name of at most 63 characters: ``registry-name`` and the ``name``
+    parameter of the start and stop actions both take exactly this."""
+    return bool(_CONTAINER_NAME_RE.match(text))
 
 
 def is_host(text: str) -> bool:
@@ -204,7 +210,7 @@ class Settings:
         return tuple(v for v in values if v)
 
 
-class _Reader:
+class Reader:
     """Typed access to raw config values that records problems instead of raising."""
 
     def __init__(self, config: Mapping[str, Any]):
@@ -337,7 +343,7 @@ def parse_http_host(value: str) -> tuple[HttpHost | None, str]:
     return HttpHost(url=url, scheme=parts.scheme, netloc=netloc, hostname=hostname, path=path), ""
 
 
-def _auth(r: _Reader) -> BasicAuth | TokenAuth | None:
+def _auth(r: Reader) -> BasicAuth | TokenAuth | None:
     user = r.single_line("auth-basic-user", "admin")
     password = r.text("auth-basic-password")
     token_options = ("auth-token-realm", "auth-token-service", "auth-token-issuer")
@@ -388,7 +394,7 @@ def _auth(r: _Reader) -> BasicAuth | TokenAuth | None:
     )
 
 
-def _s3(r: _Reader) -> S3Storage | None:
+def _s3(r: Reader) -> S3Storage | None:
     region = r.single_line("storage-s3-region")
     bucket = r.single_line("storage-s3-bucket")
     accesskey = r.single_line("storage-s3-accesskey")
@@ -468,7 +474,7 @@ def _s3(r: _Reader) -> S3Storage | None:
     )
 
 
-def _swift(r: _Reader) -> SwiftStorage | None:
+def _swift(r: Reader) -> SwiftStorage | None:
     authurl = r.url("storage-swift-authurl")
     values = {
         name: r.single_line(f"storage-swift-{name}", default)
@@ -490,7 +496,7 @@ def _swift(r: _Reader) -> SwiftStorage | None:
     return SwiftStorage(authurl=authurl, **values)
 
 
-def _cache(r: _Reader) -> PullThroughCache | None:
+def _cache(r: Reader) -> PullThroughCache | None:
     remoteurl = r.url("cache-remoteurl")
     username = r.single_line("cache-username")
     password = r.single_line("cache-password")
@@ -507,7 +513,7 @@ def _cache(r: _Reader) -> PullThroughCache | None:
     return PullThroughCache(remoteurl=remoteurl, username=username, password=password)
 
 
-def _tls(r: _Reader) -> TlsBlobs | None:
+def _tls(r: Reader) -> TlsBlobs | None:
     ca = r.base64_pem("tls-ca-blob")
     cert = r.base64_pem("tls-cert-blob")
     key = r.base64_pem("tls-key-blob")
@@ -532,7 +538,7 @@ def _tls(r: _Reader) -> TlsBlobs | None:
     return TlsBlobs(cert=tls.pem_text(cert), key=tls.private_key_pem(key), ca=tls.pem_text(ca))
 
 
-def _tls_paths(r: _Reader) -> TlsPaths:
+def _tls_paths(r: Reader) -> TlsPaths:
     paths = TlsPaths(
         ca=r.path("tls-ca-path", "/etc/docker/registry/ca.crt"),
         cert=r.path("tls-cert-path", "/etc/docker/registry/registry.crt"),
@@ -560,12 +566,12 @@ def _tls_paths(r: _Reader) -> TlsPaths:
 
 def parse(config: Mapping[str, Any]) -> Settings:
     """Validate the whole config. Raises ConfigError listing every problem."""
-    r = _Reader(config)
+    r = Reader(config)
     image = r.single_line("registry-image", "registry:2")
     if not _IMAGE_RE.match(image):
         r.fail("registry-image", "is not a valid image reference")
     name = r.single_line("registry-name", "registry")
-    if not _CONTAINER_NAME_RE.match(name):
+    if not is_container_name(name):
         r.fail("registry-name", "must be a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
     port = r.number("registry-port", 5000, 1, 65535)
     debug_port = r.number("debug-port", 5001, 1, 65535)

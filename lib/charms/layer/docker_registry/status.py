@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+SERVING_KEY = "docker-registry.serving-status"  # the facts of the last hook that served
 
 
 @dataclass
@@ -30,6 +32,29 @@ class Report:
 
     def busy(self, message: str) -> None:
         self.maintenance.append(message)
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> Report | None:
+        if not isinstance(record, dict):
+            return None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+
+def stopped(name: str) -> Report:
+    """The operator stopped the registry (the stop action): hooks leave it so."""
+    return Report(blocked=[f"{name} container is stopped."])
+
+
+def restarted(name: str, serving: Report | None) -> Report:
+    """After an action started the registry again: the facts of the last hook that served it,
+    once it answers; else a wait (the next hook decides from scratch)."""
+    if serving is not None and serving.ready_at:
+        return serving
+    return Report(waiting=[f"Waiting for the {name} container to answer."])
 
 
 def decide(report: Report) -> tuple[str, str]:

@@ -16,8 +16,14 @@ import time
 from dataclasses import dataclass, field
 
 from charms.layer.docker_registry import clients, container, files, paths
-from charms.layer.docker_registry.errors import RegistryCharmError
-from charms.layer.docker_registry.render import PRIVATE, Desired, HostFile
+from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
+from charms.layer.docker_registry.render import (
+    HASH_LABEL,
+    PRIVATE,
+    ContainerRun,
+    Desired,
+    HostFile,
+)
 
 LAST_GOOD_DIR = f"{paths.CONFIG_DIR}/.last-good"  # private copies of the last good files
 START_BOUND = 20  # seconds a recreated registry has to answer before it is rolled back
@@ -25,19 +31,19 @@ START_BOUND = 20  # seconds a recreated registry has to answer before it is roll
 
 @dataclass(frozen=True)
 class Outcome:
-    action: str  # see container.converge; also "rolled-back" and "held"
+    action: str  # see converge; also "rolled-back" and "held"
     answering: bool
     probe_url: str
-    run_argv: list[str]  # holds no secret: they live in mounted files
+    run: ContainerRun  # what runs now (or would, when stopped by the operator)
     problem: str = ""  # why the new config was not applied (rolled back / held)
     last_good: dict = field(default_factory=dict)  # to pass back as ``last_good`` next time
     failed: dict = field(default_factory=dict)  # to pass back as ``failed`` next time
 
 
-def probe_url(desired: Desired, host: paths.Host, unit_address: str) -> str:
+def probe_url(desired: Desired) -> str:
+    """Where this unit reaches its own registry: the published address, else loopback."""
     bind, port, _ = desired.run.ports[0]
-    address = clients.bracket(bind or (unit_address if host.sandbox else "127.0.0.1"))
-    return f"{desired.scheme}://{address}:{port}"
+    return f"{desired.scheme}://{clients.bracket(bind or '127.0.0.1')}:{port}"
 
 
 def wait_answering(url: str, timeout: float) -> bool:
@@ -64,10 +70,16 @@ def port_in_use(bind: str, port: int) -> bool:
     return False
 
 
+def _last_run(last_good: dict) -> ContainerRun | None:
+    return ContainerRun.from_record(last_good.get("run"))
+
+
 def _check_ports(desired: Desired, last_good: dict, current) -> None:
     """Ports another program holds would leave the new container stuck in Created; ports our
     own containers (the one being replaced, the last good one) publish are not in the way."""
-    ours = {tuple(p) for p in last_good.get("ports", [])} | set(current.ports if current else ())
+    before = _last_run(last_good)
+    ours = {(b, p) for b, p, _ in before.spec.ports} if before else set()
+    ours |= set(current.ports if current else ())
     for bind, port, container_port in desired.run.ports:
         if (bind, port) not in ours and port_in_use(bind, port):
             option = "registry-port" if container_port == desired.run.ports[0][2] else "debug-port"
@@ -78,7 +90,7 @@ def _backup_name(path: str) -> str:
     return path.strip("/").replace("/", "__")
 
 
-def _remember(host: paths.Host, desired: Desired, argv: list[str], url: str) -> dict:
+def _remember(host: paths.Host, desired: Desired, run: ContainerRun, url: str) -> dict:
     """Keep what just answered as the last good state."""
     backup = host.path(LAST_GOOD_DIR)
     files.ensure_dir(backup, 0o700)
@@ -90,13 +102,7 @@ def _remember(host: paths.Host, desired: Desired, argv: list[str], url: str) -> 
     for stale in backup.iterdir():
         if stale.name not in wanted:
             stale.unlink()
-    return {
-        "name": desired.run.name,
-        "argv": argv,
-        "files": kept,
-        "url": url,
-        "ports": [[bind, port] for bind, port, _ in desired.run.ports],
-    }
+    return {"run": run.as_record(), "files": kept, "url": url}
 
 
 def _restore(host: paths.Host, last_good: dict, managed: list[str]) -> list[str]:
@@ -117,11 +123,18 @@ def _scrub(line: str, secrets: tuple[str, ...]) -> str:
     return line[:300]
 
 
+def config_hash(desired: Desired) -> str:
+    """The hash the container's label carries: run arguments, image id and mounted files."""
+    wanted_image = container.image_id(desired.run.image)
+    if not wanted_image:
+        raise DockerError(f"image {desired.run.image} is not present")
+    return desired.config_hash(wanted_image)
+
+
 def apply(
     desired: Desired,
     *,
     host: paths.Host,
-    unit_address: str,
     managed_files: list[str],
     allow_start: bool,
     wait: float = START_BOUND,
@@ -137,51 +150,87 @@ def apply(
     tried again. Returns the outcome and the list of files the charm now manages.
     """
     last_good = last_good or {}
-    url = probe_url(desired, host, unit_address)
-    config_hash = container.config_hash(desired, image=desired.run.image)
-    if failed and failed.get("hash") == config_hash and last_good:
-        running = container.inspect(last_good["name"])
+    url = probe_url(desired)
+    run = ContainerRun(desired.run, config_hash(desired))
+    before = _last_run(last_good)
+    if failed and failed.get("hash") == run.config_hash and before:
+        running = container.inspect(before.spec.name)
         if running and running.running:
-            return _held(last_good, failed), managed_files
+            return _held(last_good, before, failed), managed_files
     files.ensure_dir(host.path(paths.CONFIG_DIR), 0o700)
     if desired.run.storage_mount:
         files.ensure_dir(host.path(paths.STORAGE_DIR))
     current = container.inspect(desired.run.name)
-    if not (current and current.labels.get(container.HASH_LABEL) == config_hash):
+    if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
         _check_ports(desired, last_good, current)
     files.sync(host, desired.files, managed_files)
     managed = [f.path for f in desired.files]
-    action, argv = container.converge(
-        desired,
-        image=desired.run.image,
+    action = converge(
+        run,
+        current,
         allow_start=allow_start,
         announce=announce,
-        previous_name=last_good.get("name", ""),
-        looked=container.Looked(config_hash, current),
+        previous_name=before.spec.name if before else "",
     )
     if action == "stopped-by-operator":
-        return Outcome(action, False, url, argv, last_good=last_good), managed
+        return Outcome(action, False, url, run, last_good=last_good), managed
     answering = wait_answering(url, wait if action != "unchanged" else 2)
     if answering:
         return Outcome(
-            action, True, url, argv, last_good=_remember(host, desired, argv, url)
+            action, True, url, run, last_good=_remember(host, desired, run, url)
         ), managed
-    if action not in ("created", "recreated") or not last_good or last_good["argv"] == argv:
-        return Outcome(action, False, url, argv, last_good=last_good), managed
-    return _roll_back(desired, host, last_good, managed, config_hash, wait, secrets)
+    if action not in ("created", "recreated") or before is None or before == run:
+        return Outcome(action, False, url, run, last_good=last_good), managed
+    return _roll_back(desired, host, last_good, before, managed, run, wait, secrets)
 
 
-def _held(last_good: dict, failed: dict) -> Outcome:
+def converge(
+    run: ContainerRun,
+    current: container.ContainerState | None,
+    *,
+    allow_start: bool = True,
+    announce=None,
+    previous_name: str = "",
+) -> str:
+    """Make the container match ``run``, given ``current`` (what docker said of its name).
+
+    "unchanged" (nothing touched), "started" (existing stopped container with the same
+    config), "created", "recreated" (config changed: exactly one restart of the registry),
+    or "stopped-by-operator" when ``allow_start`` is False and the container is not running.
+    ``announce(current_state_or_None)`` is called just before the container is touched.
+    ``previous_name``: the container the charm ran before under another name (registry-name
+    changed): it is replaced too, never left running unmanaged.
+    """
+    name = run.spec.name
+    if current and current.labels.get(HASH_LABEL) == run.config_hash:
+        if current.running:
+            return "unchanged"
+        if not allow_start:
+            return "stopped-by-operator"
+        if announce:
+            announce(current)
+        container.start(name)
+        return "started"
+    if not allow_start and (current is None or not current.running):
+        return "stopped-by-operator"
+    if announce:
+        announce(current)
+    if current:
+        container.stop(name)
+        container.remove(name)
+    renamed = previous_name and previous_name != name and container.inspect(previous_name)
+    if renamed:
+        container.stop(previous_name)
+        container.remove(previous_name)
+    container.run(run.argv())
+    return "recreated" if current or renamed else "created"
+
+
+def _held(last_good: dict, before: ContainerRun, failed: dict) -> Outcome:
     """The new config was rolled back before and has not changed since: leave it be."""
     answering = wait_answering(last_good["url"], 2)
     return Outcome(
-        "held",
-        answering,
-        last_good["url"],
-        last_good["argv"],
-        failed["problem"],
-        last_good,
-        failed,
+        "held", answering, last_good["url"], before, failed["problem"], last_good, failed
     )
 
 
@@ -189,8 +238,9 @@ def _roll_back(
     desired: Desired,
     host: paths.Host,
     last_good: dict,
+    before: ContainerRun,
     managed: list[str],
-    config_hash: str,
+    failed_run: ContainerRun,
     wait: float,
     secrets: tuple[str, ...],
 ) -> tuple[Outcome, list[str]]:
@@ -198,15 +248,15 @@ def _roll_back(
     why = _scrub(container.last_log_line(desired.run.name), secrets) or "no output"
     container.remove(desired.run.name)
     managed = _restore(host, last_good, managed)
-    container.run(last_good["argv"])
+    container.run(before.argv())
     answering = wait_answering(last_good["url"], wait)
     problem = f"The new config did not start (the registry said: {why})"
     return Outcome(
         "rolled-back",
         answering,
         last_good["url"],
-        last_good["argv"],
+        before,
         problem,
         last_good,
-        {"hash": config_hash, "problem": problem},
+        {"hash": failed_run.config_hash, "problem": problem},
     ), managed

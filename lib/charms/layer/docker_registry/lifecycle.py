@@ -1,0 +1,59 @@
+"""Actions on this unit's registry container: stop and start it (its images stay on disk)."""
+
+from __future__ import annotations
+
+from charmhelpers.core import hookenv, unitdata
+from charms.reactive import clear_flag, set_flag
+
+from charms.layer.docker_registry import container, render, settings, status
+from charms.layer.docker_registry.actions import (
+    RUN_KEY,
+    STOPPED_FLAG,
+    ActionError,
+    Params,
+    registry_container,
+    report_restarted,
+    set_status,
+)
+
+
+def _target(params: Params) -> str:
+    """This unit's registry container (the only one ``name`` may name)."""
+    ours = registry_container()
+    name = params.text("name")
+    if name and not settings.is_container_name(name):
+        params.fail("name", "not a valid container name")
+    if name in ("", ours, hookenv.config().get("registry-name")):
+        return ours
+    # any other container on the host is not this charm's to stop, start or remove
+    raise ActionError("name: only this unit's registry container (registry-name) is managed")
+
+
+def stop(params: Params) -> dict:
+    name = _target(params)
+    remove = params.flag("remove", True)
+    state = container.inspect(name)
+    if state is None:
+        raise ActionError(f"no container named {name}")
+    set_flag(STOPPED_FLAG)  # hooks leave it stopped until the start action
+    if state.running:
+        container.stop(name)
+    if remove:
+        container.remove(name)
+    set_status(status.stopped(name))
+    return {"outcome": "success", "raw": f"stopped {name}" + (" and removed it" if remove else "")}
+
+
+def start(params: Params) -> dict:
+    name = _target(params)
+    state = container.inspect(name)
+    clear_flag(STOPPED_FLAG)
+    if state is None:
+        last = render.ContainerRun.from_record(unitdata.kv().get(RUN_KEY))
+        if last is None:
+            raise ActionError(f"no container named {name}")
+        container.run(last.argv())  # what the last hook ran, with its config-hash label
+    elif not state.running:
+        container.start(name)
+    report_restarted(name)
+    return {"outcome": "success", "raw": f"started {name}"}
