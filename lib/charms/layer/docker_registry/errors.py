@@ -22,7 +22,3 @@ class DockerError(RegistryCharmError):
 
 class InstallError(RegistryCharmError):
     """The engine, a tool or the registry image could not be installed."""
-
-
-class RelationDataError(RegistryCharmError):
-    """A related application sent data the charm cannot use (message says what, no secret)."""

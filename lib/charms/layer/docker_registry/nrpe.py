@@ -146,3 +146,29 @@ def monitors(check: CheckDefinition) -> str:
         }
     }
     return yaml.safe_dump(data, default_flow_style=False)
+
+
+def configure(
+    host: Host,
+    basic: tuple[str, str] | None,
+    address: str,
+    port: int,
+    scheme: str,
+    ca_file: str,
+    identity: tuple[str, str] | None,
+) -> CheckDefinition:
+    """Install the check and its nrpe command file for the registry as served: the scheme
+    actually served, logging in with the charm's basic-auth credentials (from a nagios-only
+    file), presenting the unit's client certificate when the registry requires one."""
+    check = check_definition(
+        scheme,
+        address,
+        port,
+        ca_file=ca_file,
+        credentials_file=str(host.path(CREDENTIALS_PATH)) if basic else "",
+        client_pair=client_files(host) if identity else None,
+    )
+    install(host, basic, client=identity)
+    path, content = nrpe_command_file(check)
+    write_if_changed(host.path(path), content, 0o644)
+    return check

@@ -33,6 +33,17 @@ class Report:
     def busy(self, message: str) -> None:
         self.maintenance.append(message)
 
+    def add(self, other: Report) -> None:
+        """Take in facts decided elsewhere (e.g. those that hold once the registry serves)."""
+        for message in other.blocked:
+            self.block(message)
+        for message in other.waiting:
+            self.wait(message)
+        self.maintenance += other.maintenance
+        self.notes += other.notes
+        if other.ready_at:
+            self.ready_at, self.scheme, self.proxied = other.ready_at, other.scheme, other.proxied
+
     def as_record(self) -> dict:
         return asdict(self)
 

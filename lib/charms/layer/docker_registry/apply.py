@@ -1,0 +1,139 @@
+"""Apply a plan to this unit and record it: the registry (health-gated, through
+``workload``), its ports, this unit's nrpe check and docker trust, and the unit kv records
+actions read. The relations are told through ``publish``; flags and status stay with the
+handlers."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from charmhelpers.core import hookenv, unitdata
+
+from charms.layer.docker_registry import (
+    actions,
+    auth,
+    clients,
+    engine,
+    nrpe,
+    paths,
+    render,
+    settings,
+    status,
+    trust,
+    workload,
+)
+from charms.layer.docker_registry.plan import Inputs, Plan
+
+KV_MANAGED_FILES = "docker-registry.managed-files"
+KV_IMAGE_DIGEST = "docker-registry.resource-digest"
+KV_RUN = actions.RUN_KEY  # render.ContainerRun record of what runs (start, garbage-collect)
+KV_TRUST = "docker-registry.docker-trust"
+KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
+KV_LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
+KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
+
+
+def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host):
+    """Image, files and container, health-gated: (desired, outcome); records what runs."""
+    kv = unitdata.kv()
+    digest = engine.ensure_image(config.registry_image, _resource(), kv.get(KV_IMAGE_DIGEST, ""))
+    kv.set(KV_IMAGE_DIGEST, digest)
+    basic = config.basic_auth
+    htpasswd_path = host.path(render.HTPASSWD_FILE)
+    desired = render.desired(
+        config,
+        host=host,
+        unit_address=inputs.address,
+        tls=plan.tls,
+        http_secret=_http_secret(inputs.leader),
+        htpasswd=auth.htpasswd_line(basic.user, basic.password, htpasswd_path) if basic else "",
+        realm=hookenv.service_name(),
+    )
+    outcome, managed = workload.apply(
+        desired,
+        host=host,
+        managed_files=kv.get(KV_MANAGED_FILES, []),
+        allow_start=not inputs.stopped,
+        announce=lambda current: hookenv.status_set(
+            "maintenance",
+            "Reconfiguring the registry." if current else "Configuring the registry.",
+        ),
+        last_good=kv.get(KV_LAST_GOOD),
+        failed=kv.get(KV_FAILED),
+        secrets=config.secret_values,
+    )
+    kv.set(KV_MANAGED_FILES, managed)
+    kv.set(KV_RUN, outcome.run.as_record())
+    kv.set(KV_LAST_GOOD, outcome.last_good)
+    kv.set(KV_FAILED, outcome.failed)
+    if outcome.action != "unchanged":
+        hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
+    return desired, outcome
+
+
+def tell_this_unit(
+    config, inputs: Inputs, plan: Plan, host, scheme: str, local_url: str, report: status.Report
+) -> None:
+    """A serving registry: this unit's nrpe check and docker learn of it, and actions where
+    it answers (the endpoint record)."""
+    kv = unitdata.kv()
+    ca_file = str(host.path(config.tls_paths.ca)) if plan.tls and plan.tls.ca else ""
+    if inputs.nrpe:
+        basic = (config.basic_auth.user, config.basic_auth.password) if config.basic_auth else None
+        check = nrpe.configure(
+            host, basic, inputs.address, config.registry_port, scheme, ca_file, plan.identity
+        )
+        for rid in inputs.nrpe:
+            hookenv.relation_set(rid, {"monitors": nrpe.monitors(check)})
+    ca = plan.tls.ca if plan.tls else ""
+    trusted = trust.trust(
+        host, netloc=plan.netloc, ca=ca, previous=kv.get(KV_TRUST), client=plan.identity
+    )
+    if trusted.get("reload_failed"):
+        report.notes.append("Warning: dockerd did not reload daemon.json (insecure-registries).")
+    kv.set(KV_TRUST, trusted)
+    client_cert, client_key = trust.client_files(host, plan.netloc) if plan.identity else ("", "")
+    endpoint = clients.Endpoint(
+        netloc=plan.netloc,
+        url=f"{scheme}://{plan.netloc}",
+        local_url=local_url,
+        ca_file=ca_file,
+        client_cert_file=str(client_cert),
+        client_key_file=str(client_key),
+    )
+    kv.set(clients.ENDPOINT_KEY, endpoint.as_dict())
+
+
+def _resource() -> Path | None:
+    try:
+        path = hookenv.resource_get("registry-image")
+    except Exception:  # noqa: BLE001 - older Juju raises when resources are unsupported
+        path = None
+    if path and Path(path).is_file() and Path(path).stat().st_size > 0:
+        return Path(path)
+    return None
+
+
+def _http_secret(leader: bool) -> str:
+    """One secret for every unit (uploads that hop between units behind a proxy)."""
+    shared = hookenv.leader_get("http-secret")
+    if not shared and leader:
+        shared = secrets.token_urlsafe(32)
+        hookenv.leader_set({"http-secret": shared})
+    if shared:
+        return shared
+    kv = unitdata.kv()
+    local = kv.get(KV_LOCAL_SECRET) or secrets.token_urlsafe(32)
+    kv.set(KV_LOCAL_SECRET, local)
+    return local
+
+
+def sync_ports(wanted: frozenset[str]) -> None:
+    opened = {p.upper() for p in hookenv.opened_ports()}
+    for port in opened - wanted:
+        number, _, proto = port.partition("/")
+        hookenv.close_port(int(number), proto or "TCP")
+    for port in wanted - opened:
+        number, _, proto = port.partition("/")
+        hookenv.open_port(int(number), proto)

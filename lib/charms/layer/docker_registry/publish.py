@@ -1,0 +1,57 @@
+"""What this unit tells the far side of its relations, through the upstream interface layers'
+own endpoint objects (passed in: this module reads no hook tool itself)."""
+
+from __future__ import annotations
+
+from charms.reactive import is_flag_set
+
+from charms.layer.docker_registry import clients, proxy
+from charms.layer.docker_registry.plan import Inputs, Plan
+from charms.layer.docker_registry.settings import Settings
+
+
+def proxy_public_addresses(website) -> list[str]:
+    """What each haproxy unit wrote back on ``website`` (raw ``public-address``), in order."""
+    found: list[str] = []
+    for unit in website.all_joined_units:
+        address = unit.received_raw["public-address"]
+        if address and address not in found:
+            found.append(address)
+    return found
+
+
+def to_clients(registry, config: Settings, plan: Plan, scheme: str) -> None:
+    """docker-registry: netloc, URL, credentials and CA to every client (containerd, docker).
+    Image requests from clients are acknowledged: the registry serves what is pushed to it."""
+    if not registry.relations:
+        return
+    data = clients.client_data(
+        config, netloc=plan.netloc, scheme=scheme, tls_ca=plan.tls.ca if plan.tls else ""
+    )
+    registry.set_registry_config(
+        data.registry_netloc,
+        registry_url=data.registry_url,
+        basic_user=data.basic_user,
+        basic_password=data.basic_password,
+        tls_ca=data.tls_ca,
+    )
+    if is_flag_set("endpoint.docker-registry.requests-pending"):
+        registry.mark_completed()
+
+
+def to_proxy(website, config: Settings, inputs: Inputs, plan: Plan) -> None:
+    """website: the leader speaks for the application, one service with every unit a server;
+    the other units offer no port, so haproxy does not make a default service of them."""
+    if not website.relations:
+        return
+    if not inputs.leader:
+        website.set_remote(hostname=None, port=None, services=None)
+        return
+    services = proxy.services(
+        inputs.peers,
+        config.registry_port,
+        tls=plan.tls is not None,
+        client_auth=config.tls_client_auth,
+    )
+    website.configure(config.registry_port, inputs.address, inputs.hostname)
+    website.set_remote(services=proxy.services_yaml(services))
