@@ -90,7 +90,7 @@ def test_a_certificate_for_a_new_common_name_in_flight_keeps_the_one_issued_befo
 
 
 def test_an_unusable_certificate_from_the_relation_is_a_problem_not_an_exception(config, ca):
-    pair, key, cert = ca
+    _pair, key, cert = ca
     other_pair, _other_key, _other_cert = certs.make_ca("other")
     issued = certs.make_server_cert(key, cert, "10.0.0.1", ["10.0.0.1"])
     decided = _decide(
