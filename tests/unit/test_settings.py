@@ -244,7 +244,7 @@ def test_basic_and_token_together_are_refused(config):
     [
         ("!!!notbase64", "not valid base64"),
         (b64("hello"), "PEM"),
-        (b64("-----BEGIN X-----"), "no PEM"),
+        (b64("-----BEGIN X-----"), "does not decode to PEM data"),  # no END: not PEM
     ],
 )
 def test_token_root_certs_must_be_pem(config, value, why):

@@ -284,7 +284,7 @@ class Reader:
         except (binascii.Error, ValueError, UnicodeDecodeError):
             self.fail(option, "is not valid base64")
             return ""
-        if "-----BEGIN " not in decoded:
+        if not tls.has_pem(decoded):
             self.fail(option, "does not decode to PEM data")
             return ""
         return decoded

@@ -56,6 +56,11 @@ _MONTHS = {
 _DATE_RE = re.compile(r"([A-Z][a-z]{2}) +(\d+) (\d+):(\d+):(\d+)(?:\.\d+)? (\d+) GMT")
 
 
+def has_pem(text: str | None) -> bool:
+    """Whether ``text`` holds at least one PEM block, of any kind."""
+    return bool(_PEM_BLOCK_RE.search(text or ""))
+
+
 def pem_blocks(text: str | None, kind: str = "CERTIFICATE") -> list[str]:
     """The PEM blocks of one kind in ``text`` (drops e.g. an `openssl -text` dump before them)."""
     return [
