@@ -74,7 +74,7 @@ def recheck_install() -> None:
 
 @when_not(INSTALLED, REMOVED)
 def install() -> None:
-    hookenv.status_set("maintenance", "Installing the Docker engine.")
+    hookenv.status_set(*status.decide(status.busy("Installing the Docker engine.")))
     try:
         engine.ensure_engine(_apt)
         engine.ensure_tools(_apt)

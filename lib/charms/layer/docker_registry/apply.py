@@ -56,8 +56,11 @@ def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.
         managed_files=kv.get(KV_MANAGED_FILES, []),
         allow_start=not inputs.stopped,
         announce=lambda current: hookenv.status_set(
-            "maintenance",
-            "Reconfiguring the registry." if current else "Configuring the registry.",
+            *status.decide(
+                status.busy(
+                    "Reconfiguring the registry." if current else "Configuring the registry."
+                )
+            )
         ),
         last_good=kv.get(KV_LAST_GOOD),
         failed=kv.get(KV_FAILED),

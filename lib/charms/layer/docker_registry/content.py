@@ -202,9 +202,7 @@ def garbage_collect(params: Params) -> dict:
         )
     plan = gc.plan(render.ContainerRun.from_record(unitdata.kv().get(actions.RUN_KEY)))
     if not dry_run and not stopped_by_operator:
-        actions.set_status(
-            status.Report(maintenance=["Garbage collection: the registry is stopped."])
-        )
+        actions.set_status(status.busy("Garbage collection: the registry is stopped."))
     try:
         result = gc.garbage_collect(
             plan,

@@ -55,6 +55,11 @@ class Report:
         return cls(**{k: v for k, v in record.items() if k in known})
 
 
+def busy(message: str) -> Report:
+    """A step in progress, shown while it runs (installing, reconfiguring)."""
+    return Report(maintenance=[message])
+
+
 def stopped(name: str) -> Report:
     """The operator stopped the registry (the stop action): hooks leave it so."""
     return Report(blocked=[f"{name} container is stopped."])
