@@ -208,6 +208,8 @@ def bench(hooks: int = HOOKS, keep: Path | None = None) -> list[tuple[str, bool]
             for side in order:
                 runs[side].append(fire(ctl, f"{side}/0", logs[side]))
         wait_active_idle(ctl, units, timeout=0)
+        for side in SIDES:  # the unit dirs go with `destroy`: kept for --keep
+            shutil.copy(logs[side], work / f"docker-calls-{side}.log")
         load_after = os.getloadavg()
     finally:
         try:
@@ -256,7 +258,12 @@ def bench(hooks: int = HOOKS, keep: Path | None = None) -> list[tuple[str, bool]
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hooks", type=int, default=HOOKS, help="update-status hooks per unit")
-    parser.add_argument("--keep", type=Path, help="model directory to keep (default: a temp dir)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="work directory to keep (default: a temp dir); the model is destroyed all the same, "
+        "the docker calls are kept in DIR/docker-calls-<side>.log",
+    )
     args = parser.parse_args(argv)
     for what, ok in bench(args.hooks, args.keep):
         print(f"{'MET ' if ok else 'MISS'}  {what}")
