@@ -12,6 +12,9 @@
    repository directory (links only: blobs are shared) 1,000 times in the filesystem storage.
 3. a reconfigure: health-gated apply vs stop/rm/run (tests/bench/reconfigure.py);
    `--only reconfigure` runs just that part.
+4. a no-op update-status hook in the local model: hook-tool calls, docker CLI calls and wall
+   time, this branch's charm vs the baseline commit's (tests/bench/noop_hook.py);
+   `--only noop` runs just that part.
 
 Targets: mirror <= 1.0x skopeo sync's wall time and >= 3x faster than sequential; images on
 1,000 repos <= 2 s.
@@ -48,7 +51,7 @@ from charms.layer.docker_registry import (  # noqa: E402
     transfer,
     workload,
 )
-from tests.bench import reconfigure  # noqa: E402
+from tests.bench import noop_hook, reconfigure  # noqa: E402
 from tests.support import certs  # noqa: E402
 from tests.support.config import charm_defaults  # noqa: E402
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref  # noqa: E402
@@ -285,7 +288,9 @@ def rehash_cost5(htpasswd: Path) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["mirror", "reconfigure"], help="run only this part")
+    parser.add_argument(
+        "--only", choices=["mirror", "reconfigure", "noop"], help="run only this part"
+    )
     only = parser.parse_args(argv).only
     ensure_engine()
     tmp = Path(tempfile.mkdtemp(prefix="bench-registry-"))
@@ -294,6 +299,8 @@ def main(argv: list[str]) -> int:
     try:
         if only == "reconfigure":
             return report(reconfigure.bench(tmp))
+        if only == "noop":
+            return report(noop_hook.bench())
         upstream, _ = regs.plain("upstream")
         print(f"seeding {IMAGES} images into the upstream registry ...", flush=True)
         images = seed_upstream(upstream)
@@ -318,6 +325,7 @@ def main(argv: list[str]) -> int:
         if only != "mirror":
             bench_images_part(regs, verdicts)
             verdicts += reconfigure.bench(tmp)
+            verdicts += noop_hook.bench()
     finally:
         regs.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
