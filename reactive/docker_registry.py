@@ -131,16 +131,21 @@ def remove_container() -> None:
 
 
 def gather() -> Inputs:
+    """What the plan needs, asking Juju only for what this unit's relations make relevant (a
+    no-op hook should cost few hook tools): the public address only for a certificate request,
+    the peers only for the proxy, the nrpe relation only once the nrpe layer saw it."""
     provider = endpoint_from_name("cert-provider")
+    website = endpoint_from_name("website")
     tls_joined = is_flag_set("endpoint.cert-provider.joined")
     issued = {}
     if tls_joined:
         issued = {c.common_name: (c.cert, c.key) for c in provider.server_certs}
     client_cert = provider.get_client_cert() if tls_joined else (None, None)
+    nrpe = is_flag_set("nrpe-external-master.available")
     return Inputs(
         config=dict(hookenv.config()),
         address=hookenv.unit_private_ip(),
-        public_address=hookenv.unit_public_ip(),
+        public_address=hookenv.unit_public_ip() if tls_joined else "",
         hostname=socket.gethostname(),
         leader=hookenv.is_leader(),
         stopped=is_flag_set(STOPPED),
@@ -149,10 +154,10 @@ def gather() -> Inputs:
         ca=(provider.get_ca() or "") if tls_joined else "",
         chain=(provider.get_chain() or "") if tls_joined else "",
         client_cert=tuple(client_cert),
-        proxies=publish.proxy_public_addresses(endpoint_from_name("website")),
-        peers=_peer_addresses(),
+        proxies=publish.proxy_public_addresses(website),
+        peers=_peer_addresses() if website.relations else {},
         clients=bool(endpoint_from_name("docker-registry").relations),
-        nrpe=hookenv.relation_ids("nrpe-external-master"),
+        nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
     )
 
 

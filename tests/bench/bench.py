@@ -42,6 +42,7 @@ for extra in (ROOT / "lib", ROOT):
 
 from charms.layer.docker_registry import (  # noqa: E402
     auth,
+    container,
     copies,
     imagelists,
     paths,
@@ -113,7 +114,13 @@ class Registries:
             realm="bench",
         )
         self.names.append(desired.run.name)
-        outcome, _ = workload.apply(desired, host=host, managed_files=[], allow_start=True)
+        outcome, _ = workload.apply(
+            desired,
+            image_id=container.image_id(desired.run.image),
+            host=host,
+            managed_files=[],
+            allow_start=True,
+        )
         assert outcome.answering, "the charm registry does not answer"
         return (
             f"127.0.0.1:{s.registry_port}",

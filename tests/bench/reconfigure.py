@@ -102,6 +102,7 @@ class Unit:
     def health_gated(self, log_level: str) -> None:
         outcome, self.managed = workload.apply(
             self.desired(log_level),
+            image_id=container.image_id(self.desired(log_level).run.image),
             host=self.host,
             managed_files=self.managed,
             allow_start=True,

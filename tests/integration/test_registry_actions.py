@@ -113,7 +113,13 @@ def target(engine, tmp_path_factory):
         htpasswd=htpasswd,
         realm="docker-registry",
     )
-    outcome, _ = workload.apply(desired, host=host, managed_files=[], allow_start=True)
+    outcome, _ = workload.apply(
+        desired,
+        image_id=container.image_id(desired.run.image),
+        host=host,
+        managed_files=[],
+        allow_start=True,
+    )
     assert outcome.answering
     netloc = f"127.0.0.1:{s.registry_port}"
     endpoint = clients.Endpoint(

@@ -67,7 +67,13 @@ def units(engine, tmp_path):
             realm="docker-registry",
         )
         names.append(desired.run.name)
-        outcome, _ = workload.apply(desired, host=host, managed_files=[], allow_start=True)
+        outcome, _ = workload.apply(
+            desired,
+            image_id=container.image_id(desired.run.image),
+            host=host,
+            managed_files=[],
+            allow_start=True,
+        )
         assert outcome.answering, outcome
         return desired.run.name, f"127.0.0.1:{port}"
 

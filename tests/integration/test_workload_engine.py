@@ -56,6 +56,7 @@ def unit(engine, tmp_path):
         )
         outcome, state["managed"] = workload.apply(
             desired,
+            image_id=container.image_id(desired.run.image),
             host=host,
             managed_files=state["managed"],
             allow_start=state.get("allow_start", True),

@@ -189,23 +189,43 @@ def test_file_digest_is_the_sha256_of_the_file(tarball):
 
 def test_new_resource_is_loaded_and_its_digest_returned(fake_docker, tarball):
     tarball_holds(fake_docker, [IMAGE])
-    token = engine.ensure_image(IMAGE, tarball, loaded_digest="")
-    assert token.partition("@")[0] == engine.file_digest(tarball)
+    image = engine.ensure_image(IMAGE, lambda: tarball, loaded_digest="")
+    assert image.token.partition("@")[0] == engine.file_digest(tarball)
+    assert image.id == container.image_id(IMAGE)
     assert fake_docker.mutating_calls() == [["load", "--input", str(tarball)]]
 
 
 def test_unchanged_resource_is_not_loaded_again(fake_docker, tarball):
     fake_docker.add_image(IMAGE)
     token = engine.resource_token(tarball)
-    assert engine.ensure_image(IMAGE, tarball, loaded_digest=token) == token
+    assert engine.ensure_image(IMAGE, lambda: tarball, loaded_digest=token).token == token
     assert fake_docker.mutating_calls() == []
+
+
+def test_outside_install_and_upgrade_charm_a_loaded_image_needs_no_resource_get(
+    fake_docker, tarball
+):
+    # the resource changes only with `juju attach-resource`, which fires upgrade-charm
+    fake_docker.add_image(IMAGE, IMAGE_ID)
+    token = engine.resource_token(tarball)
+    asked = []
+    image = engine.ensure_image(IMAGE, lambda: asked.append(1), loaded_digest=token, recheck=False)
+    assert (image.token, image.id, asked) == (token, IMAGE_ID, [])
+    assert fake_docker.subcommands() == ["image"]  # one image inspect, nothing else
+
+
+def test_a_loaded_image_that_disappeared_is_loaded_again_whatever_the_hook(fake_docker, tarball):
+    tarball_holds(fake_docker, [IMAGE])
+    token = engine.resource_token(tarball)
+    engine.ensure_image(IMAGE, lambda: tarball, loaded_digest=token, recheck=False)
+    assert [c[0] for c in fake_docker.mutating_calls()] == ["load"]
 
 
 def test_a_digest_saved_by_an_earlier_charm_still_counts(fake_docker, tarball):
     # before the token had a stamp, the kv held the bare sha256: no reload on upgrade
     fake_docker.add_image(IMAGE)
-    token = engine.ensure_image(IMAGE, tarball, loaded_digest=engine.file_digest(tarball))
-    assert token.startswith(engine.file_digest(tarball) + "@")
+    image = engine.ensure_image(IMAGE, lambda: tarball, loaded_digest=engine.file_digest(tarball))
+    assert image.token.startswith(engine.file_digest(tarball) + "@")
     assert fake_docker.mutating_calls() == []
 
 
@@ -221,20 +241,20 @@ def test_the_tarball_is_hashed_again_only_when_its_size_or_mtime_change(tarball,
 
 def test_unchanged_resource_is_loaded_again_when_the_image_disappeared(fake_docker, tarball):
     tarball_holds(fake_docker, [IMAGE])
-    engine.ensure_image(IMAGE, tarball, loaded_digest=engine.resource_token(tarball))
+    engine.ensure_image(IMAGE, lambda: tarball, loaded_digest=engine.resource_token(tarball))
     assert [c[0] for c in fake_docker.mutating_calls()] == ["load"]
 
 
 def test_changed_resource_is_loaded_even_when_the_image_exists(fake_docker, tarball):
     fake_docker.add_image(IMAGE)
     tarball_holds(fake_docker, [IMAGE])
-    engine.ensure_image(IMAGE, tarball, loaded_digest="digest-of-the-previous-tarball")
+    engine.ensure_image(IMAGE, lambda: tarball, loaded_digest="digest-of-the-previous-tarball")
     assert [c[0] for c in fake_docker.mutating_calls()] == ["load"]
 
 
 def test_resource_naming_another_image_is_tagged_as_the_configured_ref(fake_docker, tarball):
     tarball_holds(fake_docker, ["docker-registry-charm/registry:2.8.2"])
-    engine.ensure_image(IMAGE, tarball)
+    engine.ensure_image(IMAGE, lambda: tarball)
     assert fake_docker.mutating_calls()[1:] == [
         ["tag", "docker-registry-charm/registry:2.8.2", IMAGE]
     ]
@@ -244,7 +264,7 @@ def test_resource_naming_another_image_is_tagged_as_the_configured_ref(fake_dock
 def test_resource_holding_no_image_is_an_install_error(fake_docker, tarball):
     tarball_holds(fake_docker, [])
     with pytest.raises(InstallError, match="The registry-image resource holds no image"):
-        engine.ensure_image(IMAGE, tarball)
+        engine.ensure_image(IMAGE, lambda: tarball)
 
 
 def test_resource_docker_cannot_load_is_an_install_error_naming_the_resource(fake_docker, tarball):
@@ -252,7 +272,7 @@ def test_resource_docker_cannot_load_is_an_install_error_naming_the_resource(fak
     fake_docker.state["fail"] = {"load": {"stderr": "open /var/lib/docker/tmp: unexpected EOF"}}
     fake_docker.save()
     with pytest.raises(InstallError) as err:
-        engine.ensure_image(IMAGE, tarball)
+        engine.ensure_image(IMAGE, lambda: tarball)
     assert str(err.value) == (
         "Failed to load the registry-image resource: "
         "docker load failed: open /var/lib/docker/tmp: unexpected EOF"
@@ -262,19 +282,19 @@ def test_resource_docker_cannot_load_is_an_install_error_naming_the_resource(fak
 def test_absent_image_without_resource_is_pulled(fake_docker):
     fake_docker.state["remote"] = [IMAGE]
     fake_docker.save()
-    assert engine.ensure_image(IMAGE, None) == ""
+    assert engine.ensure_image(IMAGE, lambda: None).token == ""
     assert fake_docker.mutating_calls() == [["pull", IMAGE]]
     assert container.image_id(IMAGE) is not None
 
 
 def test_present_image_without_resource_is_not_pulled(fake_docker):
     fake_docker.add_image(IMAGE, IMAGE_ID)
-    assert engine.ensure_image(IMAGE, None) == ""
+    assert engine.ensure_image(IMAGE, lambda: None) == engine.LocalImage("", IMAGE_ID)
     assert fake_docker.mutating_calls() == []
 
 
 def test_failed_pull_is_an_install_error_naming_the_image(fake_docker):
     with pytest.raises(InstallError) as err:
-        engine.ensure_image("registry:9.9", None)
+        engine.ensure_image("registry:9.9", lambda: None)
     assert str(err.value).startswith("Failed to pull registry:9.9: docker pull failed:")
     assert json.loads(fake_docker.state_file.read_text())["images"] == {}

@@ -98,7 +98,11 @@ def charm(tmp_path, monkeypatch) -> Charm:
     )
     monkeypatch.setattr(engine, "ensure_engine", fake.ensure_engine)
     monkeypatch.setattr(engine, "ensure_tools", lambda install: None)
-    monkeypatch.setattr(engine, "ensure_image", lambda ref, resource, digest="": "")
+    monkeypatch.setattr(
+        engine,
+        "ensure_image",
+        lambda ref, resource, digest="", recheck=True: engine.LocalImage("", "sha256:" + "i" * 64),
+    )
     monkeypatch.setattr(auth, "htpasswd_line", lambda user, pw, existing=None: f"{user}:$2y$x\n")
     monkeypatch.setattr(workload, "apply", fake.apply)
 
@@ -458,6 +462,7 @@ def test_mutual_tls_gives_the_unit_tools_the_provider_client_certificate(charm, 
     charm.hook("install")
     rid = charm.relate("cert-provider", {"easyrsa/0": {}})
     nrpe_rid = charm.relate("nrpe-external-master", {"nrpe/0": {}})
+    charm.hook("nrpe-external-master-relation-joined", nrpe_rid, "nrpe/0")  # as Juju fires it
     web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
     charm.hook("cert-provider-relation-joined", rid, "easyrsa/0")
     client = _issue(charm, rid, client=None)

@@ -13,6 +13,7 @@ import pytest
 from charms.layer.docker_registry import paths, render, settings, workload
 
 SECRET_PASSWORD = "pa55-word"
+IMAGE_ID = "registry:2"  # what the config hash is taken with (no docker here)
 
 
 def make_desired(config, host, *, tls=None, **overrides) -> render.Desired:
@@ -69,7 +70,6 @@ class FakeWorld:
 def world(monkeypatch):
     fake = FakeWorld()
     monkeypatch.setattr(workload, "converge", fake.converge)
-    monkeypatch.setattr(workload, "config_hash", lambda d: d.config_hash(d.run.image))
     monkeypatch.setattr(workload.container, "inspect", fake.inspect)
     monkeypatch.setattr(workload.container, "remove", fake.remove)
     monkeypatch.setattr(workload.container, "run", fake.run)
@@ -148,7 +148,9 @@ def test_wait_answering_gives_up_at_the_deadline(world):
 
 def test_apply_writes_files_converges_and_reports_answering(config, sandbox, world, tmp_path):
     desired = make_desired(config, sandbox, **{"auth-basic-password": SECRET_PASSWORD})
-    outcome, managed = workload.apply(desired, host=sandbox, managed_files=[], allow_start=True)
+    outcome, managed = workload.apply(
+        desired, image_id=IMAGE_ID, host=sandbox, managed_files=[], allow_start=True
+    )
     assert outcome.action == "created"
     assert outcome.answering is True
     assert outcome.probe_url == "http://10.0.0.1:5000"
@@ -165,10 +167,13 @@ def test_apply_writes_files_converges_and_reports_answering(config, sandbox, wor
 
 def test_apply_removes_files_no_longer_wanted(config, sandbox, world, tmp_path):
     with_auth = make_desired(config, sandbox, **{"auth-basic-password": SECRET_PASSWORD})
-    _outcome, managed = workload.apply(with_auth, host=sandbox, managed_files=[], allow_start=True)
+    _outcome, managed = workload.apply(
+        with_auth, image_id=IMAGE_ID, host=sandbox, managed_files=[], allow_start=True
+    )
     without_auth = make_desired(config, sandbox)
     _outcome, managed = workload.apply(
         without_auth,
+        image_id=IMAGE_ID,
         host=sandbox,
         managed_files=managed,
         allow_start=True,
@@ -181,7 +186,7 @@ def test_apply_with_s3_storage_makes_no_storage_directory(config, sandbox, world
     desired = make_desired(
         config, sandbox, **{"storage-s3-region": "eu-west-1", "storage-s3-bucket": "b"}
     )
-    workload.apply(desired, host=sandbox, managed_files=[], allow_start=True)
+    workload.apply(desired, image_id=IMAGE_ID, host=sandbox, managed_files=[], allow_start=True)
     assert not (tmp_path / "srv").exists()
 
 
@@ -189,6 +194,7 @@ def test_apply_does_not_probe_a_container_the_operator_stopped(config, sandbox, 
     world.action = "stopped-by-operator"
     outcome, _ = workload.apply(
         make_desired(config, sandbox),
+        image_id=IMAGE_ID,
         host=sandbox,
         managed_files=[],
         allow_start=False,
@@ -212,6 +218,7 @@ def test_apply_waits_briefly_for_an_unchanged_container(
     monkeypatch.setattr(workload, "wait_answering", fake_wait)
     outcome, _ = workload.apply(
         make_desired(config, sandbox),
+        image_id=IMAGE_ID,
         host=sandbox,
         managed_files=[],
         allow_start=True,
@@ -225,7 +232,7 @@ def test_apply_waits_briefly_for_an_unchanged_container(
 
 def _apply(desired, sandbox, **kw):
     kw.setdefault("managed_files", [])
-    return workload.apply(desired, host=sandbox, allow_start=True, **kw)
+    return workload.apply(desired, image_id=IMAGE_ID, host=sandbox, allow_start=True, **kw)
 
 
 def test_a_new_config_that_never_answers_is_rolled_back_to_the_last_good(

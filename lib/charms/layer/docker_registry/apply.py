@@ -32,13 +32,19 @@ KV_TRUST = "docker-registry.docker-trust"
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
 KV_LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
 KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
+KV_PORTS = "docker-registry.opened-ports"  # what sync_ports last opened
 
 
 def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host):
     """Image, files and container, health-gated: (desired, outcome); records what runs."""
     kv = unitdata.kv()
-    digest = engine.ensure_image(config.registry_image, _resource(), kv.get(KV_IMAGE_DIGEST, ""))
-    kv.set(KV_IMAGE_DIGEST, digest)
+    image = engine.ensure_image(
+        config.registry_image,
+        _resource,
+        kv.get(KV_IMAGE_DIGEST, ""),
+        recheck=hookenv.hook_name() in ("install", "upgrade-charm"),  # a resource may be new
+    )
+    kv.set(KV_IMAGE_DIGEST, image.token)
     basic = config.basic_auth
     htpasswd_path = host.path(render.HTPASSWD_FILE)
     desired = render.desired(
@@ -52,6 +58,7 @@ def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.
     )
     outcome, managed = workload.apply(
         desired,
+        image_id=image.id,
         host=host,
         managed_files=kv.get(KV_MANAGED_FILES, []),
         allow_start=not inputs.stopped,
@@ -133,6 +140,11 @@ def _http_secret(leader: bool) -> str:
 
 
 def sync_ports(wanted: frozenset[str]) -> None:
+    """Open what the plan wants, close the rest. Only this charm opens the unit's ports, so
+    what it recorded stands for opened-ports until the plan wants something else."""
+    kv = unitdata.kv()
+    if sorted(wanted) == kv.get(KV_PORTS):
+        return
     opened = {p.upper() for p in hookenv.opened_ports()}
     for port in opened - wanted:
         number, _, proto = port.partition("/")
@@ -140,3 +152,4 @@ def sync_ports(wanted: frozenset[str]) -> None:
     for port in wanted - opened:
         number, _, proto = port.partition("/")
         hookenv.open_port(int(number), proto)
+    kv.set(KV_PORTS, sorted(wanted))

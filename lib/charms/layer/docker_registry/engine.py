@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from charms.layer.docker_registry import container
@@ -84,30 +85,55 @@ def resource_token(path: Path, previous: str = "") -> str:
     return f"{file_digest(path)}@{stamp}"
 
 
-def ensure_image(ref: str, resource: Path | None, loaded_digest: str = "") -> str:
-    """Make ``ref`` present locally; returns the resource token to pass back as
-    ``loaded_digest`` next time ("" without a resource).
+@dataclass(frozen=True)
+class LocalImage:
+    token: str  # the resource token to pass back as ``loaded_digest`` ("" without a resource)
+    id: str  # the local image id ``ref`` names
+
+
+def ensure_image(
+    ref: str,
+    resource: Callable[[], Path | None],
+    loaded_digest: str = "",
+    *,
+    recheck: bool = True,
+) -> LocalImage:
+    """Make ``ref`` present locally.
 
     With a resource (a `docker save` tarball) it is loaded when its content changed (sha256),
     and ``ref`` is tagged onto what it holds when the tarball names another image. Else ``ref``
-    is pulled when it is not present.
+    is pulled when it is not present. ``resource`` is asked for only when needed: the resource
+    changes only with upgrade-charm (``juju attach-resource``), so with ``recheck`` False a
+    loaded image that is still there is kept without asking Juju.
     """
-    if resource is not None:
-        token = resource_token(resource, loaded_digest)
+    present = container.image_id(ref)
+    if present and loaded_digest and not recheck:
+        return LocalImage(loaded_digest, present)
+    path = resource()
+    if path is not None:
+        token = resource_token(path, loaded_digest)
         changed = token.partition("@")[0] != loaded_digest.partition("@")[0]
-        if changed or not container.image_id(ref):
+        if changed or not present:
             try:
-                loaded = container.load(str(resource))
+                loaded = container.load(str(path))
             except DockerError as exc:
                 raise InstallError(f"Failed to load the registry-image resource: {exc}") from exc
             if not loaded:
                 raise InstallError("The registry-image resource holds no image")
             if ref not in loaded:
                 container.tag(loaded[0], ref)
-        return token
-    if not container.image_id(ref):
+            present = container.image_id(ref)
+        return LocalImage(token, _required(ref, present))
+    if not present:
         try:
             container.pull(ref)
         except DockerError as exc:
             raise InstallError(f"Failed to pull {ref}: {exc}") from exc
-    return ""
+        present = container.image_id(ref)
+    return LocalImage("", _required(ref, present))
+
+
+def _required(ref: str, image_id: str | None) -> str:
+    if not image_id:
+        raise InstallError(f"The image {ref} is not present after loading it")
+    return image_id

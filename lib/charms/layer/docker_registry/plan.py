@@ -23,7 +23,7 @@ class Inputs:
 
     config: dict
     address: str
-    public_address: str
+    public_address: str  # "" unless a certificate is requested (it is one of its names)
     hostname: str
     leader: bool
     stopped: bool
@@ -33,7 +33,7 @@ class Inputs:
     chain: str
     client_cert: tuple
     proxies: list[str]  # each haproxy unit's public-address, as sent
-    peers: dict[str, str]  # every unit of the application (this one too) -> its address
+    peers: dict[str, str]  # every unit (this one too) -> its address; {} without a proxy
     clients: bool
     nrpe: list[str]
 

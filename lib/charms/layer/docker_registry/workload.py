@@ -134,6 +134,7 @@ def config_hash(desired: Desired) -> str:
 def apply(
     desired: Desired,
     *,
+    image_id: str,
     host: paths.Host,
     managed_files: list[str],
     allow_start: bool,
@@ -146,12 +147,13 @@ def apply(
     """Write files, converge the container and wait for /v2/ to answer; roll back to
     ``last_good`` when a recreated registry does not answer within ``wait``.
 
+    ``image_id``: the local image ``desired.run.image`` names (part of the config hash).
     ``failed`` ({"hash", "problem"}) is the new config that was rolled back before: it is not
     tried again. Returns the outcome and the list of files the charm now manages.
     """
     last_good = last_good or {}
     url = probe_url(desired)
-    run = ContainerRun(desired.run, config_hash(desired))
+    run = ContainerRun(desired.run, desired.config_hash(image_id))
     before = _last_run(last_good)
     if failed and failed.get("hash") == run.config_hash and before:
         running = container.inspect(before.spec.name)
