@@ -131,6 +131,19 @@ def test_haproxy_gets_one_backend_with_the_primary_by_unit_number(ha):
     assert "backup" in cfg.split("server docker-registry-1", 1)[1].splitlines()[0]
 
 
+def test_stop_then_start_behind_the_proxy_says_proxied_again_without_a_hook(ha, helpers):
+    model, proxy, _, _ = ha
+    unit = f"{APP}/1"
+    since = len(helpers.hooks_run(model))
+    assert model.run_action(unit, "stop", {})["status"] == "completed"
+    helpers.wait_for_status(model, unit, "blocked", f"registry-{APP}-1 container is stopped.")
+    result = model.run_action(unit, "start", {})  # the container was removed: re-run it
+    assert result["status"] == "completed", result
+    # what the last hook said of the unit, once it answers where that hook found it
+    helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (http, proxied).")
+    assert helpers.hooks_run(model, since) == []
+
+
 def test_failover_keeps_every_image(ha, s3):
     model, proxy, images, tmp = ha
     pushed = {dest: push(ref, f"{proxy}/{dest}", tmp, s3) for ref, dest in images.items()}

@@ -93,9 +93,8 @@ def report_restarted(name: str) -> None:
         return
     kv = unitdata.kv()
     endpoint = clients.Endpoint.from_dict(kv.get(clients.ENDPOINT_KEY))
-    answering = bool(endpoint) and workload.wait_answering(
-        endpoint.local_url,  # type: ignore[union-attr]
-        workload.START_BOUND,
+    answering = endpoint is not None and workload.wait_answering(
+        endpoint.local_url, workload.START_BOUND
     )
     serving = status.Report.from_record(kv.get(status.SERVING_KEY))
     set_status(status.restarted(name, serving if answering else None))
