@@ -1,8 +1,8 @@
 """Hook tools of the local model: `hooktools.py <tool> ARGS...` (run through bin/<tool> launchers).
 
 Each tool reads the model (LOCALJUJU_MODEL, set by the launcher) and the running hook's context
-file (<model>/ctx/<unit>.json, written by the runner). Like Juju, relation-set and
-open/close-port are buffered in the context and committed by the runner only when the hook
+file (<model>/ctx/<unit>.json, written by execution.py). Like Juju, relation-set and
+open/close-port are buffered in the context and committed by the controller only when the hook
 succeeds; status-set, juju-log, leader-set and action results take effect at once. Output
 formats are what charmhelpers.core.hookenv parses. Every invocation is appended to audit.jsonl
 (tool, argv, unit, hook, exit code).

@@ -11,7 +11,7 @@ from ..hooktools import _apply, effective_config
 class FakeContext:
     """What a fake sees during one event: like a hook environment, in Python.
 
-    Relation writes are buffered in `pending` and committed by the runner (which then queues
+    Relation writes are buffered in `pending` and committed by the controller (which then queues
     relation-changed on the other side), exactly like a charm unit's relation-set.
     """
 
