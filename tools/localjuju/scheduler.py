@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .hooktools import _apply
+from .hooktools_base import _apply
 from .state import Event, ModelState, Relation, _unit_key
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..hooktools import _apply, effective_config
+from ..hooktools_base import _apply, effective_config
 
 
 class FakeContext:
