@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-# the bin/ launchers run this file as a script (python -S, no package): its siblings are then
-# top-level modules on sys.path[0]; the controller and fakes import it as tools.localjuju.*
 if __package__ in (None, ""):
-    from hooktools_base import ToolError  # type: ignore[no-redef]
-    from hooktools_relations import RelationTools  # type: ignore[no-redef]
-    from hooktools_unit import UnitTools  # type: ignore[no-redef]
-    from model import Model  # type: ignore[no-redef]
+    # the bin/ launchers run this file as a script (python -S): import the package from the
+    # repository root; its modules use relative imports only
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tools.localjuju.hooktools_base import ToolError
+    from tools.localjuju.hooktools_relations import RelationTools
+    from tools.localjuju.hooktools_unit import UnitTools
+    from tools.localjuju.model import Model
 else:
     from .hooktools_base import ToolError
     from .hooktools_relations import RelationTools

@@ -1,19 +1,13 @@
-"""What every hook tool shares: argv parsing, Juju's output formats, the hook's context.
-
-Imported by hooktools.py both as a package module and, from the bin/ launchers, as a top-level
-script module (hence the two import forms).
-"""
+"""What every hook tool shares: argv parsing, Juju's output formats, the hook's context."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # imported by hooktools.py run as a script (see there)
-    from model import Model  # type: ignore[no-redef]
-else:
-    from .model import Model
+from .model import Model
 
 STATUSES = ("maintenance", "blocked", "waiting", "active")
 
@@ -81,6 +75,25 @@ class Args:
             if n in self.opts:
                 return self.opts[n]
         return default
+
+
+def read_settings(args: Args) -> dict[str, str | None]:
+    """relation-set/leader-set's settings: a YAML map from --file (- is stdin), then key=value."""
+    settings: dict[str, str | None] = {}
+    f = args.get("--file")
+    if f:
+        text = sys.stdin.read() if f == "-" else Path(f).read_text()
+        loaded = _yaml().safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ToolError("expected YAML map in --file", 2)
+        for k, v in loaded.items():
+            settings[str(k)] = None if v is None else str(v)
+    for kv in args.pos:
+        k, eq, v = kv.partition("=")
+        if not eq:
+            raise ToolError(f'expected "key=value", got "{kv}"', 2)
+        settings[k] = v
+    return settings
 
 
 class ToolContext:

@@ -6,31 +6,16 @@ succeeds (scheduler.commit), as Juju does.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # imported by hooktools.py run as a script (see there)
-    from hooktools_base import (  # type: ignore[no-redef]
-        Args,
-        ToolContext,
-        ToolError,
-        _apply,
-        _is_peer,
-        _out,
-        _yaml,
-        effective_config,
-    )
-else:
-    from .hooktools_base import (
-        Args,
-        ToolContext,
-        ToolError,
-        _apply,
-        _is_peer,
-        _out,
-        _yaml,
-        effective_config,
-    )
+from .hooktools_base import (
+    Args,
+    ToolContext,
+    ToolError,
+    _apply,
+    _is_peer,
+    _out,
+    effective_config,
+    read_settings,
+)
 
 
 class RelationTools(ToolContext):
@@ -96,20 +81,7 @@ class RelationTools(ToolContext):
             argv,
             {"-r": True, "--relation": True, "--app": False, "--file": True, "--format": True},
         )
-        settings: dict[str, str | None] = {}
-        f = a.get("--file")
-        if f:
-            text = sys.stdin.read() if f == "-" else Path(f).read_text()
-            loaded = _yaml().safe_load(text) or {}
-            if not isinstance(loaded, dict):
-                raise ToolError("expected YAML map in --file", 2)
-            for k, v in loaded.items():
-                settings[str(k)] = None if v is None else str(v)
-        for kv in a.pos:
-            k, eq, v = kv.partition("=")
-            if not eq:
-                raise ToolError(f'expected "key=value", got "{kv}"', 2)
-            settings[k] = v
+        settings = read_settings(a)
         with self.model.lock():
             state = self.model._read()
             rid = self._rid(a)

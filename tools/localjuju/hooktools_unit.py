@@ -7,12 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # imported by hooktools.py run as a script (see there)
-    from hooktools_base import STATUSES, Args, ToolContext, ToolError, _apply, _out, _yaml  # type: ignore[no-redef]
-    from model import iso, now  # type: ignore[no-redef]
-else:
-    from .hooktools_base import STATUSES, Args, ToolContext, ToolError, _apply, _out, _yaml
-    from .model import iso, now
+from .hooktools_base import STATUSES, Args, ToolContext, ToolError, _apply, _out, read_settings
+from .model import iso, now
 
 
 class UnitTools(ToolContext):
@@ -232,15 +228,7 @@ class UnitTools(ToolContext):
 
     def leader_set(self, argv):
         a = Args(argv, {"--file": True})
-        settings = {}
-        if a.get("--file"):
-            for k, v in (_yaml().safe_load(Path(a.get("--file")).read_text()) or {}).items():
-                settings[str(k)] = None if v is None else str(v)
-        for kv in a.pos:
-            k, eq, v = kv.partition("=")
-            if not eq:
-                raise ToolError(f'expected "key=value", got "{kv}"', 2)
-            settings[k] = v
+        settings = read_settings(a)
         with self.model.transaction() as state:
             if not self._is_leader(state):
                 raise ToolError(
