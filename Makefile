@@ -39,6 +39,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy -p charms.layer.docker_registry
 	$(VENV)/bin/mypy reactive/docker_registry.py
+	$(VENV)/bin/mypy tools/localjuju
 
 fmt: venv
 	$(VENV)/bin/ruff format .

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from .controller import Controller
 from .model import Model, ModelError
-from .runner import Controller
 
 
 def _kv(items, parse_yaml=False):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from tests.support.charms import EASYRSA_LAYER, BuildError, build_charm, deploy_easyrsa
 from tests.support.images import make_test_image, registry_image_ref
-from tools.localjuju.model import Model, unit_dirname
-from tools.localjuju.runner import Controller, ModelError
+from tools.localjuju.controller import Controller
+from tools.localjuju.model import Model, ModelError, unit_dirname
 
 APP, UNIT = "docker-registry", "docker-registry/0"
 DEMO_IMAGE = "demo/hello-registry:1"

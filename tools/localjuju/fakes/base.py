@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..hooktools import _apply, effective_config
+from ..hooktools_base import _apply, effective_config
 
 
 class FakeContext:
     """What a fake sees during one event: like a hook environment, in Python.
 
-    Relation writes are buffered in `pending` and committed by the runner (which then queues
+    Relation writes are buffered in `pending` and committed by the controller (which then queues
     relation-changed on the other side), exactly like a charm unit's relation-set.
     """
 

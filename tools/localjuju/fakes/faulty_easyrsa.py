@@ -17,39 +17,13 @@ with an `openssl x509 -text`-like dump, as easyrsa does.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
+from ..certs import ca_certificate, cert_pem, key_pem, leaf_certificate, new_key
 from .base import Fake, FakeContext
-
-
-def _key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _key_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def _cert_pem(cert) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _san(value: str):
-    try:
-        return x509.IPAddress(ipaddress.ip_address(value))
-    except ValueError:
-        return x509.DNSName(value)
 
 
 class FaultyEasyRSAFake(Fake):
@@ -82,61 +56,26 @@ class FaultyEasyRSAFake(Fake):
                 x509.load_pem_x509_certificate(stored["cert"].encode()),
                 serialization.load_pem_private_key(stored["key"].encode(), None),
             )
-        key = _key()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{self.app} local CA")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        self.save("ca.json", {"cert": _cert_pem(cert), "key": _key_pem(key)})
-        (self.model.fake_dir(self.app) / "ca.crt").write_text(_cert_pem(cert))
+        key = new_key("rsa")
+        cert = ca_certificate(key, f"{self.app} local CA", days=3650, easyrsa=True)
+        self.save("ca.json", {"cert": cert_pem(cert), "key": key_pem(key, pkcs1=True)})
+        (self.model.fake_dir(self.app) / "ca.crt").write_text(cert_pem(cert))
         return cert, key
 
     def issue(self, cn: str, sans: list[str], client: bool, days: int) -> tuple[str, str]:
         ca_cert, ca_key = self.ca()
-        key = _key()
-        now = datetime.datetime.now(datetime.timezone.utc)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.CLIENT_AUTH]
-                    if client
-                    else [ExtendedKeyUsageOID.SERVER_AUTH]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
+        key = new_key("rsa")
+        cert = leaf_certificate(
+            ca_key,
+            ca_cert,
+            key,
+            cn,
+            list(dict.fromkeys(sans or [cn])),
+            days=days,
+            usages=("client",) if client else ("server",),
+            easyrsa=True,
         )
-        names = [_san(s) for s in dict.fromkeys(sans or [cn])]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        return _cert_pem(cert), _key_pem(key)
+        return cert_pem(cert), key_pem(key, pkcs1=True)
 
     def _pem(self, ctx: FakeContext, pem: str) -> str:
         if not ctx.config.get("text-dump"):
@@ -163,8 +102,9 @@ class FaultyEasyRSAFake(Fake):
             self.answer(ctx, rid)
 
     def on_relation(self, ctx: FakeContext) -> None:
-        if ctx.kind in ("created", "joined", "changed") and ctx.is_leader:
-            self.answer(ctx, ctx.relation_id)
+        rid = ctx.relation_id
+        if rid is not None and ctx.kind in ("created", "joined", "changed") and ctx.is_leader:
+            self.answer(ctx, rid)
 
     def on_config_changed(self, ctx: FakeContext) -> None:
         if ctx.is_leader:
@@ -176,7 +116,7 @@ class FaultyEasyRSAFake(Fake):
         issued = self.load("issued.json", {})
         days = int(ctx.config.get("validity-days") or 365)
         generation = int(ctx.config.get("generation") or 0)
-        out = {"ca": self._pem(ctx, _cert_pem(ca_cert))}
+        out = {"ca": self._pem(ctx, cert_pem(ca_cert))}
         if "client" not in issued:
             cert, key = self.issue("client", ["client"], True, days)
             issued["client"] = {"sans": ["client"], "cert": cert, "key": key}

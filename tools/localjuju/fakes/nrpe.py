@@ -14,11 +14,12 @@ class NrpeFake(Fake):
         ctx.set_status("active", "Waiting for checks.")
 
     def on_relation(self, ctx: FakeContext) -> None:
-        if ctx.kind not in ("joined", "changed"):
+        rid = ctx.relation_id
+        if rid is None or ctx.kind not in ("joined", "changed"):
             return
         checks = {}
-        for unit in ctx.related_units(ctx.relation_id):
-            monitors = yaml.safe_load(ctx.received(ctx.relation_id, unit).get("monitors") or "")
+        for unit in ctx.related_units(rid):
+            monitors = yaml.safe_load(ctx.received(rid, unit).get("monitors") or "")
             nrpe = ((monitors or {}).get("monitors") or {}).get("remote", {}).get("nrpe", {})
             checks.update({f"{unit}:{name}": spec for name, spec in nrpe.items()})
         self.save("checks.json", checks)

@@ -1,0 +1,95 @@
+"""Charm metadata and the type rules Juju applies to config values and action parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .model import ModelError
+from .state import CharmMeta, Endpoint
+
+# JSON-schema types of action parameters (actions.yaml) and the Python types they accept
+ACTION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "boolean": bool,
+    "string": str,
+}
+
+
+def _yaml_file(path: Path) -> dict[str, Any]:
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def load_charm_meta(charm_dir: Path) -> CharmMeta:
+    """Endpoints, config options, resources and actions of a charm directory."""
+    md = _yaml_file(charm_dir / "metadata.yaml")
+    endpoints = {}
+    for role in ("provides", "requires", "peers"):
+        for name, spec in (md.get(role) or {}).items():
+            spec = spec if isinstance(spec, dict) else {"interface": spec}
+            endpoints[name] = Endpoint(role, spec.get("interface"), spec.get("scope", "global"))
+    return CharmMeta(
+        charm_name=md.get("name"),
+        endpoints=endpoints,
+        extra_bindings=list((md.get("extra-bindings") or {}).keys()),
+        config_options=_yaml_file(charm_dir / "config.yaml").get("options") or {},
+        resource_names=list((md.get("resources") or {}).keys()),
+        actions=_yaml_file(charm_dir / "actions.yaml"),
+    )
+
+
+def _parse_config_string(option: str, kind: str, raw: str) -> Any:
+    if kind in ("int", "float"):
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            raise ModelError(f'option "{option}" expected {kind}, got "{raw}"') from None
+    if kind == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise ModelError(f'option "{option}" expected boolean, got "{raw}"')
+        return raw.lower() == "true"
+    return raw
+
+
+def convert_config_value(option: str, spec: dict[str, Any], raw: Any) -> Any:
+    """Convert a CLI/file value to the option's type, refusing what Juju refuses."""
+    kind = spec.get("type", "string")
+    value = _parse_config_string(option, kind, raw) if isinstance(raw, str) else raw
+    # bool is an int in Python, not in Juju
+    if (kind in CONFIG_TYPES and not isinstance(value, CONFIG_TYPES[kind])) or (
+        kind == "int" and isinstance(value, bool)
+    ):
+        raise ModelError(f'option "{option}" expected {kind}, got {value!r}')
+    return value
+
+
+def action_params(action: str, spec: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The parameters an action runs with: defaults, then `given`, checked against the schema."""
+    props = spec.get("params") or {}
+    out = {k: p["default"] for k, p in props.items() if isinstance(p, dict) and "default" in p}
+    for k, v in given.items():
+        if k not in props and spec.get("additionalProperties", True) is False:
+            raise ModelError(f'action "{action}": additional property "{k}" is not allowed')
+        out[k] = v
+    for k in spec.get("required") or []:
+        if k not in out:
+            raise ModelError(f'action "{action}": "{k}" is required')
+    for k, p in props.items():
+        if k in out and isinstance(p, dict) and p.get("type"):
+            t = ACTION_TYPES.get(p["type"])
+            if (t and not isinstance(out[k], t)) or (
+                p["type"] == "integer" and isinstance(out[k], bool)
+            ):
+                raise ModelError(f'action "{action}": "{k}" must be of type {p["type"]}')
+    return out
