@@ -156,10 +156,7 @@ def fire(ctl: Controller, unit: str, log: Path) -> dict:
     audit_before = len(model.read_jsonl("audit.jsonl"))
     hooks_before = len(model.read_jsonl("hooks.jsonl"))
     docker_before = len(lines(log))
-    with model.transaction() as state:
-        # this unit only (the `update-status` verb queues it on every unit)
-        state["queue"].append(ctl._ev(unit, "update-status"))
-    ctl.settle()
+    ctl.update_status(unit)
     hooks = [h for h in model.read_jsonl("hooks.jsonl")[hooks_before:] if h["unit"] == unit]
     assert [h["name"] for h in hooks] == ["update-status"], hooks
     assert hooks[0]["rc"] == 0, hooks

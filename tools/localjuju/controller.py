@@ -158,9 +158,14 @@ class Controller:
             raise ModelError(f'unknown option "{option}"')
         return convert_config_value(option, info.meta.config_options[option], value)
 
-    def update_status(self) -> None:
+    def update_status(self, unit: str | None = None) -> None:
+        """update-status on every unit, as Juju's timer fires it, or on ``unit`` only."""
         with edit(self.model) as st:
-            self.scheduler.each_unit(st, None, "update-status")
+            if unit is None:
+                self.scheduler.each_unit(st, None, "update-status")
+            else:
+                st.unit(unit)  # (a unit the model does not have fails here)
+                st.queue.append(self.scheduler.hook(unit, "update-status"))
         self.settle()
 
     def resolved(self, unit: str, retry: bool = True) -> None:
