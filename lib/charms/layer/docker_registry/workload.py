@@ -74,10 +74,9 @@ def _last_run(last_good: dict) -> ContainerRun | None:
     return ContainerRun.from_record(last_good.get("run"))
 
 
-def _check_ports(desired: Desired, last_good: dict, current) -> None:
+def _check_ports(desired: Desired, before: ContainerRun | None, current) -> None:
     """Ports another program holds would leave the new container stuck in Created; ports our
     own containers (the one being replaced, the last good one) publish are not in the way."""
-    before = _last_run(last_good)
     ours = {(b, p) for b, p, _ in before.spec.ports} if before else set()
     ours |= set(current.ports if current else ())
     for bind, port, container_port in desired.run.ports:
@@ -164,7 +163,7 @@ def apply(
         files.ensure_dir(host.path(paths.STORAGE_DIR))
     current = container.inspect(desired.run.name)
     if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
-        _check_ports(desired, last_good, current)
+        _check_ports(desired, before, current)
     files.sync(host, desired.files, managed_files)
     managed = [f.path for f in desired.files]
     action = converge(
