@@ -26,6 +26,7 @@ from tests.support.layers import layer_cache
 
 # the real upstream interface layers, from the layer cache the charm is built with
 INTERFACES = layer_cache() / "interfaces"
+ROOT = Path(__file__).resolve().parents[2]
 
 METADATA = {
     "name": "test-charm",
@@ -177,7 +178,7 @@ def _load_interfaces(monkeypatch) -> None:
     """
     monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
     _fresh_package(monkeypatch, "relations", [])
-    for iface_dir in sorted(p for p in INTERFACES.iterdir() if p.is_dir()):
+    for iface_dir in _included_interfaces():
         package = f"relations.{iface_dir.name}"
         _fresh_package(monkeypatch, package, [str(iface_dir)])
         for role in ("provides", "requires", "peers"):
@@ -191,6 +192,14 @@ def _load_interfaces(monkeypatch) -> None:
             monkeypatch.setitem(sys.modules, name, module)
             monkeypatch.setitem(sys.modules, f"reactive.{name}", module)
             spec.loader.exec_module(module)
+
+
+def _included_interfaces() -> list[Path]:
+    """The interface layers layer.yaml includes: a built charm holds those and no other (the
+    layer cache has more, whose run-time dependencies the charm does not ship)."""
+    layer = yaml.safe_load((ROOT / "layer.yaml").read_text())
+    names = [i.split(":", 1)[1] for i in layer["includes"] if i.startswith("interface:")]
+    return [INTERFACES / name for name in sorted(names)]
 
 
 def _fresh_package(monkeypatch, name: str, search_path: list[str]) -> None:

@@ -61,6 +61,7 @@ def mirror(params: Params) -> dict:
     all_platforms = params.flag("all-platforms", False)
     dry_run = params.flag("dry-run", False)
     prefix = imagelists.check_prefix(params.text("prefix"))
+    layout = imagelists.check_layout(params.text("layout"), prefix)
     rewrites = imagelists.parse_rewrites(params.text("source"))
     arches = imagelists.resolve_arch(params.text("arch"))
     images, notes, form = _image_list(params, arches)
@@ -71,6 +72,7 @@ def mirror(params: Params) -> dict:
         images,
         netloc=endpoint.netloc,
         prefix=prefix,
+        layout=layout,
         rewrites=rewrites,
         extra=("--all",) if all_platforms else (),
     )
@@ -98,7 +100,7 @@ def mirror(params: Params) -> dict:
             src_args=[] if src_tls_verify else ["--src-tls-verify=false"],
             global_args=[] if all_platforms else ["--override-arch", arches[0]],
         )
-    return _outcome("mirror", items, endpoint, prefix, dry_run, notes, info)
+    return _outcome("mirror", items, endpoint, prefix, dry_run, notes, info, layout)
 
 
 def import_images(params: Params) -> dict:
@@ -109,13 +111,14 @@ def import_images(params: Params) -> dict:
     concurrency = params.number("concurrency", 4, 1, 32)
     dry_run = params.flag("dry-run", False)
     prefix = imagelists.check_prefix(params.text("prefix"))
+    layout = imagelists.check_layout(params.text("layout"), prefix)
     path = params.text("path") or _images_resource()
     found = importer.scan(path)
     dest = _destination()
     endpoint = dest.endpoint
     preserve = transfer.supports_preserve_digests()
     items, skipped, repeats = importer.plan(
-        found.images, netloc=endpoint.netloc, prefix=prefix, preserve=preserve
+        found.images, netloc=endpoint.netloc, prefix=prefix, layout=layout, preserve=preserve
     )
     notes = found.notes + skipped
     if repeats:
@@ -142,7 +145,7 @@ def import_images(params: Params) -> dict:
             _copy_all("importing", items, dest, notes, concurrency=concurrency)
         kept = [i for i in items if i.digest_kept is not None]
         info["digests-kept"] = f"{sum(1 for i in kept if i.digest_kept)} of {len(kept)}"
-    return _outcome("import", items, endpoint, prefix, dry_run, notes, info)
+    return _outcome("import", items, endpoint, prefix, dry_run, notes, info, layout)
 
 
 @dataclass(frozen=True)
@@ -244,14 +247,33 @@ def present_check(api, target, *, arch="", all_platforms=True, tls_verify=True, 
     return present
 
 
-def _outcome(kind, items, endpoint, prefix, dry_run, notes, info) -> dict:
+def _cluster_needs(items, endpoint, prefix: str, layout: str) -> dict[str, str]:
+    """What points the cluster at the copies: CK's image-registry option, or (mirror layout)
+    client-config with the images' hosts for containerd to mirror."""
+    from charms.layer.docker_registry import imagelists
+
+    if layout == imagelists.MIRROR:
+        hosts = ",".join(imagelists.mirrored_hosts([i.source for i in items]))
+        unit = hookenv.local_unit() or "docker-registry/0"
+        return {
+            "mirror-for": hosts,
+            "client-config": f"juju run {unit} client-config mirror-for={hosts}",
+        }
+    value = imagelists.image_registry(endpoint.netloc, prefix)
+    return {
+        "image-registry": value,
+        "juju-config": f"juju config kubernetes-control-plane image-registry={value}",
+    }
+
+
+def _outcome(kind, items, endpoint, prefix, dry_run, notes, info, layout="image-registry"):
     """Results within what action-set carries (a summary, problems first when not all fit);
     every image in the report file, whose path is in the results."""
     from charms.layer.docker_registry import imagelists
 
     counts = {s: sum(1 for i in items if i.status == s) for s in _STATUSES}
-    value = imagelists.image_registry(endpoint.netloc, prefix)
-    command = f"juju config kubernetes-control-plane image-registry={value}"
+    needs = _cluster_needs(items, endpoint, prefix, layout)
+    command = needs.get("juju-config") or needs["client-config"]
     ordered = items
     rows = [i.as_dict() for i in items]
     if len(json.dumps(rows)) > RESULTS_JSON_LIMIT:
@@ -261,7 +283,7 @@ def _outcome(kind, items, endpoint, prefix, dry_run, notes, info) -> dict:
         "action": kind,
         "dry-run": dry_run,
         "registry": endpoint.netloc,
-        "image-registry": value,
+        **needs,
         "counts": counts,
         "notes": notes,
         **info,
@@ -287,8 +309,7 @@ def _outcome(kind, items, endpoint, prefix, dry_run, notes, info) -> dict:
         "skipped": str(counts["present"]),
         "failed": str(counts["failed"]),
         "refused": str(counts["refused"]),
-        "image-registry": value,
-        "juju-config": command,
+        **needs,
         "report": report,
         "raw": imagelists.bounded_lines([head] + [i.line() for i in ordered], RAW_LIMIT),
         "results": results_json,

@@ -11,7 +11,10 @@ Lists come in three forms:
 Layout: kubernetes-control-plane pulls ``{image-registry}/<path>``, where ``<path>`` is the
 upstream name without its registry host (and Docker Hub's ``library/``), or the rocks name
 without ``rocks.canonical.com/cdk/``. ``prefix`` puts the images under ``<netloc>/<prefix>/``
-(``cdk``: the layout cdk-shrinkwrap makes, with ``image-registry=<netloc>/cdk``).
+(``cdk``: the layout cdk-shrinkwrap makes, with ``image-registry=<netloc>/cdk``). The
+``mirror`` layout keeps the path whole (``library/`` and ``cdk/`` included): what containerd
+asks this registry for when it mirrors the image's host (client-config ``mirror-for``), as
+Canonical K8s is configured.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ MAX_LIST_FILE = 1024 * 1024
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 ROCKS = "rocks.canonical.com"
+IMAGE_REGISTRY, MIRROR = "image-registry", "mirror"  # the layouts (see the module docstring)
+LAYOUTS = (IMAGE_REGISTRY, MIRROR)
 ARCHES = ("amd64", "arm64", "ppc64le", "s390x")
 _MACHINES = {
     "x86_64": "amd64",
@@ -160,10 +165,14 @@ def identity(ref: Reference) -> str:
     return out + (f"@{ref.digest}" if ref.digest else "")
 
 
-def destination_path(ref: Reference) -> str:
-    """Where CK looks for ``ref`` under its image-registry (see the module docstring)."""
+def destination_path(ref: Reference, layout: str = IMAGE_REGISTRY) -> str:
+    """Where a client looks for ``ref``: under CK's image-registry (see the module docstring),
+    or, in the ``mirror`` layout, at the path its own registry has it (containerd's request
+    when this registry mirrors that host: ``docker.io/nginx`` -> ``library/nginx``)."""
     host = canonical_host(ref.host)
     path = ref.path
+    if layout == MIRROR:
+        return _hub_path(host, path)
     if host == ROCKS and path.startswith("cdk/"):
         return path[len("cdk/") :]
     if host == DOCKER_HUB and path.startswith("library/"):
@@ -171,9 +180,11 @@ def destination_path(ref: Reference) -> str:
     return path
 
 
-def destination(ref: Reference, netloc: str, prefix: str = "") -> Reference:
+def destination(
+    ref: Reference, netloc: str, prefix: str = "", layout: str = IMAGE_REGISTRY
+) -> Reference:
     """``ref`` in this registry: tag kept (latest when neither tag nor digest), else digest."""
-    path = destination_path(ref)
+    path = destination_path(ref, layout)
     if prefix:
         path = f"{prefix}/{path}"
     tag = ref.tag or ("" if ref.digest else "latest")
@@ -183,6 +194,26 @@ def destination(ref: Reference, netloc: str, prefix: str = "") -> Reference:
 def image_registry(netloc: str, prefix: str = "") -> str:
     """The kubernetes-control-plane ``image-registry`` value for this layout."""
     return f"{netloc}/{prefix}" if prefix else netloc
+
+
+def check_layout(layout: str, prefix: str) -> str:
+    layout = (layout or IMAGE_REGISTRY).strip().lower()
+    if layout not in LAYOUTS:
+        raise ListError(f"layout: one of {', '.join(LAYOUTS)}")
+    if layout == MIRROR and prefix:
+        raise ListError("prefix: not with layout=mirror (containerd asks for the path as it is)")
+    return layout
+
+
+def mirrored_hosts(sources: list[str]) -> list[str]:
+    """The registry hosts of these images, as client-config's mirror-for takes them."""
+    hosts = set()
+    for source in sources:
+        try:
+            hosts.add(canonical_host(parse_reference(source).host))
+        except BadReference:
+            continue
+    return sorted(hosts)
 
 
 def check_prefix(prefix: str) -> str:
@@ -562,6 +593,7 @@ def plan_mirror(
     *,
     netloc: str,
     prefix: str = "",
+    layout: str = IMAGE_REGISTRY,
     rewrites: dict[str, str] | None = None,
     extra: tuple[str, ...] = (),
 ) -> tuple[list[Item], int]:
@@ -572,7 +604,7 @@ def plan_mirror(
         items.append(
             Item(
                 source=image,
-                dest=str(destination(ref, netloc, prefix)),
+                dest=str(destination(ref, netloc, prefix, layout)),
                 read=f"docker://{read}",
                 identity=identity(ref),
                 extra=extra,

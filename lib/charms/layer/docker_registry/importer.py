@@ -34,6 +34,7 @@ from pathlib import Path
 
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.imagelists import (
+    IMAGE_REGISTRY,
     BadReference,
     Item,
     assign,
@@ -247,7 +248,12 @@ def _oci_images(origin: str, kind: str, index) -> list[ArchiveImage]:
 
 
 def plan(
-    images: list[ArchiveImage], *, netloc: str, prefix: str = "", preserve: bool = True
+    images: list[ArchiveImage],
+    *,
+    netloc: str,
+    prefix: str = "",
+    layout: str = IMAGE_REGISTRY,
+    preserve: bool = True,
 ) -> tuple[list[Item], list[str], int]:
     """(items, notes, repeats dropped): one item per named image, in the mirror's layout."""
     items: list[Item] = []
@@ -275,7 +281,7 @@ def plan(
         items.append(
             Item(
                 source=image.name,
-                dest=str(destination(ref, netloc, prefix)),
+                dest=str(destination(ref, netloc, prefix, layout)),
                 read=read_ref(image),
                 identity=image.digest or image.config,
                 extra=extra,
