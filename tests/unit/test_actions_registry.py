@@ -607,6 +607,39 @@ def test_mirror_prefix_cdk_is_shrinkwraps_layout(unit, fake_skopeo):
     assert result["juju-config"].endswith(f"image-registry={NETLOC}/cdk")
 
 
+def test_mirror_of_canonical_k8s_list_images_in_the_mirror_layout(unit, fake_skopeo, tmp_path):
+    # GIVEN the list `k8s list-images` prints (one full reference a line)
+    listing = tmp_path / "k8s-images.txt"
+    listing.write_text(
+        "ghcr.io/canonical/k8s-snap/pause:3.10\n"
+        "ghcr.io/canonical/coredns:1.11.4-ck1\n"
+        "docker.io/library/busybox:1.36\n"
+    )
+    # WHEN it is mirrored with layout=mirror
+    run(unit, copies.mirror, file=str(listing), layout="mirror", **{"dry-run": True})
+    # THEN each image lands where containerd asks when this registry mirrors its host, and
+    # the results say which hosts client-config must mirror
+    assert unit.failures == []
+    result = unit.result()
+    assert [r["target"] for r in json.loads(result["results"])] == [
+        f"{NETLOC}/canonical/k8s-snap/pause:3.10",
+        f"{NETLOC}/canonical/coredns:1.11.4-ck1",
+        f"{NETLOC}/library/busybox:1.36",
+    ]
+    assert result["mirror-for"] == "docker.io,ghcr.io"
+    assert result["client-config"].endswith("client-config mirror-for=docker.io,ghcr.io")
+    assert "image-registry" not in result and "juju-config" not in result
+
+
+def test_mirror_layout_refuses_a_prefix_and_unknown_layouts(unit, fake_skopeo):
+    run(unit, copies.mirror, images="ghcr.io/a/b:1", layout="mirror", prefix="cdk")
+    run(unit, copies.mirror, images="ghcr.io/a/b:1", layout="flat")
+    assert unit.failures == [
+        "prefix: not with layout=mirror (containerd asks for the path as it is)",
+        "layout: one of image-registry, mirror",
+    ]
+
+
 def test_mirror_skips_same_digest_copies_the_rest_and_logs_a_running_count(
     unit, fake_skopeo, monkeypatch
 ):

@@ -363,6 +363,34 @@ def test_destination_layout(source, default, with_cdk):
         assert str(imagelists.destination(ref, NETLOC, "cdk")) == f"{NETLOC}/{with_cdk}"
 
 
+@pytest.mark.parametrize(
+    ("source", "mirrored"),
+    [
+        # what containerd asks a registry that mirrors the image's host for
+        ("ghcr.io/canonical/k8s-snap/pause:3.10", "canonical/k8s-snap/pause:3.10"),
+        ("docker.io/library/busybox:1.36", "library/busybox:1.36"),
+        ("busybox:1.36", "library/busybox:1.36"),
+        ("index.docker.io/calico/node:v3", "calico/node:v3"),
+        ("rocks.canonical.com/cdk/pause:3.9", "cdk/pause:3.9"),
+        ("registry.k8s.io/pause:3.9", "pause:3.9"),
+    ],
+)
+def test_mirror_layout_keeps_the_path_as_its_registry_has_it(source, mirrored):
+    ref = imagelists.parse_reference(source)
+    assert str(imagelists.destination(ref, NETLOC, layout="mirror")) == f"{NETLOC}/{mirrored}"
+
+
+def test_layout_checks_and_the_hosts_to_mirror():
+    assert imagelists.check_layout("", "") == "image-registry"
+    assert imagelists.check_layout("Mirror", "") == "mirror"
+    with pytest.raises(ListError, match="^layout: one of image-registry, mirror$"):
+        imagelists.check_layout("flat", "")
+    with pytest.raises(ListError, match="^prefix: not with layout=mirror"):
+        imagelists.check_layout("mirror", "cdk")
+    sources = ["busybox:1", "ghcr.io/a/b:1", "ghcr.io/c:2", "rocks.canonical.com:443/cdk/x:1"]
+    assert imagelists.mirrored_hosts(sources) == ["docker.io", "ghcr.io", "rocks.canonical.com"]
+
+
 def test_image_registry_value_and_prefix_checks():
     assert imagelists.image_registry(NETLOC) == NETLOC
     assert imagelists.image_registry(NETLOC, "cdk") == f"{NETLOC}/cdk"

@@ -6,6 +6,7 @@ each image, in the results and in a report file."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,7 +255,7 @@ def _cluster_needs(items, endpoint, prefix: str, layout: str) -> dict[str, str]:
 
     if layout == imagelists.MIRROR:
         hosts = ",".join(imagelists.mirrored_hosts([i.source for i in items]))
-        unit = hookenv.local_unit() or "docker-registry/0"
+        unit = os.environ.get("JUJU_UNIT_NAME") or "docker-registry/0"
         return {
             "mirror-for": hosts,
             "client-config": f"juju run {unit} client-config mirror-for={hosts}",
