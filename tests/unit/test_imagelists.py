@@ -383,9 +383,9 @@ def test_mirror_layout_keeps_the_path_as_its_registry_has_it(source, mirrored):
 def test_layout_checks_and_the_hosts_to_mirror():
     assert imagelists.check_layout("", "") == "image-registry"
     assert imagelists.check_layout("Mirror", "") == "mirror"
-    with pytest.raises(ListError, match="^layout: one of image-registry, mirror$"):
+    with pytest.raises(ListError, match=r"^layout: one of image-registry, mirror$"):
         imagelists.check_layout("flat", "")
-    with pytest.raises(ListError, match="^prefix: not with layout=mirror"):
+    with pytest.raises(ListError, match=r"^prefix: not with layout=mirror"):
         imagelists.check_layout("mirror", "cdk")
     sources = ["busybox:1", "ghcr.io/a/b:1", "ghcr.io/c:2", "rocks.canonical.com:443/cdk/x:1"]
     assert imagelists.mirrored_hosts(sources) == ["docker.io", "ghcr.io", "rocks.canonical.com"]
