@@ -272,7 +272,11 @@ def test_the_action_hands_out_both_jsons_and_commands(hook, tmp_path):
     assert hook.results["registry"] == "https://10.0.0.5:5000"
     assert shlex.split(hook.results["k8s-command"])[2] == "k8s"
     assert shlex.split(hook.results["containerd-command"])[3].startswith("custom_registries=")
-    assert "notes" not in hook.results
+    assert hook.results["notes"] == (
+        "containerd: its CRI plugin does not apply custom_registries' CA and credentials "
+        "(keyed by URL, looked up by host): relate it (juju integrate docker-registry "
+        "containerd) and run client-config again."
+    )
     # and nothing was logged (the output is the only place the password goes)
     assert not any(PASSWORD in line for line in hook.logs)
 
@@ -290,6 +294,13 @@ def test_with_containerd_related_its_json_holds_only_the_mirrors(hook, tmp_path)
     run(hook, **{"mirror-for": "docker.io"})
     assert [e["host"] for e in json.loads(hook.results["containerd"])] == ["docker.io"]
     assert "docker-registry relation" in hook.results["notes"]
+
+
+def test_a_password_charm_containerds_template_cannot_carry_is_named(hook, tmp_path):
+    hook.config["auth-basic-password"] = 'with"quote'
+    serve(hook, tmp_path)
+    run(hook)
+    assert "writes the password into config.toml unescaped" in hook.results["notes"]
 
 
 @pytest.mark.parametrize(

@@ -39,11 +39,7 @@ def client_config(params: Params) -> dict:
     k8s = custom_registries.k8s_registries(access, mirrors)
     related = _has_clients()
     containerd = custom_registries.containerd_registries(access, mirrors, related=related)
-    if related:
-        notes.append(
-            "containerd: this registry itself comes over the docker-registry relation, so "
-            "custom_registries holds only the mirror-for entries."
-        )
+    notes += custom_registries.containerd_notes(access, related=related)
     results = {
         "registry": access.url,
         "k8s": custom_registries.as_json(k8s),

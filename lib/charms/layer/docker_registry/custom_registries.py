@@ -153,6 +153,34 @@ def containerd_registries(
     return entries
 
 
+def containerd_notes(access: Access, *, related: bool) -> list[str]:
+    """What a charm-containerd operator must know about its JSON.
+
+    charm-containerd keys the CRI ``registry.configs`` tables by the entry's URL, while
+    containerd's CRI plugin looks them up by host[:port]: the CA and credentials of a
+    custom_registries entry never reach a pull. Over the docker-registry relation it keys
+    them by netloc and puts the CA in the system's trust store, which works; the mirror
+    entries then ride on that."""
+    if related:
+        return [
+            "containerd: this registry itself comes over the docker-registry relation, so "
+            "custom_registries holds only the mirror-for entries."
+        ]
+    notes = []
+    if access.ca_pem or access.password:
+        notes.append(
+            "containerd: its CRI plugin does not apply custom_registries' CA and credentials "
+            "(keyed by URL, looked up by host): relate it (juju integrate docker-registry "
+            "containerd) and run client-config again."
+        )
+    if any(c in access.password for c in '"\\'):
+        notes.append(
+            'containerd: its template writes the password into config.toml unescaped: a " or '
+            "\\ in it breaks containerd's config."
+        )
+    return notes
+
+
 def as_json(entries: Sequence[dict]) -> str:
     return json.dumps(list(entries), separators=(",", ":"))
 
