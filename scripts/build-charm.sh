@@ -20,7 +20,7 @@
 #   WHEELHOUSE=host       (default) that wheelhouse as it is: runs on this host (local model)
 #   WHEELHOUSE=all-bases  scripts/build-wheelhouse.sh rewrites it so it installs with no compiler
 #                         and no network on jammy and noble, amd64/arm64/ppc64el/s390x, and on
-#                         this host (what `make charm` builds); downloads cached in
+#                         this host (what `make charm-all-bases` builds); downloads cached in
 #                         WHEELHOUSE_CACHE (default BUILD_DIR/wheel-cache)
 # Fails when charm-build fails or charm-proof prints any E: or W: line.
 set -euo pipefail

@@ -100,7 +100,7 @@ def imported_top_modules(charm: Path) -> dict[str, set[str]]:
 
 
 def test_built_charm_ships_no_development_files(built_charm):
-    # GIVEN the charm `make charm` built  THEN none of the development side is in it
+    # GIVEN the charm scripts/build-charm.sh built  THEN none of the development side is in it
     assert development_files_in(built_charm) == []
 
 
@@ -116,7 +116,7 @@ def test_built_charm_imports_nothing_from_the_development_side(built_charm):
 def test_charm_build_of_the_whole_repository_makes_the_same_charm(built_charm, tmp_path):
     """charmcraft runs `charm build` on the repository itself: layer.yaml's exclude list keeps
     tests/, tools/, scripts/, build/, .venv/, the development docs ... out, giving the files
-    `make charm` stages."""
+    scripts/build-charm.sh stages."""
     if not (LAYER_CACHE / "layers/basic").is_dir():
         pytest.skip(f"no layer cache at {LAYER_CACHE}")
     src = tmp_path / "docker-registry"
@@ -157,5 +157,5 @@ def test_charm_build_of_the_whole_repository_makes_the_same_charm(built_charm, t
     assert development_files_in(tmp_path / "out/docker-registry") == []
     assert whole == charm_files(built_charm), (
         f"only in the whole-repo build: {sorted(whole - charm_files(built_charm))}; "
-        f"only in make charm's: {sorted(charm_files(built_charm) - whole)}"
+        f"only in build-charm.sh's: {sorted(charm_files(built_charm) - whole)}"
     )
