@@ -21,7 +21,7 @@ host:            ## Debian packages (docker.io, docker-registry, skopeo, haproxy
 	bash scripts/setup-host.sh
 
 venv: $(VENV)/.done
-$(VENV)/.done: tests/requirements.txt scripts/make-venv.sh
+$(VENV)/.done: tests/requirements.txt scripts/make-venv.sh | host   # python3 -m venv needs host's packages
 	bash scripts/make-venv.sh $(VENV)
 	touch $@
 
@@ -63,15 +63,16 @@ build-test: venv charm-all-bases   ## that charm's wheelhouse on jammy's/noble's
 e2e: setup charm   ## the local model's own tests, then the charm's real hooks in it
 	E2E_SKIP_BUILD=1 $(PY) -m pytest -q tools/localjuju/tests tests/e2e
 
-# CI (.ci/run): set-up, then two lanes side by side on the 2 cores. The engine lane runs the
-# suites that use the one dockerd one after the other (e2e restarts dockerd; both start
-# registry containers on the same host ports); the offline lane runs the rest. Each suite's
-# output is printed whole when it ends; a lane goes on after a failed suite, the run fails if
-# any suite failed, and each lane ends with its suites' times.
+# CI (.ci/run): two lanes side by side on the 2 cores, each starting once its own set-up is done
+# (the venv is made while dockerd starts and the registry image builds). The engine lane runs
+# the suites that use the one dockerd one after the other (e2e restarts dockerd; both start
+# registry containers on the same host); the offline lane runs the rest. Each suite's output is
+# printed whole when it ends; a lane goes on after a failed suite, the run fails if any suite
+# failed, and each lane ends with its suites' times.
 lane = rc=0; for suite in $(1); do start=$$SECONDS; $(MAKE) --no-print-directory $$suite || rc=1; \
 	echo "lane: $$suite took $$((SECONDS - start)) s"; done; exit $$rc
 
-test: setup
+test:
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-engine test-offline
 
 test-engine: setup
