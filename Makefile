@@ -82,7 +82,9 @@ test-offline: venv
 	@$(call lane,lint unit build-test)
 
 # --- local model ----------------------------------------------------------------
-demo: setup charm
+# the set-up and this host's charm (the venv is made while dockerd starts and the image builds)
+demo:
+	$(MAKE) --no-print-directory -j2 --output-sync=target setup charm
 	bash scripts/demo.sh $(BUILD)
 
 demo-clean: venv
