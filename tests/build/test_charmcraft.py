@@ -83,12 +83,11 @@ def imported_top_modules(charm: Path) -> dict[str, set[str]]:
         rel = path.relative_to(charm).as_posix()
         if not path.is_file() or path.is_symlink() or rel.startswith("wheelhouse/"):
             continue
-        is_script = (
-            path.read_bytes()[:80].startswith(b"#!") and b"python" in path.read_bytes()[:80]
-        )
-        if path.suffix != ".py" and not is_script:
+        source = path.read_bytes()
+        first_line = source.split(b"\n", 1)[0]
+        if path.suffix != ".py" and not (first_line.startswith(b"#!") and b"python" in first_line):
             continue
-        tree = ast.parse(path.read_bytes(), filename=rel)
+        tree = ast.parse(source, filename=rel)
         names = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
