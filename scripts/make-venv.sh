@@ -75,24 +75,6 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/nu
     rm -rf "$VENV"
     python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
 fi
-
-# --- moto in its own venv, made meanwhile (independent installs: the 2nd core's work) --------
-make_moto_venv() {
-    local PIPLOG=$PIPLOG.moto
-    : >"$PIPLOG"
-    if [ ! -x "$MOTO_VENV/bin/python" ] || ! "$MOTO_VENV/bin/python" -c 'import sys' 2>/dev/null; then
-        log "creating $MOTO_VENV"
-        rm -rf "$MOTO_VENV"
-        python3 -m venv "$MOTO_VENV" || die "python3 -m venv $MOTO_VENV failed"
-    fi
-    log "installing $MOTO_SPEC into $MOTO_VENV"
-    pip_in "$MOTO_VENV/bin/python" --upgrade pip || die "pip upgrade (moto venv) failed"
-    pip_in "$MOTO_VENV/bin/python" "$MOTO_SPEC" || die "pip install $MOTO_SPEC failed"
-}
-make_moto_venv &
-moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true' EXIT   # this script failing stops it too
-
 log "installing tests/requirements.txt into $VENV"
 pip_in "$VENV/bin/python" --upgrade pip || die "pip upgrade failed"
 pip_in "$VENV/bin/python" -r "$REQS" || die "pip install -r $REQS failed"
@@ -107,7 +89,15 @@ else
     rm -f "$SITE/_charm_dev_ubuntu_shim.py" "$SITE/zz_charm_dev_ubuntu_shim.pth"
 fi
 
-wait "$moto_pid" || die "the moto venv failed (above)"
+# --- moto in its own venv -----------------------------------------------------------------
+if [ ! -x "$MOTO_VENV/bin/python" ] || ! "$MOTO_VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    log "creating $MOTO_VENV"
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV" || die "python3 -m venv $MOTO_VENV failed"
+fi
+log "installing $MOTO_SPEC into $MOTO_VENV"
+pip_in "$MOTO_VENV/bin/python" --upgrade pip || die "pip upgrade (moto venv) failed"
+pip_in "$MOTO_VENV/bin/python" "$MOTO_SPEC" || die "pip install $MOTO_SPEC failed"
 ln -sfn ../moto/bin/moto_server "$VENV/bin/moto_server"
 
 log "verifying"
