@@ -76,10 +76,10 @@ test:
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-engine test-offline
 
 test-engine: setup
-	@$(call lane,integration e2e)
+	+@$(call lane,integration e2e)
 
 test-offline: venv
-	@$(call lane,lint unit build-test)
+	+@$(call lane,lint unit build-test)
 
 # --- local model ----------------------------------------------------------------
 # the set-up and this host's charm (the venv is made while dockerd starts and the image builds)
