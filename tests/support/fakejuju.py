@@ -22,10 +22,16 @@ from charmhelpers.core import hookenv, unitdata
 from charms.reactive import bus, flags
 from charms.reactive.endpoints import Endpoint
 
-from tests.support.layers import layer_cache
+from tests.support.layers import ROOT, layer_cache
 
 # the real upstream interface layers, from the layer cache the charm is built with
 INTERFACES = layer_cache() / "interfaces"
+# the interfaces the charm includes (a built charm holds only those; the cache may hold more)
+CHARM_INTERFACES = sorted(
+    name.split(":", 1)[1]
+    for name in yaml.safe_load((ROOT / "layer.yaml").read_text())["includes"]
+    if name.startswith("interface:")
+)
 
 METADATA = {
     "name": "test-charm",
@@ -173,11 +179,12 @@ def _load_interfaces(monkeypatch) -> None:
     """Fresh handler registry and interface modules, as in a new hook process.
 
     Modules are named as in a built charm (``relations.<interface>.<role>``, each interface a
-    package so its relative imports work) and loaded by file path from the layer cache.
+    package so its relative imports work) and loaded by file path from the layer cache: the
+    ones the charm's layer.yaml includes.
     """
     monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
     _fresh_package(monkeypatch, "relations", [])
-    for iface_dir in sorted(p for p in INTERFACES.iterdir() if p.is_dir()):
+    for iface_dir in (INTERFACES / name for name in CHARM_INTERFACES):
         package = f"relations.{iface_dir.name}"
         _fresh_package(monkeypatch, package, [str(iface_dir)])
         for role in ("provides", "requires", "peers"):
