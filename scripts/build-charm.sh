@@ -13,13 +13,14 @@
 # LAYER_CACHE/interfaces/<name>. Nothing is copied into the repository. The production build is
 # `charmcraft pack` (charmcraft.yaml) or `charm build` with the same cache.
 #
-# The charm layer is staged into a temp dir first so that build/, .venv/, tests/, scripts/ ...
-# are never copied into the charm. charm-build --binary-wheels makes the wheelhouse for this
+# The charm layer is staged into a temp dir first, without what its layer.yaml `exclude` lists
+# (build/, .venv/, tests/, tools/, scripts/, the development docs ...), so that none of it is
+# ever copied into the charm. charm-build --binary-wheels makes the wheelhouse for this
 # host's Python and machine only. WHEELHOUSE picks what the charm ships:
 #   WHEELHOUSE=host       (default) that wheelhouse as it is: runs on this host (local model)
 #   WHEELHOUSE=all-bases  scripts/build-wheelhouse.sh rewrites it so it installs with no compiler
 #                         and no network on jammy and noble, amd64/arm64/ppc64el/s390x, and on
-#                         this host (what `make charm` builds); downloads cached in
+#                         this host (what `make charm-all-bases` builds); downloads cached in
 #                         WHEELHOUSE_CACHE (default BUILD_DIR/wheel-cache)
 # Fails when charm-build fails or charm-proof prints any E: or W: line.
 set -euo pipefail
@@ -53,15 +54,21 @@ BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# 1. stage the charm layer (only what belongs in a charm)
+# 1. stage the charm layer without what its layer.yaml `exclude` lists (the list `charm build`
+#    honours when charmcraft builds the whole repository) nor build clutter; "/x" there is x at
+#    the top of the layer, a bare name any file or folder of that name
+excludes=(--exclude=./.git --exclude=./.venv --exclude=./build --exclude='*.charm'
+          --exclude=__pycache__ --exclude='*.pyc')
+patterns=$(python3 -c 'import sys, yaml
+print("\n".join((yaml.safe_load(open(sys.argv[1])) or {}).get("exclude") or []))' \
+    "$SRC/layer.yaml") || die "cannot read the exclude list of $SRC/layer.yaml"
+while IFS= read -r pattern; do
+    [[ -n "$pattern" ]] || continue
+    [[ "$pattern" == /* ]] && pattern=".$pattern"
+    excludes+=("--exclude=$pattern")
+done <<<"$patterns"
 mkdir -p "$WORK/src/$NAME"
-tar -C "$SRC" -cf - \
-    --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./tests --exclude=./scripts \
-    --exclude=./.ci --exclude=./Makefile --exclude='*.charm' --exclude=./charmcraft.yaml \
-    --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache --exclude=.ruff_cache \
-    --exclude=.coverage --exclude=./.gitignore --exclude=./ARCHITECTURE.md \
-    --exclude=./CONTRIBUTING.md --exclude=./BENCHMARKS.md --exclude=./pyproject.toml \
-    . | tar -C "$WORK/src/$NAME" -xf -
+tar -C "$SRC" -cf - "${excludes[@]}" . | tar -C "$WORK/src/$NAME" -xf -
 # A checkout without symlinks (git core.symlinks=false, or a copy that dereferenced nothing)
 # leaves each symlink as a small text file holding its target: the easyrsa layer's
 # actions/backup etc. are `-> actions.py` upstream. Restore them in the staged copy, only for

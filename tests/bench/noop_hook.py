@@ -77,7 +77,7 @@ def baseline_charm() -> Path:
         # beside build/, would be wrong)
         "LAYER_CACHE": os.environ.get("LAYER_CACHE", str(ROOT.parent / "shared" / "layers")),
         "VENV": str(ROOT / ".venv"),  # the worktree has none: this checkout's build tools
-        "WHEELHOUSE": os.environ.get("WHEELHOUSE", "all-bases"),  # what `make charm` ships
+        "WHEELHOUSE": os.environ.get("WHEELHOUSE", "host"),  # what `make charm` ships
         "WHEELHOUSE_CACHE": str(BUILD / "wheel-cache"),
     }
     print(f"building the baseline charm ({BASELINE}) into {out} ...", flush=True)

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def built_charm(tmp_path_factory) -> Path:
-    """The built charm: BUILT_CHARM (what `make build-test` passes: build/docker-registry from
-    `make charm`), else built here with WHEELHOUSE=all-bases as `make charm` does."""
+    """The built charm: BUILT_CHARM (what `make build-test` passes: build/all-bases/docker-registry
+    from `make charm-all-bases`), else built here with WHEELHOUSE=all-bases as that target does."""
     given = os.environ.get("BUILT_CHARM")
     if given:
         charm = Path(given)

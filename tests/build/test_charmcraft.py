@@ -3,6 +3,7 @@ repository (its `source: .`)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -52,16 +53,69 @@ def charm_files(charm: Path) -> set[str]:
     return files
 
 
-def test_built_charm_ships_no_build_definition_or_dev_files(built_charm):
-    for name in ("charmcraft.yaml", "tests", "scripts", ".ci", "pyproject.toml", "BENCHMARKS.md"):
-        assert not (built_charm / name).exists(), name
+# the repository's development side: none of it may reach a built charm
+DEVELOPMENT_PATHS = (
+    "tools",
+    "tests",
+    "scripts",
+    ".ci",
+    "charmcraft.yaml",
+    "pyproject.toml",
+    "CONTRIBUTING.md",
+    "ARCHITECTURE.md",
+    "BENCHMARKS.md",
+)
+
+
+def development_files_in(charm: Path) -> list[str]:
+    found = [name for name in DEVELOPMENT_PATHS if (charm / name).exists()]
     # the Makefile there is layer:basic's, not the repository's
-    assert (built_charm / "Makefile").read_text() != (ROOT / "Makefile").read_text()
+    if (charm / "Makefile").read_text() == (ROOT / "Makefile").read_text():
+        found.append("Makefile")
+    return found
+
+
+def imported_top_modules(charm: Path) -> dict[str, set[str]]:
+    """Each Python file of the built charm (its wheelhouse aside) -> the top-level names it
+    imports, hooks and actions included (they are Python scripts without a .py suffix)."""
+    imports: dict[str, set[str]] = {}
+    for path in charm.rglob("*"):
+        rel = path.relative_to(charm).as_posix()
+        if not path.is_file() or path.is_symlink() or rel.startswith("wheelhouse/"):
+            continue
+        source = path.read_bytes()
+        first_line = source.split(b"\n", 1)[0]
+        if path.suffix != ".py" and not (first_line.startswith(b"#!") and b"python" in first_line):
+            continue
+        tree = ast.parse(source, filename=rel)
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+        imports[rel] = names
+    return imports
+
+
+def test_built_charm_ships_no_development_files(built_charm):
+    # GIVEN the charm scripts/build-charm.sh built  THEN none of the development side is in it
+    assert development_files_in(built_charm) == []
+
+
+def test_built_charm_imports_nothing_from_the_development_side(built_charm):
+    # GIVEN the built charm's Python (lib, reactive, hooks, actions)
+    imports = imported_top_modules(built_charm)
+    assert "reactive/docker_registry.py" in imports
+    # THEN no hook or action needs the local model or the tests to run
+    offenders = {rel: names & {"tools", "tests"} for rel, names in imports.items()}
+    assert {rel: names for rel, names in offenders.items() if names} == {}
 
 
 def test_charm_build_of_the_whole_repository_makes_the_same_charm(built_charm, tmp_path):
     """charmcraft runs `charm build` on the repository itself: layer.yaml's exclude list keeps
-    tests/, scripts/, build/, .venv/ ... out, giving the files `make charm` stages."""
+    tests/, tools/, scripts/, build/, .venv/, the development docs ... out, giving the files
+    scripts/build-charm.sh stages."""
     if not (LAYER_CACHE / "layers/basic").is_dir():
         pytest.skip(f"no layer cache at {LAYER_CACHE}")
     src = tmp_path / "docker-registry"
@@ -70,7 +124,12 @@ def test_charm_build_of_the_whole_repository_makes_the_same_charm(built_charm, t
         src,
         ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.charm", "__pycache__"),
     )
-    for junk in ("build/docker-registry/x", ".venv/bin/python", "tests/__pycache__/x.pyc"):
+    for junk in (
+        "build/docker-registry/x",
+        ".venv/bin/python",
+        "tests/__pycache__/x.pyc",
+        ".mypy_cache/x",
+    ):
         (src / junk).parent.mkdir(parents=True, exist_ok=True)
         (src / junk).write_text("not the charm\n")
     charm_build = Path(sys.prefix) / "bin/charm-build"
@@ -94,7 +153,8 @@ def test_charm_build_of_the_whole_repository_makes_the_same_charm(built_charm, t
     )
     assert proc.returncode in (0, 100), proc.stdout[-2000:] + proc.stderr[-2000:]
     whole = charm_files(tmp_path / "out/docker-registry")
+    assert development_files_in(tmp_path / "out/docker-registry") == []
     assert whole == charm_files(built_charm), (
         f"only in the whole-repo build: {sorted(whole - charm_files(built_charm))}; "
-        f"only in make charm's: {sorted(charm_files(built_charm) - whole)}"
+        f"only in build-charm.sh's: {sorted(charm_files(built_charm) - whole)}"
     )

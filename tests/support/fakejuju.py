@@ -22,11 +22,16 @@ from charmhelpers.core import hookenv, unitdata
 from charms.reactive import bus, flags
 from charms.reactive.endpoints import Endpoint
 
-from tests.support.layers import layer_cache
+from tests.support.layers import ROOT, layer_cache
 
 # the real upstream interface layers, from the layer cache the charm is built with
 INTERFACES = layer_cache() / "interfaces"
-ROOT = Path(__file__).resolve().parents[2]
+# the interfaces the charm includes (a built charm holds only those; the cache may hold more)
+CHARM_INTERFACES = sorted(
+    name.split(":", 1)[1]
+    for name in yaml.safe_load((ROOT / "layer.yaml").read_text())["includes"]
+    if name.startswith("interface:")
+)
 
 METADATA = {
     "name": "test-charm",
@@ -174,11 +179,12 @@ def _load_interfaces(monkeypatch) -> None:
     """Fresh handler registry and interface modules, as in a new hook process.
 
     Modules are named as in a built charm (``relations.<interface>.<role>``, each interface a
-    package so its relative imports work) and loaded by file path from the layer cache.
+    package so its relative imports work) and loaded by file path from the layer cache: the
+    ones the charm's layer.yaml includes.
     """
     monkeypatch.setattr(bus.Handler, "_HANDLERS", {})
     _fresh_package(monkeypatch, "relations", [])
-    for iface_dir in _included_interfaces():
+    for iface_dir in (INTERFACES / name for name in CHARM_INTERFACES):
         package = f"relations.{iface_dir.name}"
         _fresh_package(monkeypatch, package, [str(iface_dir)])
         for role in ("provides", "requires", "peers"):
@@ -192,14 +198,6 @@ def _load_interfaces(monkeypatch) -> None:
             monkeypatch.setitem(sys.modules, name, module)
             monkeypatch.setitem(sys.modules, f"reactive.{name}", module)
             spec.loader.exec_module(module)
-
-
-def _included_interfaces() -> list[Path]:
-    """The interface layers layer.yaml includes: a built charm holds those and no other (the
-    layer cache has more, whose run-time dependencies the charm does not ship)."""
-    layer = yaml.safe_load((ROOT / "layer.yaml").read_text())
-    names = [i.split(":", 1)[1] for i in layer["includes"] if i.startswith("interface:")]
-    return [INTERFACES / name for name in sorted(names)]
 
 
 def _fresh_package(monkeypatch, name: str, search_path: list[str]) -> None:

@@ -790,6 +790,27 @@ def test_mirror_of_the_root_list_without_release_lists_the_releases(unit, tmp_pa
     assert unit.failures[-1] == "release 1.29 is not in the list; the closest: 1.34, 1.35"
 
 
+def test_mirror_takes_release_as_the_number_juju_hands_over(unit, fake_skopeo, tmp_path):
+    # GIVEN container-images.txt on the unit
+    listing = tmp_path / "container-images.txt"
+    listing.write_text(ROOT_LIST)
+    # WHEN mirror runs with release=1.35 as juju run passes it: a number
+    run(unit, copies.mirror, file=str(listing), release=1.35, **{"dry-run": True})
+    # THEN it plans that release
+    assert unit.failures == []
+    assert unit.result()["list"].startswith("container-images.txt (v1.35-static, v1.35.")
+
+
+def test_mirror_refuses_release_1_30_read_as_a_number(unit, fake_skopeo, tmp_path):
+    listing = tmp_path / "container-images.txt"
+    listing.write_text(ROOT_LIST)
+    run(unit, copies.mirror, file=str(listing), release=1.3, **{"dry-run": True})
+    assert len(unit.failures) == 1
+    assert unit.failures[0].startswith("release: Juju read it as the number 1.3")
+    assert "release=v1.30" in unit.failures[0]
+    assert fake_skopeo.calls() == []
+
+
 def test_mirror_copies_everything_when_the_registry_api_does_not_answer(unit, fake_skopeo):
     RegistryFake.answers = False
     RegistryFake.digests = {"pause:3.9": "sha256:" + "1" * 64}

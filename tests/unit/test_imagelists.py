@@ -152,7 +152,7 @@ def test_root_file_without_release_lists_its_releases():
         parse_list(ROOT_FILE)
     assert str(err.value) == (
         "this is Charmed Kubernetes' container-images.txt: give release= (a release in it, "
-        "e.g. release=1.35, or an exact patch); releases in it: 1.34, 1.35"
+        "e.g. release=v1.35, or an exact patch); releases in it: 1.34, 1.35"
     )
 
 

@@ -87,9 +87,16 @@ def action_params(action: str, spec: dict[str, Any], given: dict[str, Any]) -> d
             raise ModelError(f'action "{action}": "{k}" is required')
     for k, p in props.items():
         if k in out and isinstance(p, dict) and p.get("type"):
-            t = ACTION_TYPES.get(p["type"])
-            if (t and not isinstance(out[k], t)) or (
-                p["type"] == "integer" and isinstance(out[k], bool)
-            ):
-                raise ModelError(f'action "{action}": "{k}" must be of type {p["type"]}')
+            # JSON Schema's type: one name or a list of names, any of which will do
+            kinds = p["type"] if isinstance(p["type"], list) else [p["type"]]
+            if not any(_is_json_type(out[k], kind) for kind in kinds):
+                raise ModelError(f'action "{action}": "{k}" must be of type {"/".join(kinds)}')
     return out
+
+
+def _is_json_type(value: Any, kind: str) -> bool:
+    t = ACTION_TYPES.get(kind)
+    if t is None:
+        return True  # a type this model does not know: Juju's validator decides
+    # bool is an int in Python, not in JSON Schema
+    return isinstance(value, t) and not (isinstance(value, bool) and kind in ("integer", "number"))

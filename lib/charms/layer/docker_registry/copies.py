@@ -30,7 +30,7 @@ def _image_list(params: Params, arches: tuple[str, ...]) -> tuple[list[str], lis
 
     text = params.text("images")
     file = params.text("file")
-    release = params.text("release")
+    release = imagelists.release_param(params.config.get("release", ""))
     if not text and not file:
         raise ActionError("give images (a list) or file (a path on the unit)")
     parsed = []

@@ -301,6 +301,27 @@ class Release:
         return out
 
 
+def release_param(value: object) -> str:
+    """The mirror action's release= as text. Juju reads `release=1.35` on the command line as
+    YAML, so a release typed without its v arrives as a number: 1.35 is taken as 1.35, but a
+    minor of one digit is refused, because `release=1.30` arrives as 1.3 too."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float):
+        text = repr(value)  # the shortest form that reads back: 1.35, never 1.3500000000000001
+        major, dot, minor = text.partition(".")
+        if dot and major.isdigit() and minor.isdigit() and len(minor) == 1:
+            raise ListError(
+                f"release: Juju read it as the number {text}, which drops a trailing zero "
+                f"(release={text}0 reads as {text} too): write release=v{text}0, or "
+                f"release=v{text} if {text} is meant"
+            )
+        return text
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ListError("release: a Kubernetes release such as 1.35 or 1.35.3")
+
+
 def parse_release(text: str) -> Release:
     match = _RELEASE_RE.match((text or "").strip())
     if not match:
@@ -472,7 +493,7 @@ def _select(
         newest = f"{series[-1][0]}.{series[-1][1]}" if series else "1.35"
         raise ListError(
             "this is Charmed Kubernetes' container-images.txt: give release= (a release in it, "
-            f"e.g. release={newest}, or an exact patch); releases in it: {known}"
+            f"e.g. release=v{newest}, or an exact patch); releases in it: {known}"
         )
     wanted = parse_release(release)
     patches = sorted((r for r in upstreams if r.series == wanted.series), key=Release.order)
