@@ -34,6 +34,8 @@ from .state import (
 )
 from .status import status_report
 
+MACHINE_BASE = "ubuntu@22.04"  # what every unit's machine looks like (machine.py)
+
 
 class Controller:
     def __init__(self, model: Model | None = None, echo: Callable[[str], None] | None = None):
@@ -50,8 +52,12 @@ class Controller:
         config: dict[str, Any] | None = None,
         resources: dict[str, str] | None = None,
         num_units: int = 1,
+        trust: bool = False,
+        base: str | None = None,
     ) -> str:
         """charm: a charm directory, or `fake:<name>` for a remote-application fake."""
+        if base not in (None, MACHINE_BASE):
+            raise ModelError(f'base "{base}": the local model\'s machines are {MACHINE_BASE}')
         self.model.ensure()
         charm_dir, fake, meta = resolve_charm(self.model, charm)
         name = app or fake or meta.charm_name
@@ -60,14 +66,13 @@ class Controller:
         with edit(self.model) as st:
             if name in st.applications:
                 raise ModelError(f'application "{name}" already exists')
-            info = Application(charm=str(charm_dir) if charm_dir else None, fake=fake, meta=meta)
+            info = Application(
+                charm=str(charm_dir) if charm_dir else None, fake=fake, meta=meta, trust=trust
+            )
             st.applications[name] = info
             for k, v in (config or {}).items():
                 info.config[k] = self._convert(info, k, v)
-            for res, path in (resources or {}).items():
-                if res not in meta.resource_names:
-                    raise ModelError(f'unknown resource "{res}"')
-                info.resources[res] = self._store_resource(name, res, path)
+            self._attach(info, name, resources or {})
             for ep, spec in meta.endpoints.items():
                 if spec.role == "peers":
                     self._new_relation(st, [(name, ep)], spec.interface)
@@ -182,7 +187,8 @@ class Controller:
         self.model.record_status(unit, "agent", "idle", "resolved")
         self.settle()
 
-    def upgrade_charm(self, app: str, charm: str) -> None:
+    def upgrade_charm(self, app: str, charm: str, resources: dict[str, str] | None = None) -> None:
+        """`juju refresh --path` (with new revisions of ``resources``, if given)."""
         charm_dir = Path(charm).resolve()
         meta = load_charm_meta(charm_dir)
         with edit(self.model) as st:
@@ -191,6 +197,7 @@ class Controller:
                 raise ModelError("cannot upgrade a fake application")
             info.meta = meta
             info.charm = str(charm_dir)
+            self._attach(info, app, resources or {})
             # values of options the new charm dropped go, as in Juju
             info.config = {k: v for k, v in info.config.items() if k in meta.config_options}
             for u in st.units_of(app):
@@ -198,10 +205,70 @@ class Controller:
             self.scheduler.each_unit(st, app, "upgrade-charm", "config-changed")
         self.settle()
 
+    def attach_resource(self, app: str, resources: dict[str, str]) -> None:
+        """A new revision of each resource; Juju then runs upgrade-charm on every unit."""
+        with edit(self.model) as st:
+            self._attach(st.app(app), app, resources)
+            self.scheduler.each_unit(st, app, "upgrade-charm", "config-changed")
+        self.settle()
+
+    def _attach(self, info: Application, app: str, resources: dict[str, str]) -> None:
+        for res, path in resources.items():
+            if res not in info.meta.resource_names:
+                raise ModelError(f'unknown resource "{res}"')
+            info.resources[res] = self._store_resource(app, res, path)
+
+    def resolve_unit(self, unit: str) -> str:
+        """``app/leader`` names the application's leader, as in `juju run` and `juju exec`."""
+        app, _, num = unit.partition("/")
+        if num != "leader":
+            return unit
+        leader = load(self.model).app(app).leader
+        if leader is None:
+            raise ModelError(f'application "{app}" has no leader')
+        return leader
+
+    def exec(self, unit: str, command: str, timeout: float = 300.0) -> dict[str, Any]:
+        """`juju exec --unit`: ``command`` through bash in the unit's hook context on its
+        machine; what it sets through hook tools counts only if it exits 0 (as an action)."""
+        self.settle()
+        unit = self.resolve_unit(unit)
+        with edit(self.model) as st:
+            if st.applications[st.unit(unit).app].charm is None:
+                raise ModelError(f'unit "{unit}" is a fake: it has no machine to run commands on')
+            aid = st.next_action_id
+            st.next_action_id += 1
+        started = iso()
+        event = Event(seq=self.scheduler.next_seq(), unit=unit, hook="juju-exec")
+        out = self.executor.run_command(event, command, timeout)
+        with edit(self.model) as st:
+            if out.ok:
+                self.scheduler.commit(st, unit, out.pending)
+            st.units[unit].agent = "idle"
+        record: dict[str, Any] = {
+            "id": aid,
+            "unit": unit,
+            "action": "juju-exec",
+            "status": "completed" if out.ok else "failed",
+            "message": "timed out" if out.timed_out else "",
+            "results": {},
+            "log": [],
+            "return-code": out.rc,
+            "stdout": out.output,
+            "stderr": out.stderr,
+            "enqueued": started,
+            "started": started,
+            "completed": iso(),
+            "timed-out": out.timed_out,
+        }
+        self.settle()
+        return record
+
     def run_action(
         self, unit: str, action: str, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         self.settle()
+        unit = self.resolve_unit(unit)
         with edit(self.model) as st:
             spec = st.applications[st.unit(unit).app].meta.actions.get(action)
             if spec is None:
@@ -218,6 +285,7 @@ class Controller:
             "status": "running",
             "message": "",
             "log": [],
+            "enqueued": iso(),
             "started": iso(),
         }
         apath = self.model.root / "actions" / f"{aid}.json"

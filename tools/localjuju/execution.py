@@ -44,6 +44,8 @@ class Outcome:
     rc: int = 0
     output: str = ""
     pending: dict[str, Any] = field(default_factory=dict)  # buffered relation/port writes
+    stderr: str = ""  # (juju exec only: hooks and actions log both streams together)
+    timed_out: bool = False
 
 
 class Executor:
@@ -108,14 +110,12 @@ class Executor:
         sub = "actions" if event.action else "hooks"
         return self.model.charm_dir(event.unit) / sub / event.name
 
-    def run_charm(self, event: Event) -> Outcome:
-        """Run the unit's hook/action file for `event`; a missing file is a skipped hook."""
+    def _write_ctx(self, event: Event) -> Path:
+        """The hook tools' view of this hook (hooktools.py reads it, buffers writes into it)."""
         assert event.unit is not None
-        unit, name, path = event.unit, event.name, self.charm_file(event)
-        # the hook tools' view of this hook (hooktools.py reads it, buffers writes into it)
         ctx: dict[str, Any] = {
-            "unit": unit,
-            "hook": name,
+            "unit": event.unit,
+            "hook": event.name,
             "relation_id": event.relation_id,
             "relation_name": event.relation,
             "remote_unit": event.remote_unit,
@@ -123,8 +123,48 @@ class Executor:
             "action_id": event.action_id,
             "pending": {},
         }
-        ctx_path = self._ctx_path(unit)
+        ctx_path = self._ctx_path(event.unit)
         ctx_path.write_text(json.dumps(ctx))
+        return ctx_path
+
+    def run_command(self, event: Event, command: str, timeout: float) -> Outcome:
+        """`juju exec`: a shell command in the unit's hook context (environment, hook tools,
+        machine) outside any hook: no JUJU_HOOK_NAME or JUJU_DISPATCH_PATH, as in Juju."""
+        assert event.unit is not None
+        unit = event.unit
+        ctx_path = self._write_ctx(event)
+        self.model.write_launchers()
+        env = self.hook_env(event)
+        for key in ("JUJU_HOOK_NAME", "JUJU_DISPATCH_PATH"):
+            env.pop(key, None)
+        self.model.log(unit, "INFO", "running juju-exec")  # not the command: it may hold secrets
+        try:
+            proc = subprocess.run(
+                unit_machine.wrap(self.model.unit_dir(unit), ["/bin/bash", "-c", command]),
+                cwd=self.model.charm_dir(unit),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                errors="replace",
+            )
+        except subprocess.TimeoutExpired:
+            return Outcome(ok=False, rc=124, timed_out=True)
+        self.model.log(unit, "INFO", f"juju-exec exited with status {proc.returncode}")
+        pending = json.loads(ctx_path.read_text()).get("pending") or {}
+        return Outcome(
+            ok=proc.returncode == 0,
+            rc=proc.returncode,
+            output=proc.stdout,
+            stderr=proc.stderr,
+            pending=pending,
+        )
+
+    def run_charm(self, event: Event) -> Outcome:
+        """Run the unit's hook/action file for `event`; a missing file is a skipped hook."""
+        assert event.unit is not None
+        unit, name, path = event.unit, event.name, self.charm_file(event)
+        ctx_path = self._write_ctx(event)
         if not path.exists():
             return Outcome(ok=True)  # Juju skips hooks the charm does not implement
         self.model.write_launchers()

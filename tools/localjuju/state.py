@@ -97,6 +97,7 @@ class Application:
     next_unit: int = 0
     version: str = ""
     status: Status | None = None  # status-set --application
+    trust: bool = False  # deploy --trust (the charm may use the cloud's credentials)
 
     def effective_config(self) -> JSON:
         """Defaults from config.yaml overlaid with what `config` set (as hooktools computes)."""
@@ -116,6 +117,7 @@ class Application:
             next_unit=d.get("next_unit", 0),
             version=d.get("version") or "",
             status=Status.from_json(d["status"]) if d.get("status") else None,
+            trust=bool(d.get("trust")),
         )
 
     def to_json(self) -> JSON:
@@ -129,6 +131,7 @@ class Application:
             "next_unit": self.next_unit,
             "version": self.version,
             "status": self.status.to_json() if self.status else None,
+            "trust": self.trust,
             **self.meta.to_json(),
         }
 
