@@ -247,8 +247,9 @@ def test_actions_run_through_charm_env_on_the_units_venv(single):
         [*cli, "echo", "text=hi"], capture_output=True, text=True, cwd=ctl.model.root
     )
     assert out.returncode == 0 and "echo: hi" in out.stdout, out.stderr
+    # as Juju 3: a task failed with action-fail exits 0 (only a non-zero hook exit fails)
     out = subprocess.run([*cli, "boom"], capture_output=True, text=True)
-    assert out.returncode == 1 and "boom as requested" in out.stderr
+    assert out.returncode == 0 and "failed: boom as requested" in out.stdout, out.stderr
 
 
 def test_model_cli_status(single):

@@ -122,5 +122,9 @@ def action(name):
         subprocess.check_call(["action-log", "about to fail"])
         action_fail("boom as requested")
         return
+    if name == "crash":
+        action_set({"partial": "yes"})
+        print("crashing on purpose", file=sys.stderr)
+        sys.exit(3)
     params = action_get()
     action_set({"echo": params["text"] * params["times"], "nested.key": "v"})
