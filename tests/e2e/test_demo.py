@@ -1,5 +1,8 @@
 """`make demo` leaves an https registry with auth that a plain docker client logs in to with
-what connection.json says; running it twice works; `make demo-clean` removes what it made."""
+what connection.json says; running it twice works; `make demo-clean` removes what it made.
+
+Local model only: the demo is the local model (scripts/demo.sh deploys into BUILD/demo/model);
+the model it leaves is then read the way a user would, with jubilant."""
 
 from __future__ import annotations
 
@@ -9,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jubilant
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+LOCAL_JUJU = ROOT / "tools" / "localjuju" / "juju"
 
 
 def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -24,11 +31,20 @@ def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.local_only("make demo deploys into the local model")
 def test_demo_twice_then_clean(charm_dir, registry_image_tar, tmp_path):
     first = demo(tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "raw: pushed 127.0.0.2:5000/demo/hello-registry:1" in first.stdout
     assert "demo/hello-registry  1" in first.stdout  # the images action
+    # the model the demo leaves answers Juju's own client
+    juju = jubilant.Juju(model=str(tmp_path / "demo" / "model"), cli_binary=LOCAL_JUJU)
+    status = juju.status()
+    registry = status.apps["docker-registry"].units["docker-registry/0"]
+    assert registry.workload_status.current == "active"
+    assert registry.workload_status.message.startswith("Ready at 127.0.0.2:5000 (https")
+    assert status.apps["docker-registry"].relations["cert-provider"][0].related_app == "easyrsa"
+    assert "demo/hello-registry" in json.dumps(juju.run("docker-registry/0", "images").results)
     second = demo(tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already deployed" in second.stdout
