@@ -22,6 +22,7 @@ RAW = {
             "next_unit": 1,
             "version": "1.0",
             "status": {"status": "active", "message": "", "since": 1.5},
+            "trust": True,
             "charm_name": "a",
             "endpoints": {
                 "peer": {"role": "peers", "interface": "p", "scope": "global"},
@@ -41,6 +42,7 @@ RAW = {
             "next_unit": 1,
             "version": "",
             "status": None,
+            "trust": False,
             "charm_name": "NrpeFake",
             "endpoints": {"db": {"role": "provides", "interface": "db", "scope": "global"}},
             "extra_bindings": [],
