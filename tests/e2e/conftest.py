@@ -260,6 +260,24 @@ def unit_file(juju: jubilant.Juju, unit: str, path: str) -> str | None:
         return None
 
 
+def fire_update_status(juju: jubilant.Juju, unit: str) -> None:
+    """update-status on ``unit`` now, as Juju's timer fires it every 5 minutes: the local
+    model's own verb, or on a real controller the hook run in the unit's hook context."""
+    if is_local(juju):
+        juju.cli("update-status", unit)
+    else:
+        juju.exec("hooks/update-status", unit=unit)
+
+
+def docker_on(juju: jubilant.Juju, unit: str, *args: str) -> str:
+    """`docker ARGS` on the unit's machine (the local model's units share the host's engine);
+    its stdout, or "" when it fails (e.g. inspecting a container that is gone)."""
+    try:
+        return juju.exec("docker", *args, unit=unit).stdout
+    except jubilant.TaskError:
+        return ""
+
+
 def hooks_ran(juju: jubilant.Juju) -> list[str]:
     """``unit: hook`` for every hook the model ran, from its debug log: the local model logs
     "app/0: <time> INFO running <hook> hook", Juju `unit-app-0: <time> INFO
@@ -415,6 +433,8 @@ class Helpers:
     unit_of = staticmethod(unit_of)
     unit_file = staticmethod(unit_file)
     hooks_ran = staticmethod(hooks_ran)
+    fire_update_status = staticmethod(fire_update_status)
+    docker_on = staticmethod(docker_on)
     deploy_ca = staticmethod(deploy_ca)
     easyrsa_client_pair_of = staticmethod(easyrsa_client_pair_of)
     is_local = staticmethod(is_local)

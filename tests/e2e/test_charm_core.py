@@ -1,7 +1,10 @@
-"""End to end: the built charm's real hooks in the local model, real Docker engine.
+"""End to end: the built charm's real hooks, driven through jubilant (the local model with the
+real Docker engine, or a real controller with --model).
 
 One deployment per module; the tests run in order and build on each other like an operator's
 session: deploy, no-op hooks, a real change, a bad value, stop/start, upgrade, scale down.
+Docker is asked on the unit's machine (`juju exec`), the registry over HTTP at the unit's
+address, files the charm wrote through `juju exec` too.
 """
 
 from __future__ import annotations
@@ -13,68 +16,80 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 
+import jubilant
 import pytest
 
 from tests.support import certs
 from tests.support.images import make_test_image
 
 APP = "docker-registry"
-UNIT = f"{APP}/0"
-CONTAINER = f"registry-{APP}-0"
-URL = "http://127.0.0.2:5000"
-READY = "Ready at 127.0.0.2:5000 (http)."
 
 
-def starts(name: str, since: float) -> int:
-    """How many times the container called ``name`` started since ``since`` (docker events)."""
-    out = subprocess.run(
-        [
-            "docker",
-            "events",
-            "--since",
-            f"{since:.3f}",
-            "--until",
-            f"{time.time():.3f}",
-            "--filter",
-            f"container={name}",
-            "--filter",
-            "event=start",
-            "--format",
-            "{{.ID}}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+@dataclass
+class Deployed:
+    juju: jubilant.Juju
+    unit: str
+    address: str
+    helpers: type
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:5000"
+
+    @property
+    def ready(self) -> str:
+        return f"Ready at {self.address}:5000 (http)."
+
+    @property
+    def container(self) -> str:
+        return container_of(self.unit)
+
+
+def container_of(unit: str) -> str:
+    return "registry-" + unit.replace("/", "-")
+
+
+def starts(d: Deployed, since: float, unit: str | None = None) -> int:
+    """How many times the unit's registry container started since ``since`` (docker events)."""
+    unit = unit or d.unit
+    out = docker(d, unit, "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}",
+                 "--filter", f"container={container_of(unit)}", "--filter", "event=start",
+                 "--format", "{{.ID}}")  # fmt: skip
     return len(out.split())
 
 
-def tags(repo: str, base: str = URL) -> list[str]:
-    with urllib.request.urlopen(f"{base}/v2/{repo}/tags/list", timeout=10) as resp:
+def docker(d: Deployed, unit: str, *args: str) -> str:
+    return d.helpers.docker_on(d.juju, unit, *args)
+
+
+def container_id(d: Deployed, unit: str | None = None) -> str:
+    unit = unit or d.unit
+    return docker(d, unit, "inspect", "--format", "{{.Id}}", container_of(unit)).strip()
+
+
+def tags(d: Deployed, repo: str) -> list[str]:
+    with urllib.request.urlopen(f"{d.url}/v2/{repo}/tags/list", timeout=10) as resp:
         return json.load(resp)["tags"]
 
 
-def unit_status(model, unit=UNIT) -> dict:
-    app = unit.split("/")[0]
-    return model.status()["applications"][app]["units"][unit]["workload-status"]
-
-
-def container_id(name=CONTAINER) -> str:
-    return subprocess.run(
-        ["docker", "inspect", "--format", "{{.Id}}", name], capture_output=True, text=True
-    ).stdout.strip()
+def workload(d: Deployed, unit: str | None = None) -> jubilant.statustypes.StatusInfo:
+    unit = unit or d.unit
+    return d.juju.status().get_units(APP)[unit].workload_status
 
 
 @pytest.fixture(scope="module")
-def deployed(model, charm_dir, registry_image_tar, helpers):
-    model.deploy(
-        str(charm_dir),
+def deployed(juju, charm_dir, registry_image_tar, helpers):
+    juju.deploy(
+        charm_dir,
         APP,
         config={"registry-image": helpers.registry_image},
         resources={"registry-image": str(registry_image_tar)},
     )
-    helpers.wait_for_status(model, UNIT, "active", READY)
+    unit = helpers.unit_of(juju, APP)
+    d = Deployed(juju, unit, helpers.unit_address(juju, unit), helpers)
+    helpers.wait_for_unit(juju, unit, "active", d.ready)
     ref = f"e2e-core-{uuid.uuid4().hex[:6]}:1"
     make_test_image(ref, seed=ref)
     subprocess.run(
@@ -83,91 +98,88 @@ def deployed(model, charm_dir, registry_image_tar, helpers):
             "copy",
             "--dest-tls-verify=false",
             f"docker-daemon:{ref}",
-            "docker://127.0.0.2:5000/e2e/keep:1",
+            f"docker://{d.address}:5000/e2e/keep:1",
         ],
         check=True,
         capture_output=True,
     )
-    yield model
+    yield d
     subprocess.run(["docker", "rmi", ref], capture_output=True, check=False)
 
 
 def test_deploy_answers_and_serves_pushed_images(deployed):
-    assert tags("e2e/keep") == ["1"]
-    status = deployed.status()["applications"][APP]["units"][UNIT]
-    assert "5000/tcp" in status["open-ports"]
+    assert tags(deployed, "e2e/keep") == ["1"]
+    assert "5000/tcp" in deployed.juju.status().get_units(APP)[deployed.unit].open_ports
 
 
-def test_noop_hooks_touch_nothing(deployed):
-    before, since = container_id(), time.time()
-    deployed.update_status()
-    deployed.update_status()
-    deployed.config_set(APP, {"log-level": "info"})  # the default again: no change
-    assert starts(CONTAINER, since) == 0
-    assert container_id() == before
-    assert unit_status(deployed)["message"] == READY
+def test_noop_hooks_touch_nothing(deployed, helpers):
+    before, since = container_id(deployed), time.time()
+    helpers.fire_update_status(deployed.juju, deployed.unit)
+    helpers.fire_update_status(deployed.juju, deployed.unit)
+    deployed.juju.config(APP, {"log-level": "info"})  # the default again: no change
+    helpers.wait_for_unit(deployed.juju, deployed.unit, "active", deployed.ready)
+    assert starts(deployed, since) == 0
+    assert container_id(deployed) == before
 
 
 def test_a_real_change_restarts_exactly_once(deployed, helpers):
     since = time.time()
-    deployed.config_set(APP, {"log-level": "debug", "storage-delete": True})
-    helpers.wait_for_status(deployed, UNIT, "active", READY)
-    assert starts(CONTAINER, since) == 1
-    assert tags("e2e/keep") == ["1"]
+    deployed.juju.config(APP, {"log-level": "debug", "storage-delete": True})
+    helpers.wait_for_unit(deployed.juju, deployed.unit, "active", deployed.ready)
+    assert starts(deployed, since) == 1
+    assert tags(deployed, "e2e/keep") == ["1"]
 
 
-def test_invalid_config_blocks_and_the_registry_keeps_serving(deployed):
-    before, since = container_id(), time.time()
-    deployed.config_set(APP, {"registry-port": 0, "storage-cache": "redis"})
-    status = unit_status(deployed)
-    assert status["current"] == "blocked"
-    assert status["message"].startswith("Invalid charm config: ")
-    assert "registry-port: must be between 1 and 65535" in status["message"]
-    assert "storage-cache: must be one of inmemory, disabled" in status["message"]
-    assert tags("e2e/keep") == ["1"]  # still serving its images on the last good config
-    assert (container_id(), starts(CONTAINER, since)) == (before, 0)
-    deployed.config_set(APP, reset=["registry-port", "storage-cache"])
-    assert unit_status(deployed)["message"] == READY
-    assert starts(CONTAINER, since) == 0
+def test_invalid_config_blocks_and_the_registry_keeps_serving(deployed, helpers):
+    juju, unit = deployed.juju, deployed.unit
+    before, since = container_id(deployed), time.time()
+    juju.config(APP, {"registry-port": 0, "storage-cache": "redis"})
+    status = helpers.wait_for_unit(juju, unit, "blocked").workload_status
+    assert status.message.startswith("Invalid charm config: ")
+    assert "registry-port: must be between 1 and 65535" in status.message
+    assert "storage-cache: must be one of inmemory, disabled" in status.message
+    assert tags(deployed, "e2e/keep") == ["1"]  # still serving its images on the last good config
+    assert (container_id(deployed), starts(deployed, since)) == (before, 0)
+    juju.config(APP, reset=["registry-port", "storage-cache"])
+    helpers.wait_for_unit(juju, unit, "active", deployed.ready)
+    assert starts(deployed, since) == 0
 
 
 def test_stop_and_start_actions(deployed, helpers):
-    result = deployed.run_action(UNIT, "stop")
-    assert result["status"] == "completed", result
-    assert result["results"]["outcome"] == "success"
-    assert container_id() == ""  # removed (remove=true by default)
-    deployed.update_status()  # hooks leave it stopped
-    assert unit_status(deployed) == {
-        **unit_status(deployed),
-        "current": "blocked",
-        "message": f"{CONTAINER} container is stopped.",
-    }
-    assert container_id() == ""
-    result = deployed.run_action(UNIT, "start")
-    assert result["status"] == "completed", result
-    helpers.wait_for_status(deployed, UNIT, "active", READY)
-    assert tags("e2e/keep") == ["1"]
+    juju, unit = deployed.juju, deployed.unit
+    task = juju.run(unit, "stop")
+    assert task.results["outcome"] == "success"
+    assert container_id(deployed) == ""  # removed (remove=true by default)
+    helpers.fire_update_status(juju, unit)  # hooks leave it stopped
+    helpers.wait_for_unit(juju, unit, "blocked", f"{deployed.container} container is stopped.")
+    assert container_id(deployed) == ""
+    juju.run(unit, "start")
+    helpers.wait_for_unit(juju, unit, "active", deployed.ready)
+    assert tags(deployed, "e2e/keep") == ["1"]
     since = time.time()
-    deployed.update_status()
-    assert starts(CONTAINER, since) == 0  # the start action re-created it with its label
+    helpers.fire_update_status(juju, unit)
+    assert starts(deployed, since) == 0  # the start action re-created it with its label
 
 
 def test_bad_action_params_fail_cleanly(deployed):
-    result = deployed.run_action(UNIT, "stop", {"name": "no such; rm -rf /"})
-    assert result["status"] == "failed"
-    assert result["message"] == "name: not a valid container name"
-    assert "Traceback" not in result.get("stdout", "")
+    with pytest.raises(jubilant.TaskError) as failed:
+        deployed.juju.run(deployed.unit, "stop", {"name": "no such; rm -rf /"})
+    task = failed.value.task
+    assert task.status == "failed"
+    assert task.message == "name: not a valid container name"
+    assert "Traceback" not in task.stdout + task.stderr
 
 
-def test_upgrade_charm_keeps_images_config_and_container(deployed, charm_dir):
-    before, since = container_id(), time.time()
-    deployed.upgrade_charm(APP, str(charm_dir))
-    assert unit_status(deployed)["message"] == READY
-    assert tags("e2e/keep") == ["1"]
-    assert (container_id(), starts(CONTAINER, since)) == (before, 0)
+def test_upgrade_charm_keeps_images_config_and_container(deployed, charm_dir, helpers):
+    before, since = container_id(deployed), time.time()
+    deployed.juju.refresh(APP, path=charm_dir)
+    helpers.wait_for_unit(deployed.juju, deployed.unit, "active", deployed.ready)
+    assert tags(deployed, "e2e/keep") == ["1"]
+    assert (container_id(deployed), starts(deployed, since)) == (before, 0)
 
 
 def test_token_auth_and_never_basic_and_token_together(deployed, helpers):
+    juju, unit = deployed.juju, deployed.unit
     ca, _, _ = certs.make_ca("token-issuer")
     token = {
         "auth-token-realm": "https://auth.example.com/token",
@@ -175,39 +187,47 @@ def test_token_auth_and_never_basic_and_token_together(deployed, helpers):
         "auth-token-issuer": "issuer",
         "auth-token-root-certs": base64.b64encode(ca.cert.encode()).decode(),
     }
-    deployed.config_set(APP, token)
-    helpers.wait_for_status(deployed, UNIT, "active", READY)  # 401 counts as answering
+    juju.config(APP, token)
+    helpers.wait_for_unit(juju, unit, "active", deployed.ready)  # 401 counts as answering
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{URL}/v2/", timeout=10)
+        urllib.request.urlopen(f"{deployed.url}/v2/", timeout=10)
     assert refused.value.code == 401
     assert refused.value.headers["Www-Authenticate"] == (
         'Bearer realm="https://auth.example.com/token",service="registry"'
     )
-    bundle = deployed.model.sandbox_dir(UNIT) / "etc/docker/registry/token-bundle.pem"
-    assert bundle.read_text() == ca.cert
+    bundle = "/etc/docker/registry/token-bundle.pem"
+    assert helpers.unit_file(juju, unit, bundle) == ca.cert
     # both kinds at once would make a registry that refuses to start: blocked instead
-    before = container_id()
-    deployed.config_set(APP, {"auth-basic-password": "also-basic"})
-    status = unit_status(deployed)
-    assert status["current"] == "blocked"
+    before = container_id(deployed)
+    juju.config(APP, {"auth-basic-password": "also-basic"})
+    status = helpers.wait_for_unit(juju, unit, "blocked").workload_status
     assert (
         "auth-basic-password: basic and token auth (auth-token-*) cannot both be set"
-        in (status["message"])
+        in status.message
     )
-    assert "also-basic" not in status["message"]
-    assert container_id() == before  # still serving with token auth
-    deployed.config_set(APP, reset=[*token, "auth-basic-password"])
-    helpers.wait_for_status(deployed, UNIT, "active", READY)
-    assert not bundle.exists()
-    assert tags("e2e/keep") == ["1"]
+    assert "also-basic" not in status.message
+    assert container_id(deployed) == before  # still serving with token auth
+    juju.config(APP, reset=[*token, "auth-basic-password"])
+    helpers.wait_for_unit(juju, unit, "active", deployed.ready)
+    assert helpers.unit_file(juju, unit, bundle) is None
+    assert tags(deployed, "e2e/keep") == ["1"]
 
 
 def test_second_unit_then_remove_unit_cleans_up(deployed, helpers):
-    deployed.add_unit(APP)
-    helpers.wait_for_status(deployed, f"{APP}/1", "active", "Ready at 127.0.0.3:5000 (http).")
-    assert container_id(f"registry-{APP}-1")
-    deployed.remove_unit(f"{APP}/1")
-    assert container_id(f"registry-{APP}-1") == ""
+    juju = deployed.juju
+    juju.add_unit(APP)
+    second = helpers.unit_of(juju, APP, 1)
+    address = helpers.unit_address(juju, second)
+    helpers.wait_for_unit(juju, second, "active", f"Ready at {address}:5000 (http).")
+    assert container_id(deployed, second)
+    juju.remove_unit(second)
+    juju.wait(lambda status: second not in status.get_units(APP), timeout=10 * 60)
+    assert (
+        container_id(deployed)
+        and not docker(
+            deployed, deployed.unit, "ps", "-aq", "--filter", f"name=^{container_of(second)}$"
+        ).strip()
+    )
     with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen("http://127.0.0.3:5000/v2/", timeout=3)
-    assert tags("e2e/keep") == ["1"]  # the other unit is untouched
+        urllib.request.urlopen(f"http://{address}:5000/v2/", timeout=3)
+    assert tags(deployed, "e2e/keep") == ["1"]  # the other unit is untouched
