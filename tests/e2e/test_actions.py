@@ -1,6 +1,7 @@
-"""End to end: every registry action through the local model against the real
-registry (TLS from the real easyrsa charm, basic auth, delete enabled), with a second local
-registry as the "upstream" source of images."""
+"""End to end: every registry action, driven through jubilant against the real registry (TLS
+from the real easyrsa charm, basic auth, delete enabled), with a second registry as the
+"upstream" source of images. Tests whose images or files are on the test host (where the local
+model's units share the host's Docker engine) are local-only."""
 
 from __future__ import annotations
 
@@ -10,17 +11,31 @@ import secrets
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+import jubilant
 import pytest
 
 from tests.support.s3 import docker_bridge_gateway
 
 APP = "docker-registry"
-UNIT = f"{APP}/0"
-NETLOC = "127.0.0.2:5000"
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "act-" + secrets.token_urlsafe(12)
+HOST_IMAGES = "the image is in the test host's Docker engine, which the local model's units share"
+# (and the images the later tests list and delete come from them)
+SOURCES_ON_HOST = "the source registries run in the test host's Docker engine"
+
+
+@dataclass
+class Registry:
+    juju: jubilant.Juju
+    unit: str
+    netloc: str
+
+    @property
+    def ready(self) -> str:
+        return f"Ready at {self.netloc} (https)."
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +47,9 @@ def upstream(upstream_registry):
 
 
 @pytest.fixture(scope="module")
-def registry(model, charm_dir, registry_image_tar, helpers, easyrsa_charm):
-    model.deploy(
-        str(charm_dir),
+def registry(juju, charm_dir, registry_image_tar, helpers):
+    juju.deploy(
+        charm_dir,
         APP,
         config={
             "registry-image": helpers.registry_image,
@@ -43,70 +58,79 @@ def registry(model, charm_dir, registry_image_tar, helpers, easyrsa_charm):
         },
         resources={"registry-image": str(registry_image_tar)},
     )
-    helpers.deploy_easyrsa(model, easyrsa_charm)
-    model.integrate(f"{APP}:cert-provider", "easyrsa:client")
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
-    return model
+    helpers.deploy_ca(juju)
+    juju.integrate(f"{APP}:cert-provider", "easyrsa:client")
+    unit = helpers.unit_of(juju, APP)
+    reg = Registry(juju, unit, f"{helpers.unit_address(juju, unit)}:5000")
+    helpers.wait_for_unit(juju, unit, "active", reg.ready)
+    return reg
 
 
-def run(model, action, **params):
-    return model.run_action(UNIT, action, params)
+def run(registry: Registry, action: str, **params) -> jubilant.Task:
+    """The action's task, whether it completed or failed (jubilant raises on a failed one)."""
+    try:
+        return registry.juju.run(registry.unit, action, params)
+    except jubilant.TaskError as exc:
+        return exc.task
 
 
+@pytest.mark.local_only(HOST_IMAGES)
 def test_push_a_local_image_logs_in_and_tags_by_netloc(registry, upstream):
     _, refs = upstream
     result = run(registry, "push", image=refs[0], pull=False)
-    assert result["status"] == "completed", result
+    assert result.status == "completed", result
     repo = refs[0].split(":")[0]
-    assert result["results"]["raw"] == f"pushed {NETLOC}/{repo}:0"
-    assert result["results"]["digest"].startswith("sha256:")
+    assert result.results["raw"] == f"pushed {registry.netloc}/{repo}:0"
+    assert result.results["digest"].startswith("sha256:")
 
 
+@pytest.mark.local_only(SOURCES_ON_HOST)
 def test_push_pulls_from_a_source_registry_and_drops_its_host(registry, upstream):
     source, _ = upstream
     result = run(registry, "push", image=f"{source}/cdk/img1:1.1")
-    assert result["status"] == "completed", result
-    assert result["results"]["tag"] == f"{NETLOC}/cdk/img1:1.1"
+    assert result.status == "completed", result
+    assert result.results["tag"] == f"{registry.netloc}/cdk/img1:1.1"
 
 
+@pytest.mark.local_only(SOURCES_ON_HOST)
 def test_mirror_copies_the_rest_when_one_fails(registry, upstream):
     source = upstream[0].replace("127.0.0.1", docker_bridge_gateway())
     images = f"{source}/cdk/img0:1.0\n# a comment\n\n{source}/cdk/missing:9 {source}/cdk/img2:1.2"
     result = run(registry, "mirror", images=images, concurrency=3, **{"src-tls-verify": False})
-    assert result["status"] == "failed"
-    assert "1 of 3 image(s) failed" in result["message"]
-    assert "cdk/missing:9" in result["message"]
-    summary = json.loads(result["results"]["results"])
+    assert result.status == "failed"
+    assert "1 of 3 image(s) failed" in result.message
+    assert "cdk/missing:9" in result.message
+    summary = json.loads(result.results["results"])
     assert sorted(r["target"] for r in summary if r["ok"]) == [
-        f"{NETLOC}/cdk/img0:1.0",
-        f"{NETLOC}/cdk/img2:1.2",
+        f"{registry.netloc}/cdk/img0:1.0",
+        f"{registry.netloc}/cdk/img2:1.2",
     ]
 
 
+@pytest.mark.local_only(SOURCES_ON_HOST)
 def test_images_lists_the_registry_not_the_local_cache(registry, upstream):
     result = run(registry, "images")
-    assert result["status"] == "completed", result
-    listing = json.loads(result["results"]["repositories"])
+    assert result.status == "completed", result
+    listing = json.loads(result.results["repositories"])
     assert listing["cdk/img0"] == ["1.0"] and listing["cdk/img2"] == ["1.2"]
-    filtered = json.loads(
-        run(registry, "images", repository="cdk/img1")["results"]["repositories"]
-    )
+    filtered = json.loads(run(registry, "images", repository="cdk/img1").results["repositories"])
     assert filtered == {"cdk/img1": ["1.1"]}
 
 
+@pytest.mark.local_only(SOURCES_ON_HOST)
 def test_rmi_deletes_by_digest_then_garbage_collect_reclaims(registry):
     result = run(registry, "rmi", image="cdk/img2:1.2")
-    assert result["status"] == "completed", result
-    assert result["results"]["removed-tags"] == "1.2"
-    listing = json.loads(run(registry, "images")["results"]["repositories"])
+    assert result.status == "completed", result
+    assert result.results["removed-tags"] == "1.2"
+    listing = json.loads(run(registry, "images").results["repositories"])
     assert "1.2" not in listing.get("cdk/img2", [])
     gc = run(registry, "garbage-collect")
-    assert gc["status"] == "completed", gc
-    assert int(gc["results"]["reclaimed-bytes"]) > 0
-    assert float(gc["results"]["not-writable-seconds"]) > 0
-    status = registry.status()["applications"][APP]["units"][UNIT]["workload-status"]
-    assert status["message"] == f"Ready at {NETLOC} (https)."
-    listing = json.loads(run(registry, "images")["results"]["repositories"])
+    assert gc.status == "completed", gc
+    assert int(gc.results["reclaimed-bytes"]) > 0
+    assert float(gc.results["not-writable-seconds"]) > 0
+    status = registry.juju.status().get_units(APP)[registry.unit].workload_status
+    assert status.message == registry.ready
+    listing = json.loads(run(registry, "images").results["repositories"])
     assert listing["cdk/img0"] == ["1.0"]  # everything else is intact
 
 
@@ -119,26 +143,26 @@ def test_bad_parameters_fail_clearly(registry):
         ("mirror", {"images": "cdk/img0:1.0", "concurrency": 0}, "concurrency"),
     ):
         result = run(registry, action, **params)
-        assert result["status"] == "failed", (action, params, result)
-        assert expected in result["message"], (action, result["message"])
-        assert "Traceback" not in result.get("stdout", "")
-        assert PASSWORD not in json.dumps(result)
+        assert result.status == "failed", (action, params, result)
+        assert expected in result.message, (action, result.message)
+        assert "Traceback" not in result.stdout + result.stderr
+        assert PASSWORD not in str(result)
 
 
 def test_rmi_without_storage_delete_says_how_to_enable_it(registry, helpers):
-    registry.config_set(APP, {"storage-delete": False})
-    helpers.wait_for_status(registry, UNIT, "active", f"Ready at {NETLOC} (https).")
+    registry.juju.config(APP, {"storage-delete": False})
+    helpers.wait_for_unit(registry.juju, registry.unit, "active", registry.ready)
     result = run(registry, "rmi", image="cdk/img0:1.0")
-    assert result["status"] == "failed"
-    assert "storage-delete=true" in result["message"]
+    assert result.status == "failed"
+    assert "storage-delete=true" in result.message
 
 
 def test_actions_refuse_when_the_registry_is_not_ready(registry):
-    assert run(registry, "stop")["status"] == "completed"
+    assert run(registry, "stop").status == "completed"
     result = run(registry, "images")
-    assert result["status"] == "failed"
-    assert result["message"].startswith("the registry is not ready")
-    assert run(registry, "start")["status"] == "completed"
+    assert result.status == "failed"
+    assert result.message.startswith("the registry is not ready")
+    assert run(registry, "start").status == "completed"
 
 
 # --- Charmed Kubernetes' images: mirror (through a host rewrite) and import land them where
@@ -177,6 +201,7 @@ def ck_list(tmp_path: Path, images: dict[str, str]) -> Path:
     return listing
 
 
+@pytest.mark.local_only(SOURCES_ON_HOST)
 def test_mirror_lands_ck_images_where_the_cluster_pulls(registry, rocks, tmp_path):
     result = run(
         registry,
@@ -185,14 +210,16 @@ def test_mirror_lands_ck_images_where_the_cluster_pulls(registry, rocks, tmp_pat
         source=f"rocks.canonical.com={rocks}",  # a site's internal mirror of rocks
         **{"src-tls-verify": False},
     )
-    assert result["status"] == "completed", result
-    out = result["results"]
-    assert (out["copied"], out["failed"], out["image-registry"]) == ("2", "0", NETLOC)
-    assert out["juju-config"] == f"juju config kubernetes-control-plane image-registry={NETLOC}"
+    assert result.status == "completed", result
+    out = result.results
+    assert (out["copied"], out["failed"], out["image-registry"]) == ("2", "0", registry.netloc)
+    control_plane = "juju config kubernetes-control-plane"
+    assert out["juju-config"] == f"{control_plane} image-registry={registry.netloc}"
     for dest in CK_MIRRORED:
-        assert f"{NETLOC}/{dest}" in out["raw"], out["raw"]
+        assert f"{registry.netloc}/{dest}" in out["raw"], out["raw"]
 
 
+@pytest.mark.local_only("the archive is a file on the test host")
 def test_import_lands_an_archive_made_by_the_ck_script(registry, rocks, tmp_path):
     archive = tmp_path / "ck-images.tar"
     make = subprocess.run(
@@ -203,8 +230,8 @@ def test_import_lands_an_archive_made_by_the_ck_script(registry, rocks, tmp_path
     )  # fmt: skip
     assert make.returncode == 0, make.stdout + make.stderr
     result = run(registry, "import", path=str(archive))
-    assert result["status"] == "completed", result
-    assert (result["results"]["copied"], result["results"]["image-registry"]) == ("1", NETLOC)
+    assert result.status == "completed", result
+    assert (result.results["copied"], result.results["image-registry"]) == ("1", registry.netloc)
 
 
 @pytest.fixture(scope="module")
@@ -233,23 +260,27 @@ def containerd(tmp_path_factory):
         daemon.wait(timeout=30)
 
 
+@pytest.mark.local_only("the containerd fake writes the client's configuration on the test host")
 def test_containerd_configured_from_the_relation_pulls_the_ck_images(registry, rocks, containerd):
     """containerd as charm-containerd configures it from the docker-registry relation: the
     registry by netloc over https, the relation's CA, basic auth (the containerd fake turns
     what the upstream requires code read into containerd's hosts format). ctr accepts the
     credentials only as --user on its command line: a limitation of this test's client."""
-    registry.deploy("fake:containerd", "containerd")
-    registry.integrate(APP, "containerd")
-    client = registry.model.root / "clients" / NETLOC / "containerd"
+    registry.juju.deploy("fake:containerd", "containerd")
+    registry.juju.integrate(APP, "containerd")
+    assert registry.juju.model is not None
+    client = Path(registry.juju.model) / "clients" / registry.netloc / "containerd"
     hosts, credentials = client / "hosts", (client / "credentials").read_text()
-    assert 'server = "https://' in (hosts / NETLOC / "hosts.toml").read_text()
+    assert 'server = "https://' in (hosts / registry.netloc / "hosts.toml").read_text()
     for dest, rocks_path in {**CK_MIRRORED, **CK_IMPORTED}.items():
-        ref = f"{NETLOC}/{dest}"
+        ref = f"{registry.netloc}/{dest}"
         pull = containerd("images", "pull", "--hosts-dir", str(hosts), "--user", credentials, ref)
         assert pull.returncode == 0, pull.stderr[-2000:]
         listed = containerd("images", "ls").stdout.splitlines()
         digest = next(line.split()[2] for line in listed if line.split()[0] == ref)
         if dest in CK_MIRRORED:  # a registry-to-registry copy keeps the digest
             assert digest == rocks_digest(rocks, rocks_path)
-    denied = containerd("images", "pull", "--hosts-dir", str(hosts), f"{NETLOC}/pause:3.9")
+    denied = containerd(
+        "images", "pull", "--hosts-dir", str(hosts), f"{registry.netloc}/pause:3.9"
+    )
     assert denied.returncode != 0  # no credentials, no image

@@ -53,15 +53,16 @@ def _kv(items, parse_yaml=False):
     return out
 
 
-def _yaml_file(name: str) -> dict[str, Any]:
+def _yaml_file(name: str, per_app: bool = True) -> dict[str, Any]:
+    """A YAML mapping from a file; ``per_app``: config, which juju accepts as {app: {k: v}}
+    or {k: v} (action parameters are always {k: v})."""
     path = Path(name)
     if not path.is_file():
         raise ModelError(f'expected key=value or a YAML file, got "{name}"')
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ModelError(f"{name}: expected a YAML mapping")
-    # juju accepts {app: {k: v}} or {k: v}
-    if len(data) == 1 and isinstance(next(iter(data.values())), dict):
+    if per_app and len(data) == 1 and isinstance(next(iter(data.values())), dict):
         data = next(iter(data.values()))
     return data
 
@@ -255,7 +256,7 @@ def _dispatch(ctl: Controller, model: Model, args) -> int:
     if v == "config":
         return _config(ctl, model, args)
     if v == "run":
-        params = _yaml_file(args.params_file) if args.params_file else {}
+        params = _yaml_file(args.params_file, per_app=False) if args.params_file else {}
         params.update(_kv(args.params, parse_yaml=True))
         # (the local model runs the action to its end; --wait only bounds the exec verb)
         _seconds(args.wait, 60)
