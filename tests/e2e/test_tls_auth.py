@@ -1,7 +1,12 @@
 """End to end: TLS from a CA (the real easyrsa charm; a fault-injection fake for
 rotation and a broken CA) or from config, basic auth, and the
 docker-registry relation, proven with real clients (docker CLI, skopeo, urllib) against the
-built charm's real hooks. Tests run in order, like an operator's session."""
+built charm's real hooks, driven through jubilant. Tests run in order, like an operator's
+session.
+
+Local model only: the registry's clients (containerd, nrpe) and the faulty CA are the local
+model's fakes, whose workload (a docker client, the checks nrpe would run) is on the test host.
+Files on the unit are read through `juju exec`."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import jubilant
 import pytest
 
 from tests.support import certs
@@ -30,24 +36,40 @@ NETLOC = "127.0.0.2:5000"
 PASSWORD = "e2e-" + secrets.token_urlsafe(12)
 NEW_PASSWORD = "e2e-new-" + secrets.token_urlsafe(12)
 SECRETS_SEEN: list[str] = [PASSWORD, NEW_PASSWORD]
+READY_HTTP, READY_HTTPS = f"Ready at {NETLOC} (http).", f"Ready at {NETLOC} (https)."
+
+pytestmark = pytest.mark.local_only(
+    "the registry's clients and the faulty CA are the local model's fakes, on the test host"
+)
 
 
-def unit_status(model, unit=UNIT) -> dict:
-    app = unit.split("/")[0]
-    return model.status()["applications"][app]["units"][unit]["workload-status"]
+def unit_status(juju: jubilant.Juju, unit=UNIT) -> jubilant.statustypes.StatusInfo:
+    return juju.status().get_units(unit.split("/")[0])[unit].workload_status
 
 
-def client_dir(model) -> Path:
-    return model.model.root / "clients" / NETLOC
+def client_dir(juju: jubilant.Juju) -> Path:
+    """Where the containerd fake keeps its docker client (the local model's directory)."""
+    assert juju.model is not None
+    return Path(juju.model) / "clients" / NETLOC
 
 
-def client_data(model) -> dict:
-    return json.loads((client_dir(model) / "registry.json").read_text())
+def on_unit(path: str) -> str:
+    """``path`` as the charm wrote it on the unit, for a shell command run by `juju exec`."""
+    return f'"${{DOCKER_REGISTRY_SANDBOX:-}}"{shlex.quote(path)}'
 
 
-def docker_cli(model, *args) -> subprocess.CompletedProcess:
+def exists_on_unit(juju: jubilant.Juju, path: str) -> bool:
+    test = f"test -e {on_unit(path)} && echo yes || true"
+    return juju.exec(test, unit=UNIT).stdout == "yes\n"
+
+
+def client_data(juju: jubilant.Juju) -> dict:
+    return json.loads((client_dir(juju) / "registry.json").read_text())
+
+
+def docker_cli(juju: jubilant.Juju, *args) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["docker", "--config", str(client_dir(model) / "docker"), *args],
+        ["docker", "--config", str(client_dir(juju) / "docker"), *args],
         capture_output=True,
         text=True,
     )
@@ -61,26 +83,26 @@ def served_cert_serial(host="127.0.0.2", port=5000) -> int:
 
 
 @pytest.fixture(scope="module")
-def session(model, charm_dir, registry_image_tar, helpers, easyrsa_charm):
-    model.deploy(
-        str(charm_dir),
+def session(juju, charm_dir, registry_image_tar, helpers):
+    juju.deploy(
+        charm_dir,
         APP,
         config={"registry-image": helpers.registry_image, "auth-basic-password": PASSWORD},
         resources={"registry-image": str(registry_image_tar)},
     )
-    helpers.deploy_easyrsa(model, easyrsa_charm)
-    model.deploy("fake:containerd", "containerd")
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (http).")
+    helpers.deploy_ca(juju)
+    juju.deploy("fake:containerd", "containerd")
+    helpers.wait_for_unit(juju, UNIT, "active", READY_HTTP)
     ref = f"e2e-tls-{uuid.uuid4().hex[:6]}:1"
     make_test_image(ref, seed=ref)
-    yield model, ref
+    yield juju, ref
     subprocess.run(["docker", "rmi", ref, f"{NETLOC}/e2e/tls:1"], capture_output=True)
 
 
-def test_client_gets_http_data_and_logs_in(session):
+def test_client_gets_http_data_and_logs_in(session, helpers):
     model, _ = session
     model.integrate(APP, "containerd")
-    assert unit_status(model, "containerd/0")["message"] == f"Logged in to {NETLOC}."
+    assert unit_status(model, "containerd/0").message == f"Logged in to {NETLOC}."
     data = client_data(model)
     assert data["registry_url"] == f"http://{NETLOC}" and data["tls_ca"] is None
     assert data["basic_user"] == "admin"
@@ -89,19 +111,18 @@ def test_client_gets_http_data_and_logs_in(session):
     assert get_status(url, user="admin", password="wrong") == 401
     assert get_status(url, user="admin", password=PASSWORD) == 200
     # the unit's own docker treats the plain-http registry as insecure
-    sandbox = model.model.sandbox_dir(UNIT)
-    daemon = json.loads((sandbox / "etc/docker/daemon.json").read_text())
+    daemon = json.loads(helpers.unit_file(model, UNIT, "/etc/docker/daemon.json"))
     assert daemon["insecure-registries"] == [NETLOC]
 
 
 def test_https_from_the_ca_relation_with_a_real_docker_client(session, helpers):
     model, ref = session
-    mark = len(helpers.hooks_run(model))
+    mark = len(helpers.hooks_ran(model))
     model.integrate(f"{APP}:cert-provider", "easyrsa:client")
     # the hooks Juju fires for the relation are enough: https in the hook the cert arrives
-    hooks = helpers.hooks_run(model, mark)
+    hooks = helpers.hooks_ran(model)[mark:]
     assert hooks and not [h for h in hooks if "update-status" in h], hooks
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     print(f"integrate easyrsa -> Ready (https): {len(hooks)} hooks, all relation hooks")
     data = client_data(model)
     ca_file = client_dir(model) / "ca.crt"
@@ -114,7 +135,7 @@ def test_https_from_the_ca_relation_with_a_real_docker_client(session, helpers):
     assert get_status(url, user="admin", password="nope", ca=str(ca_file)) == 401
     assert get_status(url, user="admin", password=PASSWORD, ca=str(ca_file)) == 200
     # a real docker client (logged in by the client fake, password on stdin) pushes and pulls
-    assert unit_status(model, "containerd/0")["message"] == f"Logged in to {NETLOC}."
+    assert unit_status(model, "containerd/0").message == f"Logged in to {NETLOC}."
     target = f"{NETLOC}/e2e/tls:1"
     subprocess.run(["docker", "tag", ref, target], check=True)
     push = docker_cli(model, "push", target)
@@ -138,32 +159,35 @@ def test_https_from_the_ca_relation_with_a_real_docker_client(session, helpers):
     )
     assert inspect.returncode == 0, inspect.stderr
     # the unit's own docker trusts the registry through certs.d, not insecure-registries
-    sandbox = model.model.sandbox_dir(UNIT)
-    assert (sandbox / f"etc/docker/certs.d/{NETLOC}/ca.crt").read_text() == data["tls_ca"]
-    assert json.loads((sandbox / "etc/docker/daemon.json").read_text()) == {}
-    key = sandbox / "etc/docker/registry/registry.key"
-    assert oct(key.stat().st_mode & 0o777) == "0o600"
-    SECRETS_SEEN.append(key.read_text().split("-----")[2].strip().splitlines()[1])
+    ca_on_unit = helpers.unit_file(model, UNIT, f"/etc/docker/certs.d/{NETLOC}/ca.crt")
+    assert ca_on_unit == data["tls_ca"]
+    assert json.loads(helpers.unit_file(model, UNIT, "/etc/docker/daemon.json")) == {}
+    key = "/etc/docker/registry/registry.key"
+    assert model.exec(f"stat -c %a {on_unit(key)}", unit=UNIT).stdout == "600\n"
+    key_text = helpers.unit_file(model, UNIT, key)
+    SECRETS_SEEN.append(key_text.split("-----")[2].strip().splitlines()[1])
 
 
-def run_nrpe_check(model) -> tuple[int, str, str]:
-    """Run the check exactly as nrpe would, from the command the charm wrote."""
-    sandbox = model.model.sandbox_dir(UNIT)
-    cfg = (sandbox / "etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
+def run_nrpe_check(juju: jubilant.Juju, helpers) -> tuple[int, str, str]:
+    """Run the check on the unit exactly as nrpe would, from the command the charm wrote."""
+    cfg = helpers.unit_file(juju, UNIT, "/etc/nagios/nrpe.d/check_docker_registry.cfg")
     command = next(line for line in cfg.splitlines() if line.startswith("command["))
     argv = shlex.split(command.split("=", 1)[1])
-    argv[0] = str(sandbox / argv[0].lstrip("/"))  # the sandboxed host path of the script
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    return proc.returncode, proc.stdout, command
+    try:
+        task = juju.exec(f"{on_unit(argv[0])} {shlex.join(argv[1:])}", unit=UNIT)
+    except jubilant.TaskError as exc:
+        task = exc.task
+    return task.return_code, task.stdout, command
 
 
-def test_nrpe_check_works_over_tls_with_auth(session):
+def test_nrpe_check_works_over_tls_with_auth(session, helpers):
     model, _ = session
     model.deploy("fake:nrpe", "nrpe")
     model.integrate(f"{APP}:nrpe-external-master", "nrpe:nrpe-external-master")
-    checks = json.loads((model.model.fake_dir("nrpe") / "checks.json").read_text())
+    assert model.model is not None
+    checks = json.loads((Path(model.model) / "fakes" / "nrpe" / "checks.json").read_text())
     assert checks == {f"{UNIT}:docker_registry": {"command": "check_docker_registry"}}
-    rc, out, command = run_nrpe_check(model)
+    rc, out, command = run_nrpe_check(model, helpers)
     assert "--url https://127.0.0.2:5000" in command and "--ca-file" in command
     assert rc == 0 and "answered 200" in out, out  # logged in with the charm's credentials
     assert "--credentials-file" in command and PASSWORD not in command
@@ -176,10 +200,10 @@ def test_certificate_rotation_reaches_the_registry(session, helpers):
     model.remove_relation(f"{APP}:cert-provider", "easyrsa:client")
     model.deploy("fake:faulty-easyrsa", "faulty-ca")
     model.integrate(f"{APP}:cert-provider", "faulty-ca:client")
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     before = served_cert_serial()
-    model.config_set("faulty-ca", {"generation": 1})
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    model.config("faulty-ca", {"generation": 1})
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     assert served_cert_serial() != before
     ca_file = client_dir(model) / "ca.crt"
     assert (
@@ -192,8 +216,8 @@ def test_a_broken_certificate_from_the_ca_blocks_and_keeps_serving(session, help
     model, _ = session
     before = served_cert_serial()
     # the CA answers with a key that is not the certificate's: the registry could not start
-    model.config_set("faulty-ca", {"mismatched-key": True})
-    helpers.wait_for_status(
+    model.config("faulty-ca", {"mismatched-key": True})
+    helpers.wait_for_unit(
         model,
         UNIT,
         "blocked",
@@ -204,26 +228,26 @@ def test_a_broken_certificate_from_the_ca_blocks_and_keeps_serving(session, help
     assert served_cert_serial() == before
     ca = str(client_dir(model) / "ca.crt")
     assert get_status(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=ca) == 200
-    model.config_set("faulty-ca", {"mismatched-key": False})
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    model.config("faulty-ca", {"mismatched-key": False})
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     assert served_cert_serial() == before
     # back to the real easyrsa (the same CA and certificate as before the fake)
     model.remove_relation(f"{APP}:cert-provider", "faulty-ca:client")
     model.integrate(f"{APP}:cert-provider", "easyrsa:client")
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
 
 
 def test_mutual_tls_is_opt_in(session, helpers, tmp_path):
     model, _ = session
     ca = str(client_dir(model) / "ca.crt")
     url = f"https://{NETLOC}/v2/"
-    model.config_set(APP, {"tls-client-auth": True})
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    model.config(APP, {"tls-client-auth": True})
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     # a client without a certificate is turned away during the handshake
     with pytest.raises(OSError):  # ssl.SSLError or URLError, by TLS version
         urllib.request.urlopen(url, timeout=10, context=ssl.create_default_context(cafile=ca))
     # one with a certificate from the same CA (easyrsa's client certificate) gets in
-    cert, key = helpers.easyrsa_client_pair(model)
+    cert, key = helpers.easyrsa_client_pair_of(model, UNIT)
     (tmp_path / "client.crt").write_text(cert)
     (tmp_path / "client.key").write_text(key)
     context = ssl.create_default_context(cafile=ca)
@@ -238,28 +262,26 @@ def test_mutual_tls_is_opt_in(session, helpers, tmp_path):
     ref = f"e2e-mtls-{uuid.uuid4().hex[:6]}:1"
     make_test_image(ref)
     try:
-        pushed = model.run_action(UNIT, "push", {"image": ref, "pull": False})
+        model.run(UNIT, "push", {"image": ref, "pull": False})
     finally:
         subprocess.run(["docker", "rmi", ref], capture_output=True)
-    assert pushed["status"] == "completed", pushed
-    listed = model.run_action(UNIT, "images", {"repository": ref.split(":")[0]})
-    assert listed["status"] == "completed", listed
-    assert ref.split(":")[0] in json.dumps(listed["results"])
-    rc, out, command = run_nrpe_check(model)
+    listed = model.run(UNIT, "images", {"repository": ref.split(":")[0]})
+    assert ref.split(":")[0] in json.dumps(listed.results)
+    rc, out, command = run_nrpe_check(model, helpers)
     assert "--client-cert" in command and rc == 0, out
-    model.config_set(APP, {"tls-client-auth": False})
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    model.config(APP, {"tls-client-auth": False})
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     assert get_status(url, user="admin", password=PASSWORD, ca=ca) == 200
 
 
 def test_password_change_reaches_clients(session, helpers):
     model, _ = session
-    model.config_set(APP, {"auth-basic-password": NEW_PASSWORD})
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    model.config(APP, {"auth-basic-password": NEW_PASSWORD})
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     ca = str(client_dir(model) / "ca.crt")
     assert get_status(f"https://{NETLOC}/v2/", user="admin", password=PASSWORD, ca=ca) == 401
     assert get_status(f"https://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD, ca=ca) == 200
-    assert unit_status(model, "containerd/0")["message"] == f"Logged in to {NETLOC}."
+    assert unit_status(model, "containerd/0").message == f"Logged in to {NETLOC}."
     assert docker_cli(model, "pull", f"{NETLOC}/e2e/tls:1").returncode == 0
 
 
@@ -267,7 +289,7 @@ def test_tls_by_config_wins_over_the_relation(session, helpers, tmp_path):
     model, _ = session
     ca, ca_key, ca_cert = certs.make_ca("blob-ca")
     server = certs.make_server_cert(ca_key, ca_cert, "127.0.0.2", ["127.0.0.2"])
-    model.config_set(
+    model.config(
         APP,
         {
             "tls-ca-blob": base64.b64encode(ca.cert.encode()).decode(),
@@ -275,7 +297,7 @@ def test_tls_by_config_wins_over_the_relation(session, helpers, tmp_path):
             "tls-key-blob": base64.b64encode(server.key.encode()).decode(),
         },
     )
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     SECRETS_SEEN.append(server.key.split("-----")[2].strip().splitlines()[1])
     assert client_data(model)["tls_ca"] == ca.cert  # clients get the blob CA
     (tmp_path / "ca.crt").write_text(ca.cert)
@@ -289,49 +311,46 @@ def test_tls_by_config_wins_over_the_relation(session, helpers, tmp_path):
         == 200
     )
     # without the blobs the relation's certificate is used again
-    model.config_set(APP, reset=["tls-ca-blob", "tls-cert-blob", "tls-key-blob"])
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (https).")
+    model.config(APP, reset=["tls-ca-blob", "tls-cert-blob", "tls-key-blob"])
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
     assert client_data(model)["tls_ca"] != ca.cert
 
 
-def test_invalid_blob_blocks_without_echo_and_keeps_serving(session):
+def test_invalid_blob_blocks_without_echo_and_keeps_serving(session, helpers):
     model, _ = session
-    model.config_set(APP, {"tls-cert-blob": "bm90IGEgY2VydA==", "tls-key-blob": "%%%"})
-    status = unit_status(model)
-    assert status["current"] == "blocked"
-    assert "tls-key-blob: is not valid base64" in status["message"]
-    assert "tls-cert-blob: does not decode to PEM data" in status["message"]
+    model.config(APP, {"tls-cert-blob": "bm90IGEgY2VydA==", "tls-key-blob": "%%%"})
+    status = helpers.wait_for_unit(model, UNIT, "blocked").workload_status
+    assert "tls-key-blob: is not valid base64" in status.message
+    assert "tls-cert-blob: does not decode to PEM data" in status.message
     ca = str(client_dir(model) / "ca.crt")
     assert get_status(f"https://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD, ca=ca) == 200
-    model.config_set(APP, reset=["tls-cert-blob", "tls-key-blob"])
-    assert unit_status(model)["current"] == "active"
+    model.config(APP, reset=["tls-cert-blob", "tls-key-blob"])
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
 
 
 def test_back_to_http_when_the_ca_goes_away(session, helpers):
     model, _ = session
     model.remove_relation(f"{APP}:cert-provider", "easyrsa:client")
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (http).")
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTP)
     data = client_data(model)
     assert data["registry_url"] == f"http://{NETLOC}" and data["tls_ca"] is None
-    sandbox = model.model.sandbox_dir(UNIT)
-    assert not (sandbox / "etc/docker/registry/registry.key").exists()
-    assert not (sandbox / f"etc/docker/certs.d/{NETLOC}").exists()
+    assert not exists_on_unit(model, "/etc/docker/registry/registry.key")
+    assert not exists_on_unit(model, f"/etc/docker/certs.d/{NETLOC}")
     assert get_status(f"http://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD) == 200
-    rc, out, command = run_nrpe_check(model)
+    rc, out, command = run_nrpe_check(model, helpers)
     assert "--url http://127.0.0.2:5000" in command and rc == 0, out
 
 
 def test_auth_off_removes_the_htpasswd_file(session, helpers):
     model, _ = session
-    model.config_set(APP, {"auth-basic-password": ""})
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (http).")
+    model.config(APP, {"auth-basic-password": ""})
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTP)
     assert get_status(f"http://{NETLOC}/v2/") == 200
-    sandbox = model.model.sandbox_dir(UNIT)
-    assert not (sandbox / "etc/docker/registry/htpasswd").exists()
+    assert not exists_on_unit(model, "/etc/docker/registry/htpasswd")
     assert client_data(model)["basic_user"] is None
 
 
-def test_no_secret_anywhere(session, helpers):
+def test_no_secret_anywhere(session, helpers, tmp_path):
     """Secrets audit: juju-log lines, status history, action output, the hook-tool argv log
     and `ps` output sampled while hooks run never contain a password or a private key."""
     model, _ = session
@@ -348,16 +367,21 @@ def test_no_secret_anywhere(session, helpers):
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        model.config_set(APP, {"auth-basic-password": PASSWORD})
-        model.update_status()
-        model.run_action(UNIT, "stop", {"remove": False})
-        model.run_action(UNIT, "start")
+        # a password goes in a file, as an operator passes one: never on a command line
+        secret_config = tmp_path / "config.yaml"
+        secret_config.touch(mode=0o600)
+        secret_config.write_text(json.dumps({APP: {"auth-basic-password": PASSWORD}}))
+        model.cli("config", APP, "--file", str(secret_config))
+        helpers.fire_update_status(model, UNIT)
+        model.run(UNIT, "stop", {"remove": False})
+        model.run(UNIT, "start")
     finally:
         stop.set()
         sampler.join()
-    helpers.wait_for_status(model, UNIT, "active", f"Ready at {NETLOC} (http).")
+    helpers.wait_for_unit(model, UNIT, "active", READY_HTTP)
     assert len(sampled) > 10
-    root = model.model.root
+    assert model.model is not None
+    root = Path(model.model)
     haystacks = {
         "ps": "\n".join(sampled),
         "debug.log": (root / "debug.log").read_text(),
