@@ -148,10 +148,12 @@ def registry_image_tar(dockerd) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(request, tmp_path_factory, charm_dir, dockerd):
+def model(request, tmp_path_factory):
     """The module's local model (its Python controller); `juju` drives the same model."""
     if real_model(request.config):
         pytest.skip("local model only: drives the local model's Python API")
+    request.getfixturevalue("charm_dir")
+    request.getfixturevalue("dockerd")
     root = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "model"
     ctl = Controller(Model(root, python=os.environ.get("DOCKER_REGISTRY_PY", sys.executable)))
     yield ctl
