@@ -1,4 +1,6 @@
-"""Pull-through cache end to end: the charm's registry caches a second local registry."""
+"""Pull-through cache end to end: the charm's registry caches a second registry, driven
+through jubilant. Local model only: the upstream registry runs in the test host's Docker
+engine, on its bridge gateway, which the local model's registry containers reach."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import uuid
 import pytest
 
 APP = "docker-registry"
-UNIT = f"{APP}/0"
+
+pytestmark = pytest.mark.local_only("the upstream registry runs in the test host's Docker engine")
 
 
 @pytest.fixture(scope="module")
@@ -19,26 +22,27 @@ def upstream(upstream_registry):
     return f"http://{up.gateway_netloc}"
 
 
-def test_pull_through_cache(model, charm_dir, registry_image_tar, helpers, upstream):
-    model.deploy(
-        str(charm_dir),
+def test_pull_through_cache(juju, charm_dir, registry_image_tar, helpers, upstream):
+    juju.deploy(
+        charm_dir,
         APP,
         config={"registry-image": helpers.registry_image, "cache-remoteurl": upstream},
         resources={"registry-image": str(registry_image_tar)},
     )
-    helpers.wait_for_status(model, UNIT, "active", "Ready at 127.0.0.2:5000 (http).")
+    unit = helpers.unit_of(juju, APP)
+    netloc = f"{helpers.unit_address(juju, unit)}:5000"
+    helpers.wait_for_unit(juju, unit, "active", f"Ready at {netloc} (http).")
     inspect = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", "docker://127.0.0.2:5000/library/cached:1"],
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{netloc}/library/cached:1"],
         capture_output=True,
         text=True,
     )
     assert inspect.returncode == 0, inspect.stderr  # fetched from upstream through the cache
     # 2.8 sends no credentials upstream: said in the status, not silently ignored
-    model.config_set(APP, {"cache-username": "u", "cache-password": "p4ss-word"})
-    helpers.wait_for_status(
-        model,
-        UNIT,
+    juju.config(APP, {"cache-username": "u", "cache-password": "p4ss-word"})
+    helpers.wait_for_unit(
+        juju,
+        unit,
         "active",
-        "Ready at 127.0.0.2:5000 (http). Note: registry 2.8 does not send cache-username "
-        "upstream.",
+        f"Ready at {netloc} (http). Note: registry 2.8 does not send cache-username upstream.",
     )
