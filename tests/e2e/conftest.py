@@ -53,7 +53,7 @@ from tools.localjuju.runner import Controller  # noqa: E402
 BUILD = Path(os.environ.get("E2E_BUILD_DIR", ROOT / "build"))
 REGISTRY_IMAGE = "docker-registry-charm/registry:2.8.2"
 LOCAL_JUJU = ROOT / "tools" / "localjuju" / "juju"
-EASYRSA_CHANNEL = "1.32/stable"  # (a real controller) the CA deployed from Charmhub
+EASYRSA_CHANNEL = "latest/stable"  # (a real controller) the CA deployed from Charmhub
 
 
 def pytest_addoption(parser):
