@@ -1,6 +1,8 @@
 """End to end: two units on shared S3 (moto) behind real haproxy (the haproxy fake),
 failover, scale out/in, concurrent pushes, metrics. The README's "High availability" section
-shows these same steps as juju commands."""
+shows these same steps as juju commands. Driven through jubilant; local model only: haproxy is
+the local model's fake (its configuration is read on the test host) and S3 is moto, on the
+test host's Docker bridge."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import jubilant
 import pytest
 
 from tests.support.images import make_test_image
@@ -19,15 +22,13 @@ from tests.support.s3 import docker_bridge_gateway, moto_s3
 APP = "docker-registry"
 BUCKET = "registry-ha"
 
-
-def address(model, unit: str) -> str:
-    app = unit.split("/")[0]
-    return model.status()["applications"][app]["units"][unit]["address"]
+pytestmark = pytest.mark.local_only("haproxy is the local model's fake and S3 is moto")
 
 
-def message(model, unit: str) -> str:
-    app = unit.split("/")[0]
-    return model.status()["applications"][app]["units"][unit]["workload-status"]["message"]
+def haproxy_cfg(juju: jubilant.Juju) -> str:
+    """The configuration the haproxy fake runs (under the local model's directory)."""
+    assert juju.model is not None
+    return next((Path(juju.model) / "fakes").rglob("haproxy.cfg")).read_text()
 
 
 def skopeo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -86,10 +87,11 @@ def s3():
 
 
 @pytest.fixture(scope="module")
-def ha(model, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
+def ha(juju, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
     # juju deploy docker-registry -n 2 --config storage-s3-…=… (shared storage)
+    model = juju
     model.deploy(
-        str(charm_dir),
+        charm_dir,
         APP,
         num_units=2,
         config={
@@ -104,14 +106,14 @@ def ha(model, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
     )
     # juju deploy haproxy; juju integrate docker-registry haproxy:reverseproxy
     model.deploy("fake:haproxy", "haproxy", config={"enable_monitoring": True})
-    mark = len(helpers.hooks_run(model))
+    mark = len(helpers.hooks_ran(model))
     model.integrate(f"{APP}:website", "haproxy:reverseproxy")
     # the relation's own hooks bring the proxy address: "proxied" without any other hook
-    hooks = helpers.hooks_run(model, mark)
+    hooks = helpers.hooks_ran(model)[mark:]
     assert hooks and not [h for h in hooks if "update-status" in h], hooks
-    proxy = f"{address(model, 'haproxy/0')}:5000"
+    proxy = f"{helpers.unit_address(model, 'haproxy/0')}:5000"
     for unit in (f"{APP}/0", f"{APP}/1"):
-        helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (http, proxied).")
+        helpers.wait_for_unit(model, unit, "active", f"Ready at {proxy} (http, proxied).")
     images = {}
     for n in range(3):
         ref = f"e2e-ha-{uuid.uuid4().hex[:6]}:{n}"
@@ -122,26 +124,25 @@ def ha(model, charm_dir, registry_image_tar, helpers, s3, tmp_path_factory):
         subprocess.run(["docker", "rmi", ref], capture_output=True)
 
 
-def test_haproxy_gets_one_backend_with_the_primary_by_unit_number(ha):
+def test_haproxy_gets_one_backend_with_the_primary_by_unit_number(ha, helpers):
     model, _, _, _ = ha
     # the leader's services: one backend, the primary chosen by unit number
-    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+    cfg = haproxy_cfg(model)
     assert "backend docker-registry" in cfg
-    assert f"server docker-registry-0 {address(model, f'{APP}/0')}:5000" in cfg
+    assert f"server docker-registry-0 {helpers.unit_address(model, f'{APP}/0')}:5000" in cfg
     assert "backup" in cfg.split("server docker-registry-1", 1)[1].splitlines()[0]
 
 
 def test_stop_then_start_behind_the_proxy_says_proxied_again_without_a_hook(ha, helpers):
     model, proxy, _, _ = ha
     unit = f"{APP}/1"
-    since = len(helpers.hooks_run(model))
-    assert model.run_action(unit, "stop", {})["status"] == "completed"
-    helpers.wait_for_status(model, unit, "blocked", f"registry-{APP}-1 container is stopped.")
-    result = model.run_action(unit, "start", {})  # the container was removed: re-run it
-    assert result["status"] == "completed", result
+    since = len(helpers.hooks_ran(model))
+    model.run(unit, "stop", {})
+    helpers.wait_for_unit(model, unit, "blocked", f"registry-{APP}-1 container is stopped.")
+    model.run(unit, "start", {})  # the container was removed: re-run it
     # what the last hook said of the unit, once it answers where that hook found it
-    helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (http, proxied).")
-    assert helpers.hooks_run(model, since) == []
+    helpers.wait_for_unit(model, unit, "active", f"Ready at {proxy} (http, proxied).")
+    assert helpers.hooks_ran(model)[since:] == []
 
 
 def test_failover_keeps_every_image(ha, s3):
@@ -160,7 +161,7 @@ def test_failover_keeps_every_image(ha, s3):
             time.sleep(1)
     assert pulled == pushed
     # the next hook heals the unit (its container is not stopped by the operator)
-    model.update_status()
+    model.cli("update-status")  # (the local model's verb: Juju's timer fires it on every unit)
     assert (
         subprocess.run(
             ["docker", "inspect", "--format", "{{.State.Running}}", f"registry-{APP}-0"],
@@ -175,10 +176,10 @@ def test_scale_out_then_remove_the_old_primary(ha, helpers):
     model, proxy, images, tmp = ha
     digests = {dest: pull_digest(f"{proxy}/{dest}", tmp) for dest in images.values()}
     model.add_unit(APP)
-    helpers.wait_for_status(model, f"{APP}/2", "active", f"Ready at {proxy} (http, proxied).")
+    helpers.wait_for_unit(model, f"{APP}/2", "active", f"Ready at {proxy} (http, proxied).")
     model.remove_unit(f"{APP}/0")
     time.sleep(3)  # haproxy health checks settle on the new primary
-    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+    cfg = haproxy_cfg(model)
     assert "docker-registry-0 " not in cfg and "server docker-registry-2" in cfg
     assert {dest: pull_digest(f"{proxy}/{dest}", tmp) for dest in digests} == digests
 
@@ -205,13 +206,14 @@ def test_concurrent_pushes_through_the_proxy(ha, s3):
         subprocess.run(["docker", "rmi", *refs], capture_output=True)
 
 
-def test_metrics_are_scraped_on_the_debug_port(ha):
+def test_metrics_are_scraped_on_the_debug_port(ha, helpers):
     model, _, _, _ = ha
     unit = f"{APP}/1"
-    with urllib.request.urlopen(f"http://{address(model, unit)}:5001/metrics", timeout=10) as r:
+    url = f"http://{helpers.unit_address(model, unit)}:5001/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
         body = r.read().decode()
     assert "registry_http_requests_total" in body or "registry_" in body
-    ports = model.status()["applications"][APP]["units"][unit]["open-ports"]
+    ports = model.status().get_units(APP)[unit].open_ports
     assert set(ports) >= {"5000/tcp", "5001/tcp"}
 
 
@@ -230,21 +232,21 @@ def eventually(check, timeout: float = 30):
         time.sleep(1)
 
 
-def test_tls_on_the_units_passes_through_the_proxy(ha, helpers, tmp_path, easyrsa_charm):
+def test_tls_on_the_units_passes_through_the_proxy(ha, helpers, tmp_path):
     model, proxy, images, _ = ha
     # juju deploy easyrsa; juju integrate docker-registry easyrsa:client
-    helpers.deploy_easyrsa(model, easyrsa_charm)
+    helpers.deploy_ca(model)
     model.integrate(f"{APP}:cert-provider", "easyrsa:client")
     units = [f"{APP}/1", f"{APP}/2"]
     for unit in units:
-        helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (https, proxied).")
-    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+        helpers.wait_for_unit(model, unit, "active", f"Ready at {proxy} (https, proxied).")
+    cfg = haproxy_cfg(model)
     assert "mode tcp" in cfg and "check-ssl verify none" in cfg
     # clients verify the units' certificate through haproxy: the proxy address is in its SANs
     cert_dir = tmp_path / "certs"
     cert_dir.mkdir()
-    ca = model.model.sandbox_dir(units[0]) / f"etc/docker/certs.d/{proxy}/ca.crt"
-    (cert_dir / "ca.crt").write_text(ca.read_text())
+    ca = helpers.unit_file(model, units[0], f"/etc/docker/certs.d/{proxy}/ca.crt")
+    (cert_dir / "ca.crt").write_text(ca)
     ref = f"e2e-ha-tls-{uuid.uuid4().hex[:6]}:1"
     make_test_image(ref, payload_bytes=100_000, seed=ref)
     try:
@@ -260,14 +262,14 @@ def test_tls_on_the_units_passes_through_the_proxy(ha, helpers, tmp_path, easyrs
     assert all(inspect(dest).returncode == 0 for dest in images.values())
     # juju config docker-registry tls-client-auth=true: haproxy has no client certificate, so
     # its health check becomes a TCP connect and the units stay in service
-    model.config_set(APP, {"tls-client-auth": True})
+    model.config(APP, {"tls-client-auth": True})
     for unit in units:
-        helpers.wait_for_status(model, unit, "active", f"Ready at {proxy} (https, proxied).")
-    cfg = next((model.model.root / "fakes").rglob("haproxy.cfg")).read_text()
+        helpers.wait_for_unit(model, unit, "active", f"Ready at {proxy} (https, proxied).")
+    cfg = haproxy_cfg(model)
     assert "httpchk" not in cfg and "check-ssl" not in cfg
     refused = eventually(lambda: "remote error: tls" in inspect("tls/img:1").stderr)
     assert refused  # without a client certificate the handshake is refused
-    cert, key = helpers.easyrsa_client_pair(model)
+    cert, key = helpers.easyrsa_client_pair_of(model, units[0])
     (cert_dir / "client.cert").write_text(cert)
     (cert_dir / "client.key").write_text(key)
     assert eventually(lambda: inspect("tls/img:1").returncode == 0), inspect("tls/img:1").stderr
