@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import jubilant
 import pytest
 
+from tests.support import containerd as private_containerd
 from tests.support.s3 import docker_bridge_gateway
 
 APP = "docker-registry"
@@ -237,27 +237,8 @@ def test_import_lands_an_archive_made_by_the_ck_script(registry, rocks, tmp_path
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory):
     """A private containerd (its own root, state and socket; no CRI), driven with ctr."""
-    base = tmp_path_factory.mktemp("containerd")
-    config, sock = base / "config.toml", base / "containerd.sock"
-    config.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
-    with open(base / "containerd.log", "w") as log:
-        daemon = subprocess.Popen(
-            ["containerd", "--config", str(config), "--root", str(base / "root"),
-             "--state", str(base / "state"), "--address", str(sock)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            time.sleep(0.1)
-        assert sock.exists(), (base / "containerd.log").read_text()[-2000:]
-        yield lambda *args: subprocess.run(
-            ["ctr", "--address", str(sock), *args], capture_output=True, text=True, timeout=120
-        )
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=30)
+    with private_containerd.running(tmp_path_factory.mktemp("containerd")) as daemon:
+        yield daemon
 
 
 @pytest.mark.local_only("the containerd fake writes the client's configuration on the test host")
@@ -274,13 +255,14 @@ def test_containerd_configured_from_the_relation_pulls_the_ck_images(registry, r
     assert 'server = "https://' in (hosts / registry.netloc / "hosts.toml").read_text()
     for dest, rocks_path in {**CK_MIRRORED, **CK_IMPORTED}.items():
         ref = f"{registry.netloc}/{dest}"
-        pull = containerd("images", "pull", "--hosts-dir", str(hosts), "--user", credentials, ref)
+        pull = containerd.ctr(
+            "images", "pull", "--hosts-dir", str(hosts), "--user", credentials, ref
+        )
         assert pull.returncode == 0, pull.stderr[-2000:]
-        listed = containerd("images", "ls").stdout.splitlines()
-        digest = next(line.split()[2] for line in listed if line.split()[0] == ref)
+        digest = containerd.digest(ref)
         if dest in CK_MIRRORED:  # a registry-to-registry copy keeps the digest
             assert digest == rocks_digest(rocks, rocks_path)
-    denied = containerd(
+    denied = containerd.ctr(
         "images", "pull", "--hosts-dir", str(hosts), f"{registry.netloc}/pause:3.9"
     )
     assert denied.returncode != 0  # no credentials, no image
