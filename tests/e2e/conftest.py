@@ -6,7 +6,7 @@ to that model on a real Juju controller, where the charm deployed is the packed
 docker-registry*.charm (`--charm`) and easyrsa comes from Charmhub. Tests marked
 `local_only(reason)` need the local model's sandbox (unit files on the host, fault injection,
 the Python API) and are skipped on a real controller. `model` is the local model's Python
-controller for modules not yet on `juju` (the same model directory as `juju`).
+controller behind `juju` (it makes and destroys the model directory); tests use `juju`.
 
 Session: build the charm once (scripts/build-charm.sh build) and the real easyrsa charm
 (`easyrsa_charm`, tests/support/charms.py), ensure dockerd answers (scripts/dockerd.sh start),
@@ -19,11 +19,9 @@ On a real controller the module's applications are removed from the model instea
 from __future__ import annotations
 
 import functools
-import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,7 +39,6 @@ from tests.support.charms import (  # noqa: E402
     EASYRSA_LAYER,
     EASYRSA_RESOURCE,
     build_charm,
-    deploy_easyrsa,
     easyrsa_charm,  # noqa: F401 (a fixture)
 )
 from tests.support.images import make_test_image, registry_image_ref  # noqa: E402
@@ -373,60 +370,9 @@ def upstream_registry(dockerd) -> Callable[..., Upstream]:
         subprocess.run(["docker", "rmi", *up.refs], capture_output=True)
 
 
-def wait_for_status(
-    ctl: Controller, unit: str, status: str, message: str | None = None, timeout=30
-):
-    """The unit's workload status once the model has settled, waiting without firing any hook.
-
-    Juju fires no hook just because a test waits (update-status comes every 5 minutes): what
-    a user would see right after a command is what the hooks that command caused left. Every
-    verb of the local model settles before it returns, so this only waits for the status to
-    be read; ``timeout`` bounds that, not the hooks."""
-    deadline = time.time() + timeout
-    app = unit.split("/")[0]
-    while True:
-        last = ctl.status()["applications"][app]["units"][unit]["workload-status"]
-        if last["current"] == status and (message is None or last["message"] == message):
-            return last
-        if last["current"] == "error" or time.time() > deadline:
-            break
-        time.sleep(1)
-    log = ctl.model.root / "debug.log"
-    tail = "\n".join(log.read_text().splitlines()[-60:]) if log.exists() else ""
-    pytest.fail(f"{unit}: wanted {status} {message!r}, last {json.dumps(last)}\n{tail}")
-
-
-def hooks_run(ctl: Controller, since: int = 0) -> list[str]:
-    """``unit: hook`` for every hook the model ran, from line ``since`` of its debug log
-    (``len(hooks_run(ctl))`` marks where a scenario starts)."""
-    log = ctl.model.root / "debug.log"
-    lines = log.read_text().splitlines() if log.exists() else []
-    hooks = []
-    for line in lines:
-        unit, _, rest = line.partition(": ")
-        words = rest.split()
-        if len(words) == 5 and words[2] == "running" and words[4] == "hook":
-            hooks.append(f"{unit}: {words[3]}")
-    return hooks[since:]
-
-
 def http_get(url: str, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.status, resp.read()
-
-
-def easyrsa_client_pair(ctl: Controller, ca_app: str = "easyrsa") -> tuple[str, str]:
-    """(cert, key) of the client certificate the CA's leader hands every requirer
-    (`client.cert` / `client.key` on the tls-certificates relation; easyrsa's cert starts with
-    an `openssl x509 -text` dump, which PEM readers skip)."""
-    state = ctl.model.read()
-    leader = state["applications"][ca_app]["leader"]
-    for rel in state["relations"].values():
-        if rel["interface"] == "tls-certificates" and leader in rel["unit_data"]:
-            data = rel["unit_data"][leader]
-            if data.get("client.cert") and data.get("client.key"):
-                return data["client.cert"], data["client.key"]
-    raise AssertionError(f"{ca_app} has published no client certificate")
 
 
 class Helpers:
@@ -440,11 +386,7 @@ class Helpers:
     deploy_ca = staticmethod(deploy_ca)
     easyrsa_client_pair_of = staticmethod(easyrsa_client_pair_of)
     is_local = staticmethod(is_local)
-    wait_for_status = staticmethod(wait_for_status)
-    hooks_run = staticmethod(hooks_run)
     http_get = staticmethod(http_get)
-    deploy_easyrsa = staticmethod(deploy_easyrsa)
-    easyrsa_client_pair = staticmethod(easyrsa_client_pair)
     registry_image = REGISTRY_IMAGE
 
 

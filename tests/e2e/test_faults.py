@@ -26,11 +26,16 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import jubilant
 import pytest
 
 from tests.support.images import make_test_image
 from tests.support.net import free_port
 from tools.localjuju import machine
+from tools.localjuju.model import Model
+
+# faults are armed in the unit's sandbox and the container is the test host's engine's
+pytestmark = pytest.mark.local_only("faults are armed in the local model's unit sandboxes")
 
 APP = "docker-registry"
 UNIT = f"{APP}/0"
@@ -42,14 +47,21 @@ ROOT = Path(__file__).resolve().parents[2]
 BACK_WITHIN = 30  # seconds an operator would give a registry to come back
 
 
-def unit_status(model) -> dict:
-    return model.status()["applications"][APP]["units"][UNIT]["workload-status"]
+def unit_status(juju: jubilant.Juju) -> tuple[str, str]:
+    status = juju.status().get_units(APP)[UNIT].workload_status
+    return status.current, status.message
+
+
+def local_model(juju: jubilant.Juju) -> Model:
+    """The local model behind ``juju`` (where faults are armed and unit files live)."""
+    assert juju.model is not None
+    return Model(Path(juju.model))
 
 
 def published_netloc(model) -> str:
     """host:port the unit last published in its status ("Ready at HOST:PORT (http)."); a
     blocked unit names its problem instead, and clients keep what they were told."""
-    match = re.fullmatch(r"Ready at (\S+) \(http\)\.", unit_status(model)["message"])
+    match = re.fullmatch(r"Ready at (\S+) \(http\)\.", unit_status(model)[1])
     if match:
         PUBLISHED["netloc"] = match.group(1)
     return PUBLISHED["netloc"]
@@ -112,7 +124,7 @@ def assert_every_image_pullable(model) -> None:
 
 def config_files(model) -> list[str]:
     """``sha256sum`` lines of the unit's config directory, as enter.sh lists them."""
-    directory = model.model.sandbox_dir(UNIT) / "etc/docker/registry"
+    directory = local_model(model).sandbox_dir(UNIT) / "etc/docker/registry"
     listing = subprocess.run(
         "find . -type f -exec sha256sum {} + | sort",
         shell=True,
@@ -125,25 +137,25 @@ def config_files(model) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def deployed(model, charm_dir, registry_image_tar, helpers):
+def deployed(juju, charm_dir, registry_image_tar, helpers):
     # a port of its own: other modules (and other models on this host) use 5000
-    model.deploy(
-        str(charm_dir),
+    juju.deploy(
+        charm_dir,
         APP,
         config={"registry-image": helpers.registry_image, "registry-port": free_port()},
         resources={"registry-image": str(registry_image_tar)},
     )
-    helpers.wait_for_status(model, UNIT, "active")
-    push(model, "before-faults")
-    return model
+    helpers.wait_for_unit(juju, UNIT, "active")
+    push(juju, "before-faults")
+    return juju
 
 
 def test_registry_process_dies_and_docker_restarts_it_without_a_hook(deployed, helpers):
-    since, restarts = len(helpers.hooks_run(deployed)), int(inspect("{{.RestartCount}}"))
+    since, restarts = len(helpers.hooks_ran(deployed)), int(inspect("{{.RestartCount}}"))
     os.kill(int(inspect("{{.State.Pid}}")), signal.SIGKILL)
     wait_answering(published_netloc(deployed))
     assert int(inspect("{{.RestartCount}}")) == restarts + 1  # the restart policy, not a hook
-    assert helpers.hooks_run(deployed, since) == []
+    assert helpers.hooks_ran(deployed)[since:] == []
     assert_every_image_pullable(deployed)
     push(deployed, "after-process-killed")
 
@@ -153,8 +165,8 @@ def test_container_killed_out_of_band_is_started_by_the_next_update_status(deplo
     subprocess.run(["docker", "kill", CONTAINER], check=True, capture_output=True)
     time.sleep(2)
     assert inspect("{{.State.Running}}") == "false"  # docker counts `kill` as a manual stop
-    deployed.update_status()  # what Juju fires next (every 5 minutes)
-    helpers.wait_for_status(deployed, UNIT, "active")
+    helpers.fire_update_status(deployed, UNIT)  # what Juju fires next (every 5 minutes)
+    helpers.wait_for_unit(deployed, UNIT, "active")
     wait_answering(published_netloc(deployed))
     assert inspect("{{.Id}}") == before  # started again, same container
     assert_every_image_pullable(deployed)
@@ -163,8 +175,8 @@ def test_container_killed_out_of_band_is_started_by_the_next_update_status(deplo
 
 def test_container_removed_out_of_band_is_recreated_by_the_next_update_status(deployed, helpers):
     subprocess.run(["docker", "rm", "-f", CONTAINER], check=True, capture_output=True)
-    deployed.update_status()
-    helpers.wait_for_status(deployed, UNIT, "active")
+    helpers.fire_update_status(deployed, UNIT)
+    helpers.wait_for_unit(deployed, UNIT, "active")
     assert inspect("{{.State.Running}}") == "true"
     wait_answering(published_netloc(deployed))
     assert_every_image_pullable(deployed)  # the storage outlives the container
@@ -172,14 +184,15 @@ def test_container_removed_out_of_band_is_recreated_by_the_next_update_status(de
 
 
 def test_hook_killed_between_rm_and_run_is_retried_and_restores_service(deployed, helpers):
-    fault = machine.arm_fault(deployed.model.unit_dir(UNIT), "kill-hook-after-rm", CONTAINER)
-    deployed.config_set(APP, {"log-level": "debug"})  # a change that recreates the container
+    fault = machine.arm_fault(
+        local_model(deployed).unit_dir(UNIT), "kill-hook-after-rm", CONTAINER
+    )
+    deployed.config(APP, {"log-level": "debug"})  # a change that recreates the container
     assert not fault.exists()  # it fired
-    status = unit_status(deployed)
-    assert (status["current"], status["message"]) == ("error", "hook failed: config-changed")
+    assert unit_status(deployed) == ("error", "hook failed: config-changed")
     assert inspect("{{.Id}}") == ""  # what the operator sees: the unit errored, no registry
-    deployed.resolved(UNIT)  # Juju retries a failed hook (automatically, or `juju resolve`)
-    helpers.wait_for_status(deployed, UNIT, "active")
+    deployed.cli("resolved", UNIT)  # Juju retries a failed hook (automatically, or `juju resolve`)
+    helpers.wait_for_unit(deployed, UNIT, "active")
     wait_answering(published_netloc(deployed))
     assert_every_image_pullable(deployed)
     push(deployed, "after-hook-killed")
@@ -187,16 +200,14 @@ def test_hook_killed_between_rm_and_run_is_retried_and_restores_service(deployed
 
 def test_full_config_filesystem_blocks_naming_it_and_the_registry_serves_on(deployed, helpers):
     before_files, before_id = config_files(deployed), inspect("{{.Id}}")
-    fault = machine.arm_fault(deployed.model.unit_dir(UNIT), "full-config-dir")
+    fault = machine.arm_fault(local_model(deployed).unit_dir(UNIT), "full-config-dir")
     try:
-        deployed.config_set(APP, {"log-level": "warn"})
-        status = unit_status(deployed)
-        config = deployed.model.sandbox_dir(UNIT) / "etc/docker/registry/config.yml"
-        assert status == {
-            **status,
-            "current": "blocked",
-            "message": f"Cannot write {config}: No space left on device.",
-        }
+        deployed.config(APP, {"log-level": "warn"})
+        config = local_model(deployed).sandbox_dir(UNIT) / "etc/docker/registry/config.yml"
+        assert unit_status(deployed) == (
+            "blocked",
+            f"Cannot write {config}: No space left on device.",
+        )
         # inside the full filesystem, the hook left the old set of files whole, no temp file
         after = (fault.parent / "config-dir.after").read_text().splitlines()
         assert after == before_files
@@ -204,8 +215,8 @@ def test_full_config_filesystem_blocks_naming_it_and_the_registry_serves_on(depl
         assert_every_image_pullable(deployed)
     finally:
         fault.unlink()  # space freed
-    deployed.update_status()  # the next hook Juju fires applies the change
-    helpers.wait_for_status(deployed, UNIT, "active")
+    helpers.fire_update_status(deployed, UNIT)  # the next hook Juju fires applies the change
+    helpers.wait_for_unit(deployed, UNIT, "active")
     assert inspect("{{.Id}}") != before_id
     wait_answering(published_netloc(deployed))
     assert_every_image_pullable(deployed)
@@ -215,12 +226,12 @@ def test_full_config_filesystem_blocks_naming_it_and_the_registry_serves_on(depl
 @pytest.mark.restarts_dockerd
 def test_dockerd_restarted_brings_the_registry_back_without_a_hook(deployed, helpers):
     """RESTARTS THE HOST'S (shared) DOCKERD, through scripts/dockerd.sh restart."""
-    since = len(helpers.hooks_run(deployed))
+    since = len(helpers.hooks_ran(deployed))
     restart = subprocess.run(
         ["bash", str(ROOT / "scripts/dockerd.sh"), "restart"], capture_output=True, text=True
     )
     assert restart.returncode == 0, restart.stdout + restart.stderr
     wait_answering(published_netloc(deployed))  # the restart policy, unless-stopped
-    assert helpers.hooks_run(deployed, since) == []
+    assert helpers.hooks_ran(deployed)[since:] == []
     assert_every_image_pullable(deployed)
     assert json.loads(inspect("{{json .State.Running}}") or "false")
