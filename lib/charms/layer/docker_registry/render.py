@@ -250,7 +250,9 @@ def _storage_params(storage: S3Storage | SwiftStorage, prefix: str = "") -> dict
     }
     if storage.encrypt and storage.keyid:
         params["keyid"] = storage.keyid
-    rootdirectory = "/".join(p for p in (storage.rootdirectory.rstrip("/"), prefix) if p)
+    rootdirectory = storage.rootdirectory
+    if prefix:
+        rootdirectory = "/".join(p for p in (rootdirectory.rstrip("/"), prefix) if p)
     if rootdirectory:
         params["rootdirectory"] = rootdirectory
     if storage.useragent:
