@@ -306,7 +306,7 @@ def test_on_s3_and_swift_each_cache_has_its_own_prefix(config):
 @pytest.fixture
 def upstream_answering_401():
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Bearer realm="https://auth.example/token"')
             self.end_headers()
