@@ -441,11 +441,13 @@ def test_bad_caches_block_and_touch_nothing(charm, upstreams):  # noqa: F811
     assert charm.ports == {"5000/TCP", "5002/TCP", "5003/TCP"}
 
 
-def test_a_cache_taken_out_goes_and_its_port_closes(charm, upstreams):  # noqa: F811
+def test_a_cache_taken_out_goes_and_its_port_closes(charm, upstreams, monkeypatch):  # noqa: F811
     _, removed = upstreams
     charm.config["caches"] = TWO
     charm.hook("install")
+    monkeypatch.setattr(container, "inspect", lambda name: "ghcr.io" in name or None)
     charm.config["caches"] = "docker.io=https://registry-1.docker.io,port=5002"
     charm.hook("config-changed")
+    assert removed == ["registry-cache-ghcr.io-docker-registry-0"]
     assert charm.status[1] == "Ready at 10.0.0.10:5000 (http); caches: docker.io."
     assert charm.ports == {"5000/TCP", "5002/TCP"}
