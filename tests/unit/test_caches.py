@@ -246,6 +246,8 @@ def test_a_cache_proxies_its_upstream_with_the_registry_tls_and_auth(config):
         f"{base}/ca.crt": 0o644,
     }
     assert desired.run.name == "registry-cache-docker.io"
+    # the image reads /etc/docker/registry/config.yml: the cache's own is mounted there
+    assert (f"{base}/config.yml", "/etc/docker/registry/config.yml") in desired.run.mounts
     assert desired.run.ports == (("", 5002, 5000),)
     assert desired.run.storage_mount == ("/srv/registry/caches/docker.io", "/var/lib/registry")
     assert SECRET not in " ".join(desired.run.argv({}))

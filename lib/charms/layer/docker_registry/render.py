@@ -399,7 +399,12 @@ def desired(
         name=host.container_name(layout.name),
         image=settings.registry_image,
         ports=tuple(ports),
-        mounts=tuple((str(host.path(f.path)), f.path) for f in files if f.mount),
+        # every file where its config names it; the config itself where the image reads it
+        mounts=tuple(
+            (str(host.path(f.path)), CONFIG_FILE if f.path == layout.config_file else f.path)
+            for f in files
+            if f.mount
+        ),
         env_file=str(host.path(layout.env_file)) if env else "",
         storage_mount=storage_mount,
     )

@@ -1,0 +1,145 @@
+"""Pull-through caches per upstream, end to end: two local registries stand in for docker.io
+and ghcr.io; the charm runs a cache for each beside its push registry (TLS from the real
+easyrsa charm, basic auth); a real containerd pulls through each cache by the upstream's
+name (containerd's hosts.toml maps the host, not the path), cold and then warm with the
+upstream stopped, while the push registry takes pushes."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from charms.layer.docker_registry import caches, settings
+from tests.e2e.test_actions import containerd  # noqa: F401 - a private containerd (fixture)
+
+APP = "docker-registry"
+UNIT = f"{APP}/0"
+NETLOC = "127.0.0.2:5000"
+PASSWORD = "cache-" + secrets.token_urlsafe(12)
+IMAGES = {"docker.io": "library/hub:1", "ghcr.io": "org/app:1"}
+PORTS = {"docker.io": 5002, "ghcr.io": 5003}
+
+
+@pytest.fixture(scope="module")
+def upstreams(upstream_registry):
+    """docker.io and ghcr.io: plain registries on the docker bridge gateway, one image each."""
+    return {
+        host: upstream_registry(
+            f"e2e-{host.split('.')[0]}", [(f"e2e-caches-{uuid.uuid4().hex[:6]}:1", path)],
+            loopback=False,
+        )
+        for host, path in IMAGES.items()
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def caches_option(upstreams) -> str:
+    return " ".join(
+        f"{host}=http://{up.gateway_netloc},port={PORTS[host]}" for host, up in upstreams.items()
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(model, charm_dir, registry_image_tar, helpers, easyrsa_charm, caches_option):
+    model.deploy(
+        str(charm_dir),
+        APP,
+        config={
+            "registry-image": helpers.registry_image,
+            "auth-basic-password": PASSWORD,
+            "caches": caches_option,
+        },
+        resources={"registry-image": str(registry_image_tar)},
+    )
+    helpers.deploy_easyrsa(model, easyrsa_charm)
+    model.integrate(f"{APP}:cert-provider", "easyrsa:client")
+    helpers.wait_for_status(
+        model, UNIT, "active", f"Ready at {NETLOC} (https); caches: docker.io, ghcr.io."
+    )
+    return model
+
+
+@pytest.fixture(scope="module")
+def hosts_dir(registry, caches_option, tmp_path_factory) -> Path:
+    """containerd's hosts.toml per upstream host: its cache (``cache_endpoints``, what the
+    client-config action hands clients), with the CA the charm's docker trusts."""
+    ca = registry.model.sandbox_dir(UNIT) / f"etc/docker/certs.d/{NETLOC}/ca.crt"
+    endpoints = caches.cache_endpoints(
+        settings.parse({"caches": caches_option}), NETLOC.split(":")[0], "https"
+    )
+    hosts = tmp_path_factory.mktemp("hosts")
+    for host, url in endpoints.items():
+        (hosts / host).mkdir()
+        (hosts / host / "hosts.toml").write_text(
+            f'server = "https://{host}"\n\n[host."{url}"]\n'
+            f'  capabilities = ["pull", "resolve"]\n  ca = "{ca}"\n'
+        )
+    return hosts
+
+
+def pull(containerd, hosts_dir, host):  # noqa: F811 - the fixture, passed in
+    ref = f"{host}/{IMAGES[host]}"
+    containerd("images", "rm", "--sync", ref)  # its content too: pulled again, not reused
+    return containerd(
+        "images", "pull", "--hosts-dir", str(hosts_dir), "--user", f"admin:{PASSWORD}", ref
+    )
+
+
+def test_containerd_pulls_each_upstream_through_its_cache_cold(registry, hosts_dir, containerd):  # noqa: F811
+    for host in IMAGES:
+        result = pull(containerd, hosts_dir, host)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_push_registry_takes_pushes_while_the_caches_run(registry, upstreams, tmp_path):
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    ca = registry.model.sandbox_dir(UNIT) / f"etc/docker/certs.d/{NETLOC}/ca.crt"
+    (cert_dir / "ca.crt").write_text(ca.read_text())
+    ref = upstreams["docker.io"].refs[0]
+    push = subprocess.run(
+        ["skopeo", "copy", "--dest-creds", f"admin:{PASSWORD}", "--dest-cert-dir", str(cert_dir),
+         f"docker-daemon:{ref}", f"docker://{NETLOC}/pushed/hub:1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert push.returncode == 0, push.stderr
+
+
+def test_one_upstream_down_is_reported_and_its_cache_serves_warm(
+    registry,
+    upstreams,
+    hosts_dir,
+    containerd,  # noqa: F811
+    helpers,
+):
+    # GIVEN ghcr.io's upstream stops WHEN Juju's periodic update-status runs
+    subprocess.run(["docker", "stop", upstreams["ghcr.io"].name], check=True, capture_output=True)
+    registry.update_status(UNIT)
+    # THEN only its cache is reported; the push registry and docker.io's cache are Ready
+    helpers.wait_for_status(
+        registry,
+        UNIT,
+        "active",
+        f"Ready at {NETLOC} (https); caches: docker.io; ghcr.io unreachable.",
+    )
+    # AND its cache serves what it holds
+    warm = pull(containerd, hosts_dir, "ghcr.io")
+    assert warm.returncode == 0, warm.stderr[-2000:]
+
+
+def test_with_every_upstream_down_both_caches_serve_warm(
+    registry,
+    upstreams,
+    hosts_dir,
+    containerd,  # noqa: F811
+):
+    subprocess.run(
+        ["docker", "stop", upstreams["docker.io"].name], check=True, capture_output=True
+    )
+    for host in IMAGES:
+        warm = pull(containerd, hosts_dir, host)
+        assert warm.returncode == 0, warm.stderr[-2000:]
