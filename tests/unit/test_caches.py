@@ -453,3 +453,22 @@ def test_a_cache_taken_out_goes_and_its_port_closes(charm, upstreams, monkeypatc
     assert removed == ["registry-cache-ghcr.io-docker-registry-0"]
     assert charm.status[1] == "Ready at 10.0.0.10:5000 (http); caches: docker.io."
     assert charm.ports == {"5000/TCP", "5002/TCP"}
+
+
+def test_behind_haproxy_each_cache_is_a_further_service_on_its_own_port(charm, upstreams):  # noqa: F811
+    # GIVEN two caches WHEN haproxy relates on website
+    charm.config["caches"] = TWO
+    charm.hook("install")
+    web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
+    charm.hook("website-relation-changed", web, "haproxy/0")
+    # THEN the push registry and each cache are services, each on its own frontend port
+    services = yaml.safe_load(charm.local[web]["services"])
+    assert [(s["service_name"], s["service_port"], s["servers"][0][1:3]) for s in services] == [
+        ("docker-registry", 5000, ["10.0.0.10", 5000]),
+        ("docker-registry-cache-docker.io", 5002, ["10.0.0.10", 5002]),
+        ("docker-registry-cache-ghcr.io", 5003, ["10.0.0.10", 5003]),
+    ]
+    assert charm.status == (
+        "active",
+        "Ready at 10.0.0.99:5000 (http, proxied); caches: docker.io, ghcr.io.",
+    )

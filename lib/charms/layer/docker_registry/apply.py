@@ -217,18 +217,10 @@ def _cache(config, cache, inputs: Inputs, plan: Plan, host, image_id: str, htpas
     verdict = caches.probe_upstream(
         cache, http_proxy=config.http_proxy, https_proxy=config.https_proxy
     )
-    wanted = desired(offline=False)
-    if not verdict.reachable:
-        # a 2.8 proxy does not start without its upstream: one already proxying is left
-        # alone (it serves what it holds); any other serves its content read-only meanwhile
-        current = container.inspect(wanted.run.name)
-        proxying = (
-            current
-            and current.running
-            and current.labels.get(render.HASH_LABEL) == wanted.config_hash(image_id)
-        )
-        if not proxying:
-            wanted = desired(offline=True)
+    # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy
+    # would not start (it asks the upstream first), and a running one would still expire
+    # content 7 days after caching it, with nothing to fetch it again from.
+    wanted = desired(offline=not verdict.reachable)
     outcome, managed = workload.apply(
         wanted,
         image_id=image_id,
