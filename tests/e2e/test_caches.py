@@ -6,6 +6,7 @@ upstream stopped, while the push registry takes pushes."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import uuid
@@ -109,6 +110,21 @@ def test_the_push_registry_takes_pushes_while_the_caches_run(registry, upstreams
     assert push.returncode == 0, push.stderr
 
 
+def test_upstream_credentials_are_never_shown(registry, helpers):
+    secret = "upstream-" + secrets.token_urlsafe(12)
+    credentials = json.dumps({"docker.io": {"username": "me", "password": secret}})
+    registry.config_set(APP, {"caches-credentials": credentials})
+    state = helpers.wait_for_status(registry, UNIT, "active")
+    assert secret not in state["message"]
+    assert secret not in (registry.model.root / "debug.log").read_text()
+    names = subprocess.run(
+        ["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in (n for n in names if n.startswith("registry-cache-")):
+        inspect = subprocess.run(["docker", "inspect", name], capture_output=True, text=True)
+        assert secret not in inspect.stdout
+
+
 def test_one_upstream_down_is_reported_and_its_cache_serves_warm(
     registry,
     upstreams,
@@ -143,3 +159,22 @@ def test_with_every_upstream_down_both_caches_serve_warm(
     for host in IMAGES:
         warm = pull(containerd, hosts_dir, host)
         assert warm.returncode == 0, warm.stderr[-2000:]
+
+
+def test_bad_caches_block_and_leave_the_caches_serving(
+    registry,
+    hosts_dir,
+    containerd,  # noqa: F811
+    helpers,
+    caches_option,
+):
+    # GIVEN serving caches WHEN the operator lists docker.io twice
+    registry.config_set(APP, {"caches": caches_option + " docker.io=https://elsewhere.example"})
+    # THEN the unit blocks naming the option, and what ran before still serves
+    helpers.wait_for_status(
+        registry, UNIT, "blocked", "Invalid charm config: caches: docker.io is listed twice"
+    )
+    warm = pull(containerd, hosts_dir, "docker.io")
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    registry.config_set(APP, {"caches": caches_option})
+    helpers.wait_for_status(registry, UNIT, "active")
