@@ -110,6 +110,18 @@ def test_the_push_registry_takes_pushes_while_the_caches_run(registry, upstreams
     assert push.returncode == 0, push.stderr
 
 
+def test_the_caches_action_lists_what_each_cache_holds(registry):
+    result = registry.run_action(UNIT, "caches", {})
+    assert result["status"] == "completed", result
+    held = json.loads(result["results"]["caches"])
+    for host, path in IMAGES.items():
+        repository, tag = path.split(":")
+        assert held[host]["repositories"] == {repository: [tag]}
+        assert held[host]["url"] == f"https://127.0.0.2:{PORTS[host]}"
+        assert held[host]["serving"] == "proxy" and held[host]["bytes"] > 0
+    assert PASSWORD not in json.dumps(result)
+
+
 def test_upstream_credentials_are_never_shown(registry, helpers):
     secret = "upstream-" + secrets.token_urlsafe(12)
     credentials = json.dumps({"docker.io": {"username": "me", "password": secret}})

@@ -38,8 +38,7 @@ KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not 
 KV_LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
 KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
 KV_PORTS = "docker-registry.opened-ports"  # what sync_ports last opened
-# upstream host -> that cache's records: run, managed files, last good, failed, config dir
-KV_CACHES = "docker-registry.caches"
+KV_CACHES = caches.RECORDS_KEY
 
 
 def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host):
@@ -240,6 +239,7 @@ def _cache(config, cache, inputs: Inputs, plan: Plan, host, image_id: str, htpas
         "failed": outcome.failed,
         "config_dir": wanted.config_dir,
         "url": outcome.probe_url,
+        "offline": not verdict.reachable,
     }
     if not outcome.answering:
         return record, f"{cache.host} not answering"

@@ -8,15 +8,19 @@ containers themselves go through ``workload`` like the push registry (``apply.ca
 
 from __future__ import annotations
 
+import os
 import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from charms.layer.docker_registry.clients import bracket
 from charms.layer.docker_registry.settings import Settings, UpstreamCache
 
 PROBE_TIMEOUT = 5  # seconds an upstream has to answer /v2/ before its cache is "unreachable"
+# unit kv: upstream host -> that cache's records (run, files, last good, failed, local URL)
+RECORDS_KEY = "docker-registry.caches"
 
 
 def cache_endpoints(settings: Settings, netloc_host: str, scheme: str) -> dict[str, str]:
@@ -61,3 +65,15 @@ def probe_upstream(
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return Verdict(False, type(reason).__name__)
+
+
+def stored_bytes(directory: Path) -> int:
+    """What a cache holds on filesystem storage, in bytes (0 when nothing is there yet)."""
+    total = 0
+    for root, _, names in os.walk(directory):
+        for name in names:
+            try:
+                total += (Path(root) / name).lstat().st_size
+            except OSError:
+                continue
+    return total

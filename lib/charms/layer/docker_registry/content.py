@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
@@ -246,3 +247,50 @@ def _human(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"  # pragma: no cover
+
+
+def caches(params: Params) -> dict:
+    """What each pull-through cache holds (from its own API), where clients reach it, whether
+    it proxies or serves offline, and its size on filesystem storage."""
+    from charms.layer.docker_registry import caches as caches_lib
+    from charms.layer.docker_registry import registry_api
+
+    endpoint = actions.ready()
+    config = actions.config()
+    if not config.caches:
+        return {"outcome": "success", "caches": "{}", "raw": "no caches (see the caches option)"}
+    target = actions.transfer_target(endpoint, config)  # the charm's own credentials
+    scheme = "https" if endpoint.url.startswith("https://") else "http"
+    urls = caches_lib.cache_endpoints(config, clients.netloc_host(endpoint.netloc), scheme)
+    records = unitdata.kv().get(caches_lib.RECORDS_KEY) or {}
+    found: dict[str, dict] = {}
+    lines: list[str] = []
+    for cache in config.caches:
+        record = records.get(cache.host) or {}
+        entry: dict = {"url": urls[cache.host], "upstream": cache.url}
+        entry["serving"] = "offline" if record.get("offline") else "proxy"
+        run = render.ContainerRun.from_record(record.get("run"))
+        if run and run.spec.storage_mount:
+            entry["bytes"] = caches_lib.stored_bytes(Path(run.spec.storage_mount[0]))
+        api = registry_api.Registry(
+            record.get("url") or urls[cache.host], target.user, target.password, endpoint.ca_file,
+            check_hostname=False, client_pair=endpoint.client_pair,
+        )  # fmt: skip
+        try:
+            entry["repositories"] = api.list_images()
+        except registry_api.RegistryApiError as exc:
+            entry["error"] = str(exc)
+        finally:
+            api.close()
+        found[cache.host] = entry
+        size = f", {entry['bytes']} bytes" if "bytes" in entry else ""
+        lines.append(f"{cache.host} -> {entry['url']} ({entry['serving']}{size})")
+        lines += [f"  {line}" for line in registry_api.format_listing(
+            entry.get("repositories", {})).splitlines()]  # fmt: skip
+        if "error" in entry:
+            lines.append(f"  error: {entry['error']}")
+    return {
+        "outcome": "success",
+        "caches": json.dumps(found)[:RESULTS_JSON_LIMIT],
+        "raw": "\n".join(lines)[:RAW_LIMIT],
+    }
