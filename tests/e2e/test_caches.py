@@ -122,6 +122,17 @@ def test_the_caches_action_lists_what_each_cache_holds(registry):
     assert PASSWORD not in json.dumps(result)
 
 
+def test_garbage_collect_one_cache_keeps_what_it_holds(registry, hosts_dir, containerd):  # noqa: F811
+    result = registry.run_action(UNIT, "garbage-collect", {"cache": "ghcr.io"})
+    assert result["status"] == "completed", result
+    assert "the cache of ghcr.io was not writable" in result["results"]["raw"]
+    again = pull(containerd, hosts_dir, "ghcr.io")
+    assert again.returncode == 0, again.stderr[-2000:]
+    unknown = registry.run_action(UNIT, "garbage-collect", {"cache": "quay.io"})
+    assert unknown["status"] == "failed"
+    assert "cache: not an upstream host in the caches option" in unknown["message"]
+
+
 def test_upstream_credentials_are_never_shown(registry, helpers):
     secret = "upstream-" + secrets.token_urlsafe(12)
     credentials = json.dumps({"docker.io": {"username": "me", "password": secret}})

@@ -189,6 +189,9 @@ def garbage_collect(params: Params) -> dict:
 
     delete_untagged = params.flag("delete-untagged", False)
     dry_run = params.flag("dry-run", False)
+    cache = params.text("cache").lower()
+    if cache:
+        return _cache_garbage_collect(cache, delete_untagged=delete_untagged, dry_run=dry_run)
     stopped_by_operator = is_flag_set(actions.STOPPED_FLAG)
     endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
     if not stopped_by_operator:
@@ -214,6 +217,26 @@ def garbage_collect(params: Params) -> dict:
     finally:
         if not dry_run and not stopped_by_operator:
             actions.report_restarted(plan.name)
+    return _gc_results(result, dry_run, "the registry")
+
+
+def _cache_garbage_collect(host: str, *, delete_untagged: bool, dry_run: bool) -> dict:
+    """GC of one pull-through cache's own storage: only that cache stops meanwhile."""
+    from charms.layer.docker_registry import caches as caches_lib
+    from charms.layer.docker_registry import gc
+
+    actions.ready()
+    if host not in {c.host for c in actions.config().caches}:
+        raise ActionError("cache: not an upstream host in the caches option")
+    record = (unitdata.kv().get(caches_lib.RECORDS_KEY) or {}).get(host) or {}
+    plan = gc.plan(render.ContainerRun.from_record(record.get("run")))
+    result = gc.garbage_collect(
+        plan, probe_url=record.get("url", ""), delete_untagged=delete_untagged, dry_run=dry_run
+    )
+    return _gc_results(result, dry_run, f"the cache of {host}")
+
+
+def _gc_results(result, dry_run: bool, what: str) -> dict:
     reclaimed = "unknown" if result.reclaimed is None else str(result.reclaimed)
     eligible = (
         f"{result.blobs_eligible} blob(s) and {result.manifests_eligible} manifest(s)"
@@ -221,10 +244,10 @@ def garbage_collect(params: Params) -> dict:
         else "an unknown number of blobs"
     )
     if dry_run:
-        raw = f"dry run: {eligible} would be deleted; the registry kept serving"
+        raw = f"dry run: {eligible} would be deleted; {what} kept serving"
     else:
         raw = (
-            f"deleted {eligible}; reclaimed {_human(result.reclaimed)}; the registry was not "
+            f"deleted {eligible}; reclaimed {_human(result.reclaimed)}; {what} was not "
             f"writable for {result.not_writable_seconds:.1f}s"
         )
     return {
