@@ -23,7 +23,7 @@ from tests.support.net import free_port
 from tests.support.s3 import docker_bridge_gateway
 
 RUN = uuid.uuid4().hex[:6]
-ROUNDS = 3
+ROUNDS = 5
 PAYLOAD = 64 * 1024 * 1024  # one layer of this many bytes, plus busybox
 
 
