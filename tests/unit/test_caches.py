@@ -472,3 +472,29 @@ def test_behind_haproxy_each_cache_is_a_further_service_on_its_own_port(charm, u
         "active",
         "Ready at 10.0.0.99:5000 (http, proxied); caches: docker.io, ghcr.io.",
     )
+
+
+def test_the_stop_hook_removes_every_cache_container_too(charm, upstreams, monkeypatch):  # noqa: F811
+    # GIVEN a unit running two caches WHEN it goes away (stop)
+    _, removed = upstreams
+    charm.config["caches"] = TWO
+    charm.hook("install")
+    monkeypatch.setattr(container, "inspect", lambda name: True)
+    charm.hook("stop")
+    # THEN the push registry and both caches are removed (their storage stays)
+    assert removed == [
+        "registry-docker-registry-0",
+        "registry-cache-docker.io-docker-registry-0",
+        "registry-cache-ghcr.io-docker-registry-0",
+    ]
+
+
+def test_upstreams_are_probed_together(upstream_answering_401):
+    found = caches.probe_upstreams(
+        (
+            settings.UpstreamCache("docker.io", upstream_answering_401, 5002),
+            settings.UpstreamCache("quay.io", "http://127.0.0.1:9", 5004),
+        )
+    )
+    assert found["docker.io"].reachable and not found["quay.io"].reachable
+    assert caches.probe_upstreams(()) == {}

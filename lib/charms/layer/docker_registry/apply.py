@@ -180,11 +180,17 @@ def pull_through_caches(
         if basic
         else ""
     )
+    verdicts = caches.probe_upstreams(
+        config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
+    )
     kept = {}
     for cache in config.caches:
         record = records.get(cache.host) or {}
+        verdict = verdicts[cache.host]
         try:
-            record, down = _cache(config, cache, inputs, plan, host, image_id, htpasswd, record)
+            record, down = _cache(
+                config, cache, verdict, inputs, plan, host, image_id, htpasswd, record
+            )
         except RegistryCharmError as exc:
             down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
         kept[cache.host] = record
@@ -197,8 +203,11 @@ def pull_through_caches(
     kv.set(KV_CACHES, kept)
 
 
-def _cache(config, cache, inputs: Inputs, plan: Plan, host, image_id: str, htpasswd, record):
-    """Converge one cache: (its new record, what the status says of it or "" when serving)."""
+def _cache(
+    config, cache, verdict, inputs: Inputs, plan: Plan, host, image_id: str, htpasswd, record
+):
+    """Converge one cache, given what the probe found of its upstream: (its new record, what
+    the status says of it or "" when serving)."""
 
     def desired(offline: bool) -> render.Desired:
         return render.desired(
@@ -213,9 +222,6 @@ def _cache(config, cache, inputs: Inputs, plan: Plan, host, image_id: str, htpas
             offline=offline,
         )
 
-    verdict = caches.probe_upstream(
-        cache, http_proxy=config.http_proxy, https_proxy=config.https_proxy
-    )
     # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy
     # would not start (it asks the upstream first), and a running one would still expire
     # content 7 days after caching it, with nothing to fetch it again from.
