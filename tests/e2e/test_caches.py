@@ -201,3 +201,40 @@ def test_bad_caches_block_and_leave_the_caches_serving(
     assert warm.returncode == 0, warm.stderr[-2000:]
     registry.config_set(APP, {"caches": caches_option})
     helpers.wait_for_status(registry, UNIT, "active")
+
+
+def test_behind_haproxy_each_cache_is_reached_on_its_own_frontend_port(
+    registry,
+    upstreams,
+    containerd,  # noqa: F811
+    helpers,
+    caches_option,
+    tmp_path,
+):
+    # GIVEN the upstreams answer again WHEN haproxy fronts the application
+    for up in upstreams.values():
+        subprocess.run(["docker", "start", up.name], check=True, capture_output=True)
+    registry.deploy("fake:haproxy", "haproxy")
+    registry.integrate(f"{APP}:website", "haproxy:reverseproxy")
+    proxy = registry.status()["applications"]["haproxy"]["units"]["haproxy/0"]["address"]
+    registry.update_status(UNIT)  # Juju's periodic hook: the unit probes the upstreams again
+    helpers.wait_for_status(
+        registry,
+        UNIT,
+        "active",
+        f"Ready at {proxy}:5000 (https, proxied); caches: docker.io, ghcr.io.",
+    )
+    # THEN containerd pulls each upstream's image through the proxy, on the cache's port
+    ca = registry.model.sandbox_dir(UNIT) / f"etc/docker/certs.d/{proxy}:5000/ca.crt"
+    endpoints = caches.cache_endpoints(settings.parse({"caches": caches_option}), proxy, "https")
+    assert endpoints == {host: f"https://{proxy}:{port}" for host, port in PORTS.items()}
+    hosts = tmp_path / "hosts"
+    for host, url in endpoints.items():
+        (hosts / host).mkdir(parents=True)
+        (hosts / host / "hosts.toml").write_text(
+            f'server = "https://{host}"\n\n[host."{url}"]\n'
+            f'  capabilities = ["pull", "resolve"]\n  ca = "{ca}"\n'
+        )
+    for host in IMAGES:
+        result = pull(containerd, hosts, host)
+        assert result.returncode == 0, result.stderr[-2000:]
