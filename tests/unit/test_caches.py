@@ -310,7 +310,8 @@ def upstream_answering_401():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Bearer realm="https://auth.example/token"')
+            scheme = "Basic" if self.path.startswith("/basic/") else "Bearer"
+            self.send_header("WWW-Authenticate", f'{scheme} realm="https://auth.example/token"')
             self.end_headers()
 
         def log_message(self, *args):
@@ -325,6 +326,32 @@ def upstream_answering_401():
 def test_an_upstream_that_wants_a_token_is_reachable(upstream_answering_401):
     cache = settings.UpstreamCache("docker.io", upstream_answering_401, 5002)
     assert caches.probe_upstream(cache) == caches.Verdict(True)
+
+
+def test_an_upstream_asking_for_basic_auth_is_told_apart(upstream_answering_401):
+    cache = settings.UpstreamCache("quay.io", upstream_answering_401 + "/basic", 5004)
+    assert caches.probe_upstream(cache) == caches.Verdict(True, basic_auth=True)
+
+
+def test_credentials_2_8_will_not_send_are_said(charm, upstreams, monkeypatch):  # noqa: F811
+    # GIVEN ghcr.io's upstream asks for basic auth and has caches-credentials
+    monkeypatch.setattr(
+        caches,
+        "probe_upstream",
+        lambda cache, **kw: caches.Verdict(True, basic_auth=cache.host == "ghcr.io"),
+    )
+    charm.config |= {
+        "caches": TWO,
+        "caches-credentials": json.dumps({"ghcr.io": {"username": "me", "password": SECRET}}),
+    }
+    # WHEN the hook runs THEN the status says they are not sent, and never shows them
+    charm.hook("install")
+    assert charm.status == (
+        "active",
+        "Ready at 10.0.0.10:5000 (http); caches: docker.io, ghcr.io. Note: registry 2.8 does "
+        "not send caches-credentials to ghcr.io (it asks for basic auth).",
+    )
+    assert not any(SECRET in line for line in charm.logs)
 
 
 def test_an_upstream_nobody_listens_on_is_unreachable():

@@ -194,6 +194,13 @@ def pull_through_caches(
         except RegistryCharmError as exc:
             down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
         kept[cache.host] = record
+        if not verdict.reachable:
+            hookenv.log(f"the upstream of {cache.host} is unreachable: {verdict.why}")
+        if verdict.basic_auth and cache.username:
+            report.notes.append(
+                f"Note: registry 2.8 does not send caches-credentials to {cache.host} "
+                "(it asks for basic auth)."
+            )
         if down:
             report.caches_down.append(down)
         else:

@@ -43,6 +43,7 @@ class Verdict:
 
     reachable: bool
     why: str = ""
+    basic_auth: bool = False  # it asks for basic auth, to which 2.8 sends no credentials
 
 
 def probe_upstream(
@@ -61,8 +62,9 @@ def probe_upstream(
     try:
         with opener.open(f"{cache.url}/v2/", timeout=PROBE_TIMEOUT):
             return Verdict(True)
-    except urllib.error.HTTPError:
-        return Verdict(True)
+    except urllib.error.HTTPError as exc:
+        challenge = (exc.headers.get("WWW-Authenticate") or "").strip().lower()
+        return Verdict(True, basic_auth=challenge.startswith("basic"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return Verdict(False, type(reason).__name__)
