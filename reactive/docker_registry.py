@@ -122,6 +122,7 @@ def remove_container() -> None:
         if container.inspect(name):
             container.stop(name)
             container.remove(name)
+        applying.remove_caches(paths.current())
     except RegistryCharmError as exc:
         hookenv.log(f"could not remove {name}: {exc}", hookenv.WARNING)
     _install_report.busy("Stopped.")
@@ -194,6 +195,7 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
         clear_flag(CONFIGURED)
         return
     toggle_flag(CONFIGURED, outcome.answering)
+    applying.pull_through_caches(config, inputs, plan, host, report)
     if outcome.problem:
         # the last good registry serves on; clients and the proxy keep what they were told
         report.block(outcome.problem + "; serving the last good config.")

@@ -15,6 +15,8 @@
 4. a no-op update-status hook in the local model: hook-tool calls, docker CLI calls and wall
    time, this branch's charm vs the baseline commit's (tests/bench/noop_hook.py);
    `--only noop` runs just that part.
+5. a pull-through cache: warm and cold pulls through it vs directly from its upstream
+   (tests/bench/caches.py); `--only caches` runs just that part.
 
 Targets: mirror <= 1.0x skopeo sync's wall time and >= 3x faster than sequential; images on
 1,000 repos <= 2 s.
@@ -52,7 +54,7 @@ from charms.layer.docker_registry import (  # noqa: E402
     transfer,
     workload,
 )
-from tests.bench import noop_hook, reconfigure  # noqa: E402
+from tests.bench import caches, noop_hook, reconfigure  # noqa: E402
 from tests.support import certs  # noqa: E402
 from tests.support.config import charm_defaults  # noqa: E402
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref  # noqa: E402
@@ -296,7 +298,9 @@ def rehash_cost5(htpasswd: Path) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", choices=["mirror", "reconfigure", "noop"], help="run only this part"
+        "--only",
+        choices=["mirror", "reconfigure", "noop", "caches"],
+        help="run only this part",
     )
     only = parser.parse_args(argv).only
     ensure_engine()
@@ -308,6 +312,8 @@ def main(argv: list[str]) -> int:
             return report(reconfigure.bench(tmp))
         if only == "noop":
             return report(noop_hook.bench())
+        if only == "caches":
+            return report(caches.bench(tmp))
         upstream, _ = regs.plain("upstream")
         print(f"seeding {IMAGES} images into the upstream registry ...", flush=True)
         images = seed_upstream(upstream)
@@ -333,6 +339,7 @@ def main(argv: list[str]) -> int:
             bench_images_part(regs, verdicts)
             verdicts += reconfigure.bench(tmp)
             verdicts += noop_hook.bench()
+            verdicts += caches.bench(tmp)
     finally:
         regs.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -91,7 +91,7 @@ def test_config_yaml_has_the_57_reference_options_with_their_types_and_defaults(
         assert options[name].get("default") == default, name
         assert options[name]["description"].strip(), name
     new = set(options) - set(reference)
-    assert new == {"tls-client-auth"}
+    assert new == {"tls-client-auth", "caches", "caches-credentials"}
 
 
 def test_defaults_give_a_plain_filesystem_registry(config):

@@ -6,6 +6,7 @@ handlers."""
 from __future__ import annotations
 
 import secrets
+import shutil
 from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
@@ -13,8 +14,11 @@ from charmhelpers.core import hookenv, unitdata
 from charms.layer.docker_registry import (
     actions,
     auth,
+    caches,
     clients,
+    container,
     engine,
+    files,
     nrpe,
     paths,
     render,
@@ -23,6 +27,7 @@ from charms.layer.docker_registry import (
     trust,
     workload,
 )
+from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.plan import Inputs, Plan
 
 KV_MANAGED_FILES = "docker-registry.managed-files"
@@ -33,6 +38,7 @@ KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not 
 KV_LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
 KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
 KV_PORTS = "docker-registry.opened-ports"  # what sync_ports last opened
+KV_CACHES = caches.RECORDS_KEY
 
 
 def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host):
@@ -153,3 +159,126 @@ def sync_ports(wanted: frozenset[str]) -> None:
         number, _, proto = port.partition("/")
         hookenv.open_port(int(number), proto)
     kv.set(KV_PORTS, sorted(wanted))
+
+
+def pull_through_caches(
+    config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host, report
+) -> None:
+    """One registry container per upstream in ``caches``, each through the same health-gated
+    apply as the push registry (own files, last good state and rollback). A cache whose
+    upstream cannot be reached keeps serving what it holds; it and any cache that fails are
+    reported, never blocking the push registry or the other caches. Caches no longer
+    configured are removed (their stored content stays)."""
+    kv = unitdata.kv()
+    records = kv.get(KV_CACHES) or {}
+    if not (config.caches or records):
+        return
+    image_id = container.image_id(config.registry_image) or ""
+    basic = config.basic_auth
+    htpasswd = (
+        auth.htpasswd_line(basic.user, basic.password, host.path(render.HTPASSWD_FILE))
+        if basic
+        else ""
+    )
+    verdicts = caches.probe_upstreams(
+        config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
+    )
+    kept = {}
+    for cache in config.caches:
+        record = records.get(cache.host) or {}
+        verdict = verdicts[cache.host]
+        try:
+            record, down = _cache(
+                config, cache, verdict, inputs, plan, host, image_id, htpasswd, record
+            )
+        except RegistryCharmError as exc:
+            down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
+        kept[cache.host] = record
+        if not verdict.reachable:
+            hookenv.log(f"the upstream of {cache.host} is unreachable: {verdict.why}")
+        if verdict.basic_auth and cache.username:
+            report.notes.append(
+                f"Note: registry 2.8 does not send caches-credentials to {cache.host} "
+                "(it asks for basic auth)."
+            )
+        if down:
+            report.caches_down.append(down)
+        else:
+            report.caches.append(cache.host)
+    for gone in sorted(set(records) - set(kept)):
+        remove_cache(host, records[gone])
+    kv.set(KV_CACHES, kept)
+
+
+def _cache(
+    config, cache, verdict, inputs: Inputs, plan: Plan, host, image_id: str, htpasswd, record
+):
+    """Converge one cache, given what the probe found of its upstream: (its new record, what
+    the status says of it or "" when serving)."""
+
+    def desired(offline: bool) -> render.Desired:
+        return render.desired(
+            config,
+            host=host,
+            unit_address=inputs.address,
+            tls=plan.tls,
+            http_secret=_http_secret(inputs.leader),
+            htpasswd=htpasswd,
+            realm=hookenv.service_name(),
+            cache=cache,
+            offline=offline,
+        )
+
+    # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy
+    # would not start (it asks the upstream first), and a running one would still expire
+    # content 7 days after caching it, with nothing to fetch it again from.
+    wanted = desired(offline=not verdict.reachable)
+    outcome, managed = workload.apply(
+        wanted,
+        image_id=image_id,
+        host=host,
+        managed_files=record.get("managed", []),
+        allow_start=True,
+        last_good=record.get("last_good"),
+        failed=record.get("failed"),
+        secrets=config.secret_values,
+    )
+    if outcome.action != "unchanged":
+        hookenv.log(f"cache container {wanted.run.name}: {outcome.action}")
+    record = {
+        "run": outcome.run.as_record(),
+        "managed": managed,
+        "last_good": outcome.last_good,
+        "failed": outcome.failed,
+        "config_dir": wanted.config_dir,
+        "url": outcome.probe_url,
+        "offline": not verdict.reachable,
+    }
+    if not outcome.answering:
+        return record, f"{cache.host} not answering"
+    if not verdict.reachable:
+        return record, f"{cache.host} unreachable"
+    if outcome.problem:
+        return record, f"{cache.host} kept its last good config (the new one did not start)"
+    return record, ""
+
+
+def remove_cache(host: paths.Host, record: dict) -> None:
+    """A cache taken out of ``caches`` (or a unit going away): its container and files go,
+    its stored content stays (adding the upstream again finds it warm)."""
+    run = render.ContainerRun.from_record(record.get("run"))
+    if run and container.inspect(run.spec.name):
+        container.stop(run.spec.name)
+        container.remove(run.spec.name)
+    files.sync(host, [], record.get("managed", []))
+    config_dir = record.get("config_dir", "")
+    if config_dir.startswith(f"{paths.CONFIG_DIR}/{render.CACHES_DIR}/"):
+        shutil.rmtree(host.path(config_dir), ignore_errors=True)
+
+
+def remove_caches(host: paths.Host) -> None:
+    """The unit is going away: every cache container goes (stored content stays)."""
+    kv = unitdata.kv()
+    for record in (kv.get(KV_CACHES) or {}).values():
+        remove_cache(host, record)
+    kv.set(KV_CACHES, {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
@@ -188,6 +189,9 @@ def garbage_collect(params: Params) -> dict:
 
     delete_untagged = params.flag("delete-untagged", False)
     dry_run = params.flag("dry-run", False)
+    cache = params.text("cache").lower()
+    if cache:
+        return _cache_garbage_collect(cache, delete_untagged=delete_untagged, dry_run=dry_run)
     stopped_by_operator = is_flag_set(actions.STOPPED_FLAG)
     endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
     if not stopped_by_operator:
@@ -213,6 +217,26 @@ def garbage_collect(params: Params) -> dict:
     finally:
         if not dry_run and not stopped_by_operator:
             actions.report_restarted(plan.name)
+    return _gc_results(result, dry_run, "the registry")
+
+
+def _cache_garbage_collect(host: str, *, delete_untagged: bool, dry_run: bool) -> dict:
+    """GC of one pull-through cache's own storage: only that cache stops meanwhile."""
+    from charms.layer.docker_registry import caches as caches_lib
+    from charms.layer.docker_registry import gc
+
+    actions.ready()
+    if host not in {c.host for c in actions.config().caches}:
+        raise ActionError("cache: not an upstream host in the caches option")
+    record = (unitdata.kv().get(caches_lib.RECORDS_KEY) or {}).get(host) or {}
+    plan = gc.plan(render.ContainerRun.from_record(record.get("run")))
+    result = gc.garbage_collect(
+        plan, probe_url=record.get("url", ""), delete_untagged=delete_untagged, dry_run=dry_run
+    )
+    return _gc_results(result, dry_run, f"the cache of {host}")
+
+
+def _gc_results(result, dry_run: bool, what: str) -> dict:
     reclaimed = "unknown" if result.reclaimed is None else str(result.reclaimed)
     eligible = (
         f"{result.blobs_eligible} blob(s) and {result.manifests_eligible} manifest(s)"
@@ -220,10 +244,10 @@ def garbage_collect(params: Params) -> dict:
         else "an unknown number of blobs"
     )
     if dry_run:
-        raw = f"dry run: {eligible} would be deleted; the registry kept serving"
+        raw = f"dry run: {eligible} would be deleted; {what} kept serving"
     else:
         raw = (
-            f"deleted {eligible}; reclaimed {_human(result.reclaimed)}; the registry was not "
+            f"deleted {eligible}; reclaimed {_human(result.reclaimed)}; {what} was not "
             f"writable for {result.not_writable_seconds:.1f}s"
         )
     return {
@@ -246,3 +270,50 @@ def _human(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"  # pragma: no cover
+
+
+def caches(params: Params) -> dict:
+    """What each pull-through cache holds (from its own API), where clients reach it, whether
+    it proxies or serves offline, and its size on filesystem storage."""
+    from charms.layer.docker_registry import caches as caches_lib
+    from charms.layer.docker_registry import registry_api
+
+    endpoint = actions.ready()
+    config = actions.config()
+    if not config.caches:
+        return {"outcome": "success", "caches": "{}", "raw": "no caches (see the caches option)"}
+    target = actions.transfer_target(endpoint, config)  # the charm's own credentials
+    scheme = "https" if endpoint.url.startswith("https://") else "http"
+    urls = caches_lib.cache_endpoints(config, clients.netloc_host(endpoint.netloc), scheme)
+    records = unitdata.kv().get(caches_lib.RECORDS_KEY) or {}
+    found: dict[str, dict] = {}
+    lines: list[str] = []
+    for cache in config.caches:
+        record = records.get(cache.host) or {}
+        entry: dict = {"url": urls[cache.host], "upstream": cache.url}
+        entry["serving"] = "offline" if record.get("offline") else "proxy"
+        run = render.ContainerRun.from_record(record.get("run"))
+        if run and run.spec.storage_mount:
+            entry["bytes"] = caches_lib.stored_bytes(Path(run.spec.storage_mount[0]))
+        api = registry_api.Registry(
+            record.get("url") or urls[cache.host], target.user, target.password, endpoint.ca_file,
+            check_hostname=False, client_pair=endpoint.client_pair,
+        )  # fmt: skip
+        try:
+            entry["repositories"] = api.list_images()
+        except registry_api.RegistryApiError as exc:
+            entry["error"] = str(exc)
+        finally:
+            api.close()
+        found[cache.host] = entry
+        size = f", {entry['bytes']} bytes" if "bytes" in entry else ""
+        lines.append(f"{cache.host} -> {entry['url']} ({entry['serving']}{size})")
+        lines += [f"  {line}" for line in registry_api.format_listing(
+            entry.get("repositories", {})).splitlines()]  # fmt: skip
+        if "error" in entry:
+            lines.append(f"  error: {entry['error']}")
+    return {
+        "outcome": "success",
+        "caches": json.dumps(found)[:RESULTS_JSON_LIMIT],
+        "raw": "\n".join(lines)[:RAW_LIMIT],
+    }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from charms.layer.docker_registry import clients, proxy, status
 from charms.layer.docker_registry import tls as tls_lib
+from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.render import TlsMaterial
 from charms.layer.docker_registry.settings import Settings
 
@@ -61,6 +62,9 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
     proxies = _valid_proxies(inputs, report)
     proxy_netloc = proxy.proxy_netloc(proxies[0], config.registry_port) if proxies else ""
     netloc = clients.netloc(config, ingress_address=inputs.address, proxy_netloc=proxy_netloc)
+    own = [c.host for c in config.caches if c.host == netloc.lower()]
+    if own:
+        raise ConfigError([("caches", f"{own[0]} is this registry's own address")])
     common_name, sans = clients.certificate_names(
         config,
         addresses=[inputs.address, inputs.public_address],
@@ -81,6 +85,7 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
     ports = {f"{config.registry_port}/TCP"}
     if config.prometheus_metrics:
         ports.add(f"{config.debug_port}/TCP")
+    ports |= {f"{cache.port}/TCP" for cache in config.caches}
     return Plan(
         netloc=netloc,
         proxied=bool(proxy_netloc),

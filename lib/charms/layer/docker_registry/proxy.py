@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from charms.layer.docker_registry.clients import bracket
+from charms.layer.docker_registry.render import cache_slug
 
 SERVICE_NAME = "docker-registry"
 SERVICE_HOST = "0.0.0.0"  # noqa: S104 - haproxy listens on every address
@@ -78,12 +79,14 @@ def services(
     service_port: int | None = None,
     balance: str = BALANCE,
     client_auth: bool = False,
+    name: str = SERVICE_NAME,
 ) -> list[dict]:
     """The ``services`` list for the ``website`` relation.
 
     units: every registry unit (this one included) -> its address on the proxy's network.
     registry_port: where each unit's registry listens; service_port: where the proxy listens
-    (default: the same port). client_auth: the units require client certificates.
+    (default: the same port). client_auth: the units require client certificates. name: the
+    service (a pull-through cache is a service of its own, see ``cache_service_name``).
     """
     ordered = ordered_units(units)
     servers = [
@@ -97,13 +100,18 @@ def services(
     ]
     return [
         {
-            "service_name": SERVICE_NAME,
+            "service_name": name,
             "service_host": SERVICE_HOST,
             "service_port": int(service_port or registry_port),
             "service_options": service_options(tls, balance, client_auth),
             "servers": servers,
         }
     ]
+
+
+def cache_service_name(host: str) -> str:
+    """The haproxy service of the pull-through cache of ``host`` (its own frontend port)."""
+    return f"{SERVICE_NAME}-cache-{cache_slug(host)}"
 
 
 def services_yaml(services: list[dict]) -> str:

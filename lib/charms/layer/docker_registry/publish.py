@@ -53,5 +53,13 @@ def to_proxy(website, config: Settings, inputs: Inputs, plan: Plan) -> None:
         tls=plan.tls is not None,
         client_auth=config.tls_client_auth,
     )
+    for cache in config.caches:  # each cache: a further service, on its own port
+        services += proxy.services(
+            inputs.peers,
+            cache.port,
+            tls=plan.tls is not None,
+            client_auth=config.tls_client_auth,
+            name=proxy.cache_service_name(cache.host),
+        )
     website.configure(config.registry_port, inputs.address, inputs.hostname)
     website.set_remote(services=proxy.services_yaml(services))

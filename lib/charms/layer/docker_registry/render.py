@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
 from charms.layer.docker_registry import paths
-from charms.layer.docker_registry.settings import S3Storage, Settings, SwiftStorage
+from charms.layer.docker_registry.settings import (
+    S3Storage,
+    Settings,
+    SwiftStorage,
+    TlsPaths,
+    UpstreamCache,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[4] / "templates"
 CONTAINER_PORT = 5000
@@ -21,6 +28,68 @@ TOKEN_BUNDLE_FILE = f"{paths.CONFIG_DIR}/token-bundle.pem"
 ENV_FILE = f"{paths.CONFIG_DIR}/registry.env"
 HASH_LABEL = "docker-registry.config-hash"
 PRIVATE, PUBLIC = 0o600, 0o644
+CACHES_DIR = "caches"  # under the config dir, the storage directory and an S3/Swift prefix
+
+
+def cache_slug(host: str) -> str:
+    """A cache's name in paths, prefixes and container names: ``registry.local:5000`` ->
+    ``registry.local_5000`` (':' would end a docker volume's host path)."""
+    return re.sub(r"[^a-z0-9.-]+", "_", host.lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one registry container keeps its files and data, what it is called and where it
+    listens: the push registry, or one pull-through cache (its own directory in each)."""
+
+    config_dir: str
+    name: str  # the configured container name (paths.Host adds the unit in the local model)
+    port: int
+    tls: TlsPaths
+    storage_prefix: str = ""  # under the push registry's storage root ("" = that root)
+    port_option: str = "registry-port"
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.config_dir}/config.yml"
+
+    @property
+    def htpasswd_file(self) -> str:
+        return f"{self.config_dir}/htpasswd"
+
+    @property
+    def token_bundle_file(self) -> str:
+        return f"{self.config_dir}/token-bundle.pem"
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.config_dir}/registry.env"
+
+
+def registry_layout(settings: Settings) -> Layout:
+    return Layout(
+        paths.CONFIG_DIR, settings.registry_name, settings.registry_port, settings.tls_paths
+    )
+
+
+def cache_layout(settings: Settings, cache: UpstreamCache) -> Layout:
+    """A cache's own files (copies of the push registry's TLS and auth material, so that its
+    rollback never touches the push registry's), storage and container."""
+    slug = cache_slug(cache.host)
+    config_dir = f"{paths.CONFIG_DIR}/{CACHES_DIR}/{slug}"
+    tls = TlsPaths(
+        ca=f"{config_dir}/ca.crt",
+        cert=f"{config_dir}/registry.crt",
+        key=f"{config_dir}/registry.key",
+    )
+    return Layout(
+        config_dir,
+        f"{settings.registry_name}-cache-{slug}",
+        cache.port,
+        tls,
+        storage_prefix=f"{CACHES_DIR}/{slug}",
+        port_option=f"caches ({cache.host}) port",
+    )
 
 
 @dataclass(frozen=True)
@@ -125,6 +194,8 @@ class Desired:
     files: tuple[HostFile, ...]
     run: RunSpec
     scheme: str
+    config_dir: str = paths.CONFIG_DIR  # holds the files and the last good copies
+    port_option: str = "registry-port"  # what a port conflict names
 
     def config_hash(self, image_id: str) -> str:
         """Changes whenever anything the running registry depends on changes."""
@@ -137,7 +208,7 @@ class Desired:
         return digest.hexdigest()[:32]
 
 
-def _storage_params(storage: S3Storage | SwiftStorage) -> dict:
+def _storage_params(storage: S3Storage | SwiftStorage, prefix: str = "") -> dict:
     if isinstance(storage, SwiftStorage):
         swift = {
             "authurl": storage.authurl,
@@ -149,6 +220,8 @@ def _storage_params(storage: S3Storage | SwiftStorage) -> dict:
         }
         if storage.domain:
             swift["domain"] = storage.domain
+        if prefix:
+            swift["prefix"] = prefix
         return swift
     params: dict[str, str | int | bool] = {
         "region": storage.region,
@@ -177,25 +250,37 @@ def _storage_params(storage: S3Storage | SwiftStorage) -> dict:
     }
     if storage.encrypt and storage.keyid:
         params["keyid"] = storage.keyid
-    if storage.rootdirectory:
-        params["rootdirectory"] = storage.rootdirectory
+    rootdirectory = storage.rootdirectory
+    if prefix:
+        rootdirectory = "/".join(p for p in (rootdirectory.rstrip("/"), prefix) if p)
+    if rootdirectory:
+        params["rootdirectory"] = rootdirectory
     if storage.useragent:
         params["useragent"] = storage.useragent
     return params
 
 
 def config_context(
-    settings: Settings, *, tls: TlsMaterial | None, http_secret: str, realm: str
+    settings: Settings,
+    *,
+    tls: TlsMaterial | None,
+    http_secret: str,
+    realm: str,
+    cache: UpstreamCache | None = None,
+    offline: bool = False,
 ) -> dict:
-    """Plain values for templates/config.yml.j2."""
+    """Plain values for templates/config.yml.j2: the push registry's, or with ``cache`` one
+    pull-through cache's. ``offline``: the cache's upstream cannot be reached, so it serves
+    what it holds as a read-only registry (a 2.8 proxy does not start without its upstream)."""
+    layout = cache_layout(settings, cache) if cache else registry_layout(settings)
     storage: dict = {"kind": settings.storage.kind}
     if isinstance(settings.storage, (S3Storage, SwiftStorage)):
-        storage["params"] = _storage_params(settings.storage)
+        storage["params"] = _storage_params(settings.storage, layout.storage_prefix)
     else:
         storage["rootdirectory"] = paths.CONTAINER_STORAGE_DIR
     auth = None
     if settings.basic_auth:
-        auth = {"kind": "htpasswd", "realm": realm, "path": HTPASSWD_FILE}
+        auth = {"kind": "htpasswd", "realm": realm, "path": layout.htpasswd_file}
     elif settings.token_auth:
         token = settings.token_auth
         auth = {
@@ -203,34 +288,38 @@ def config_context(
             "realm": token.realm,
             "service": token.service,
             "issuer": token.issuer,
-            "rootcertbundle": TOKEN_BUNDLE_FILE,
+            "rootcertbundle": layout.token_bundle_file,
         }
     tls_ctx = None
     if tls:
         tls_ctx = {
-            "certificate": settings.tls_paths.cert,
-            "key": settings.tls_paths.key,
-            "clientcas": [settings.tls_paths.ca] if settings.tls_client_auth and tls.ca else [],
+            "certificate": layout.tls.cert,
+            "key": layout.tls.key,
+            "clientcas": [layout.tls.ca] if settings.tls_client_auth and tls.ca else [],
         }
     proxy = None
-    if settings.cache:
+    if cache and not offline:
+        proxy = {"remoteurl": cache.url, "username": cache.username, "password": cache.password}
+    elif settings.cache and not cache:
         proxy = {
             "remoteurl": settings.cache.remoteurl,
             "username": settings.cache.username,
             "password": settings.cache.password,
         }
     debug = None
-    if settings.prometheus_metrics:
+    if settings.prometheus_metrics and not cache:
         debug = {"addr": f":{CONTAINER_DEBUG_PORT}", "prometheus": True}
+    http_host = settings.http_host.url if settings.http_host and not cache else ""
     return {
         "log_level": settings.log_level,
         "storage": storage,
         "storage_cache": settings.storage_cache,
-        "storage_delete": settings.storage_delete,
+        # a cache's content is the upstream's: expiry and emptying it delete, clients cannot
+        "storage_delete": settings.storage_delete or bool(cache),
         "storage_redirect_disable": settings.storage_redirect_disable,
-        "storage_read_only": settings.storage_read_only,
+        "storage_read_only": offline if cache else settings.storage_read_only,
         "http_addr": f":{CONTAINER_PORT}",
-        "http_host": settings.http_host.url if settings.http_host else "",
+        "http_host": http_host,
         "http_secret": http_secret,
         "tls": tls_ctx,
         "debug": debug,
@@ -270,42 +359,53 @@ def desired(
     htpasswd: str,
     realm: str,
     templates_dir: Path = TEMPLATES_DIR,
+    cache: UpstreamCache | None = None,
+    offline: bool = False,
 ) -> Desired:
-    """Everything the registry needs: files to write and how to run the container.
+    """Everything the registry (or, with ``cache``, that pull-through cache) needs: files to
+    write and how to run the container.
 
     ``htpasswd`` is the already-hashed htpasswd line(s), "" without basic auth.
     """
-    config = render_config(
-        config_context(settings, tls=tls, http_secret=http_secret, realm=realm), templates_dir
+    layout = cache_layout(settings, cache) if cache else registry_layout(settings)
+    context = config_context(
+        settings, tls=tls, http_secret=http_secret, realm=realm, cache=cache, offline=offline
     )
-    files = [HostFile(CONFIG_FILE, config)]
+    config = render_config(context, templates_dir)
+    files = [HostFile(layout.config_file, config)]
     if settings.basic_auth:
-        files.append(HostFile(HTPASSWD_FILE, htpasswd))
+        files.append(HostFile(layout.htpasswd_file, htpasswd))
     if settings.token_auth:
-        files.append(HostFile(TOKEN_BUNDLE_FILE, settings.token_auth.root_certs, PUBLIC))
+        files.append(HostFile(layout.token_bundle_file, settings.token_auth.root_certs, PUBLIC))
     if tls:
-        files.append(HostFile(settings.tls_paths.cert, tls.cert, PUBLIC))
-        files.append(HostFile(settings.tls_paths.key, tls.key, PRIVATE))
+        files.append(HostFile(layout.tls.cert, tls.cert, PUBLIC))
+        files.append(HostFile(layout.tls.key, tls.key, PRIVATE))
         if tls.ca:
-            files.append(HostFile(settings.tls_paths.ca, tls.ca, PUBLIC))
+            files.append(HostFile(layout.tls.ca, tls.ca, PUBLIC))
     env = _env_file(settings)
     if env:
-        files.append(HostFile(ENV_FILE, env, PRIVATE, mount=False))
+        files.append(HostFile(layout.env_file, env, PRIVATE, mount=False))
     bind = host.publish_address(unit_address)
-    ports = [(bind, settings.registry_port, CONTAINER_PORT)]
-    if settings.prometheus_metrics:
+    ports = [(bind, layout.port, CONTAINER_PORT)]
+    if settings.prometheus_metrics and not cache:
         # the debug listener also serves pprof and expvar, without auth: only on the unit's
         # own address (where its scraper reaches it), never on every address
         ports.append((bind or unit_address, settings.debug_port, CONTAINER_DEBUG_PORT))
     storage_mount = None
     if settings.storage.kind == "filesystem":
-        storage_mount = (str(host.path(paths.STORAGE_DIR)), paths.CONTAINER_STORAGE_DIR)
+        storage_dir = "/".join(p for p in (paths.STORAGE_DIR, layout.storage_prefix) if p)
+        storage_mount = (str(host.path(storage_dir)), paths.CONTAINER_STORAGE_DIR)
     run = RunSpec(
-        name=host.container_name(settings.registry_name),
+        name=host.container_name(layout.name),
         image=settings.registry_image,
         ports=tuple(ports),
-        mounts=tuple((str(host.path(f.path)), f.path) for f in files if f.mount),
-        env_file=str(host.path(ENV_FILE)) if env else "",
+        # every file where its config names it; the config itself where the image reads it
+        mounts=tuple(
+            (str(host.path(f.path)), CONFIG_FILE if f.path == layout.config_file else f.path)
+            for f in files
+            if f.mount
+        ),
+        env_file=str(host.path(layout.env_file)) if env else "",
         storage_mount=storage_mount,
     )
     return Desired(
@@ -313,4 +413,6 @@ def desired(
         files=tuple(files),
         run=run,
         scheme="https" if tls else "http",
+        config_dir=layout.config_dir,
+        port_option=layout.port_option,
     )

@@ -18,6 +18,8 @@ class Report:
     scheme: str = "http"
     proxied: bool = False
     notes: list[str] = field(default_factory=list)
+    caches: list[str] = field(default_factory=list)  # upstream hosts whose cache serves
+    caches_down: list[str] = field(default_factory=list)  # "quay.io unreachable", ...
 
     def empty(self) -> bool:
         return not (self.blocked or self.waiting or self.maintenance or self.ready_at)
@@ -41,6 +43,8 @@ class Report:
             self.wait(message)
         self.maintenance += other.maintenance
         self.notes += other.notes
+        self.caches += other.caches
+        self.caches_down += other.caches_down
         if other.ready_at:
             self.ready_at, self.scheme, self.proxied = other.ready_at, other.scheme, other.proxied
 
@@ -82,7 +86,10 @@ def decide(report: Report) -> tuple[str, str]:
         return "maintenance", report.maintenance[-1]
     if report.ready_at:
         mode = report.scheme + (", proxied" if report.proxied else "")
-        message = f"Ready at {report.ready_at} ({mode})."
+        parts = [f"Ready at {report.ready_at} ({mode})"]
+        if report.caches:
+            parts.append("caches: " + ", ".join(report.caches))
+        message = "; ".join(parts + report.caches_down) + "."
         if report.notes:
             message += " " + " ".join(report.notes)
         return "active", message

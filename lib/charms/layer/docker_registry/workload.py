@@ -14,6 +14,7 @@ import errno
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from charms.layer.docker_registry import clients, container, files, paths
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
@@ -25,7 +26,8 @@ from charms.layer.docker_registry.render import (
     HostFile,
 )
 
-LAST_GOOD_DIR = f"{paths.CONFIG_DIR}/.last-good"  # private copies of the last good files
+LAST_GOOD = ".last-good"  # in a registry's config dir: private copies of its last good files
+LAST_GOOD_DIR = f"{paths.CONFIG_DIR}/{LAST_GOOD}"
 START_BOUND = 20  # seconds a recreated registry has to answer before it is rolled back
 
 
@@ -81,7 +83,8 @@ def _check_ports(desired: Desired, before: ContainerRun | None, current) -> None
     ours |= set(current.ports if current else ())
     for bind, port, container_port in desired.run.ports:
         if (bind, port) not in ours and port_in_use(bind, port):
-            option = "registry-port" if container_port == desired.run.ports[0][2] else "debug-port"
+            first = container_port == desired.run.ports[0][2]
+            option = desired.port_option if first else "debug-port"
             raise RegistryCharmError(f"{option} {port} is already in use on this host.")
 
 
@@ -91,7 +94,7 @@ def _backup_name(path: str) -> str:
 
 def _remember(host: paths.Host, desired: Desired, run: ContainerRun, url: str) -> dict:
     """Keep what just answered as the last good state."""
-    backup = host.path(LAST_GOOD_DIR)
+    backup = host.path(f"{desired.config_dir}/{LAST_GOOD}")
     files.ensure_dir(backup, 0o700)
     kept: list[tuple[str, int]] = []
     for f in desired.files:
@@ -104,9 +107,9 @@ def _remember(host: paths.Host, desired: Desired, run: ContainerRun, url: str) -
     return {"run": run.as_record(), "files": kept, "url": url}
 
 
-def _restore(host: paths.Host, last_good: dict, managed: list[str]) -> list[str]:
+def _restore(host: paths.Host, config_dir: str, last_good: dict, managed: list[str]) -> list[str]:
     """Put the last good files back (removing what only the new config had)."""
-    backup = host.path(LAST_GOOD_DIR)
+    backup = host.path(f"{config_dir}/{LAST_GOOD}")
     restored = [
         HostFile(path, (backup / _backup_name(path)).read_text(), mode)
         for path, mode in last_good["files"]
@@ -158,9 +161,9 @@ def apply(
         running = container.inspect(before.spec.name)
         if running and running.running:
             return _held(last_good, before, failed), managed_files
-    files.ensure_dir(host.path(paths.CONFIG_DIR), 0o700)
+    files.ensure_dir(host.path(desired.config_dir), 0o700)
     if desired.run.storage_mount:
-        files.ensure_dir(host.path(paths.STORAGE_DIR))
+        files.ensure_dir(Path(desired.run.storage_mount[0]))
     current = container.inspect(desired.run.name)
     if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
         _check_ports(desired, before, current)
@@ -248,7 +251,7 @@ def _roll_back(
     """The new config does not come up: bring the last good registry back."""
     why = _scrub(container.last_log_line(desired.run.name), secrets) or "no output"
     container.remove(desired.run.name)
-    managed = _restore(host, last_good, managed)
+    managed = _restore(host, desired.config_dir, last_good, managed)
     container.run(before.argv())
     answering = wait_answering(last_good["url"], wait)
     problem = f"The new config did not start (the registry said: {why})"
