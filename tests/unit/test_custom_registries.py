@@ -342,3 +342,32 @@ def test_a_proxy_that_has_not_told_its_address_fails_the_action(hook, tmp_path):
 def test_not_ready_fails_with_the_status(hook):
     run(hook)
     assert hook.failures == ["the registry is not ready: Waiting for the registry."]
+
+
+def test_each_cached_upstream_points_at_its_cache(hook, tmp_path):
+    # GIVEN pull-through caches for docker.io and ghcr.io (ports pinned)
+    hook.config["caches"] = (
+        "docker.io=https://registry-1.docker.io,port=5101 ghcr.io=https://ghcr.io,port=5102"
+    )
+    serve(hook, tmp_path)
+    # WHEN client-config runs with quay.io mirrored by the push registry
+    run(hook, **{"mirror-for": "quay.io"})
+    # THEN each cached host is served by its cache, quay.io by the push registry
+    k8s = json.loads(hook.results["k8s"])
+    assert [(e["host"], e["url"]) for e in k8s] == [
+        ("10.0.0.5:5000", "https://10.0.0.5:5000"),
+        ("quay.io", "https://10.0.0.5:5000"),
+        ("docker.io", "https://10.0.0.5:5101"),
+        ("ghcr.io", "https://10.0.0.5:5102"),
+    ]
+    assert all(e["password"] == PASSWORD for e in k8s)
+
+
+def test_a_cached_upstream_in_mirror_for_is_refused_naming_it(hook, tmp_path):
+    hook.config["caches"] = "docker.io=https://registry-1.docker.io,port=5101"
+    serve(hook, tmp_path)
+    run(hook, **{"mirror-for": "ghcr.io,docker.io"})
+    assert hook.failures == [
+        "mirror-for: docker.io has a pull-through cache (the caches option), which clients "
+        "are pointed at already: leave it out of mirror-for"
+    ]

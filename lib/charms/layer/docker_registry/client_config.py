@@ -1,5 +1,6 @@
 """The client-config action: the JSON Canonical K8s' ``k8s`` charm and charm-containerd take to
-pull from this registry, and the ``juju config`` commands that set it.
+pull from this registry and its pull-through caches (each upstream host -> its cache), and the
+``juju config`` commands that set it.
 
 It describes the registry as the last serving hook left it (the endpoint it recorded: the
 proxy's or http-host's address, https with the CA when TLS is on) with the credentials of
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from charmhelpers.core import hookenv, unitdata
 
-from charms.layer.docker_registry import actions, clients, custom_registries, status
+from charms.layer.docker_registry import actions, caches, clients, custom_registries, status
 from charms.layer.docker_registry.actions import ActionError, Params
 from charms.layer.docker_registry.custom_registries import Access, ClientConfigError
 
@@ -35,11 +37,13 @@ def client_config(params: Params) -> dict:
     config = actions.config()
     notes: list[str] = []
     access = _access(endpoint, config, notes)
-    mirrors = dict.fromkeys(mirror_for, access.url)
+    mirrors = dict.fromkeys(mirror_for, access.url) | _caches(config, access, mirror_for)
     k8s = custom_registries.k8s_registries(access, mirrors)
     related = _has_clients()
     containerd = custom_registries.containerd_registries(access, mirrors, related=related)
-    notes += custom_registries.containerd_notes(access, related=related)
+    notes += custom_registries.containerd_notes(
+        access, related=related, caches=bool(config.caches)
+    )
     results = {
         "registry": access.url,
         "k8s": custom_registries.as_json(k8s),
@@ -54,6 +58,21 @@ def client_config(params: Params) -> dict:
     if notes:
         results["notes"] = " ".join(notes)
     return results
+
+
+def _caches(config, access: Access, mirror_for: tuple[str, ...]) -> dict[str, str]:
+    """Each upstream with a pull-through cache -> the cache's URL, at the host clients reach
+    the push registry by (a cache has its own port there, behind haproxy too)."""
+    cached = caches.cache_endpoints(
+        config, clients.netloc_host(access.netloc), urlsplit(access.url).scheme
+    )
+    both = [host for host in mirror_for if host in cached]
+    if both:
+        raise ActionError(
+            f"mirror-for: {both[0]} has a pull-through cache (the caches option), which "
+            "clients are pointed at already: leave it out of mirror-for"
+        )
+    return cached
 
 
 def _application(params: Params, name: str, default: str) -> str:

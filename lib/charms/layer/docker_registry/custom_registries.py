@@ -153,7 +153,7 @@ def containerd_registries(
     return entries
 
 
-def containerd_notes(access: Access, *, related: bool) -> list[str]:
+def containerd_notes(access: Access, *, related: bool, caches: bool = False) -> list[str]:
     """What a charm-containerd operator must know about its JSON.
 
     charm-containerd keys the CRI ``registry.configs`` tables by the entry's URL, while
@@ -161,12 +161,19 @@ def containerd_notes(access: Access, *, related: bool) -> list[str]:
     custom_registries entry never reach a pull. Over the docker-registry relation it keys
     them by netloc and puts the CA in the system's trust store, which works; the mirror
     entries then ride on that."""
+    notes = []
+    if related and caches and access.password:
+        notes.append(
+            "containerd: its CRI plugin cannot send the credentials of custom_registries to "
+            "the caches (keyed by URL, looked up by host): with basic auth on, Canonical K8s' "
+            "hosts.toml reaches them, charm-containerd does not."
+        )
     if related:
         return [
             "containerd: this registry itself comes over the docker-registry relation, so "
-            "custom_registries holds only the mirror-for entries."
+            "custom_registries holds only the mirror-for and cache entries.",
+            *notes,
         ]
-    notes = []
     if access.ca_pem or access.password:
         notes.append(
             "containerd: its CRI plugin does not apply custom_registries' CA and credentials "
