@@ -189,13 +189,14 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
         clear_flag(CONFIGURED)
         return
     try:
-        desired, outcome = applying.registry(config, inputs, plan, host)
+        common = applying.shared(config, inputs, host)
+        desired, outcome = applying.registry(config, inputs, plan, host, common)
     except RegistryCharmError as exc:
         report.block(str(exc))
         clear_flag(CONFIGURED)
         return
     toggle_flag(CONFIGURED, outcome.answering)
-    applying.pull_through_caches(config, inputs, plan, host, report)
+    applying.pull_through_caches(config, inputs, plan, host, common, report)
     if outcome.problem:
         # the last good registry serves on; clients and the proxy keep what they were told
         report.block(outcome.problem + "; serving the last good config.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
@@ -41,8 +42,18 @@ KV_PORTS = "docker-registry.opened-ports"  # what sync_ports last opened
 KV_CACHES = caches.RECORDS_KEY
 
 
-def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host):
-    """Image, files and container, health-gated: (desired, outcome); records what runs."""
+@dataclass(frozen=True)
+class Shared:
+    """What the push registry and every cache run with, worked out once a hook: the image
+    (ensured), the cluster's http secret and the htpasswd line (hashing or verifying it is
+    a bcrypt run)."""
+
+    image_id: str
+    http_secret: str = field(repr=False)
+    htpasswd: str = field(repr=False)
+
+
+def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Shared:
     kv = unitdata.kv()
     image = engine.ensure_image(
         config.registry_image,
@@ -53,18 +64,30 @@ def registry(config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.
     kv.set(KV_IMAGE_DIGEST, image.token)
     basic = config.basic_auth
     htpasswd_path = host.path(render.HTPASSWD_FILE)
+    return Shared(
+        image_id=image.id,
+        http_secret=_http_secret(inputs.leader),
+        htpasswd=auth.htpasswd_line(basic.user, basic.password, htpasswd_path) if basic else "",
+    )
+
+
+def registry(
+    config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host, common: Shared
+):
+    """Files and container, health-gated: (desired, outcome); records what runs."""
+    kv = unitdata.kv()
     desired = render.desired(
         config,
         host=host,
         unit_address=inputs.address,
         tls=plan.tls,
-        http_secret=_http_secret(inputs.leader),
-        htpasswd=auth.htpasswd_line(basic.user, basic.password, htpasswd_path) if basic else "",
+        http_secret=common.http_secret,
+        htpasswd=common.htpasswd,
         realm=hookenv.service_name(),
     )
     outcome, managed = workload.apply(
         desired,
-        image_id=image.id,
+        image_id=common.image_id,
         host=host,
         managed_files=kv.get(KV_MANAGED_FILES, []),
         allow_start=not inputs.stopped,
@@ -162,7 +185,12 @@ def sync_ports(wanted: frozenset[str]) -> None:
 
 
 def pull_through_caches(
-    config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host, report
+    config: settings.Settings,
+    inputs: Inputs,
+    plan: Plan,
+    host: paths.Host,
+    common: Shared,
+    report,
 ) -> None:
     """One registry container per upstream in ``caches``, each through the same health-gated
     apply as the push registry (own files, last good state and rollback). A cache whose
@@ -173,13 +201,6 @@ def pull_through_caches(
     records = kv.get(KV_CACHES) or {}
     if not (config.caches or records):
         return
-    image_id = container.image_id(config.registry_image) or ""
-    basic = config.basic_auth
-    htpasswd = (
-        auth.htpasswd_line(basic.user, basic.password, host.path(render.HTPASSWD_FILE))
-        if basic
-        else ""
-    )
     verdicts = caches.probe_upstreams(
         config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
     )
@@ -188,9 +209,7 @@ def pull_through_caches(
         record = records.get(cache.host) or {}
         verdict = verdicts[cache.host]
         try:
-            record, down = _cache(
-                config, cache, verdict, inputs, plan, host, image_id, htpasswd, record
-            )
+            record, down = _cache(config, cache, verdict, inputs, plan, host, common, record)
         except RegistryCharmError as exc:
             down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
         kept[cache.host] = record
@@ -210,32 +229,26 @@ def pull_through_caches(
     kv.set(KV_CACHES, kept)
 
 
-def _cache(
-    config, cache, verdict, inputs: Inputs, plan: Plan, host, image_id: str, htpasswd, record
-):
+def _cache(config, cache, verdict, inputs: Inputs, plan: Plan, host, common: Shared, record):
     """Converge one cache, given what the probe found of its upstream: (its new record, what
     the status says of it or "" when serving)."""
-
-    def desired(offline: bool) -> render.Desired:
-        return render.desired(
-            config,
-            host=host,
-            unit_address=inputs.address,
-            tls=plan.tls,
-            http_secret=_http_secret(inputs.leader),
-            htpasswd=htpasswd,
-            realm=hookenv.service_name(),
-            cache=cache,
-            offline=offline,
-        )
-
     # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy
     # would not start (it asks the upstream first), and a running one would still expire
     # content 7 days after caching it, with nothing to fetch it again from.
-    wanted = desired(offline=not verdict.reachable)
+    wanted = render.desired(
+        config,
+        host=host,
+        unit_address=inputs.address,
+        tls=plan.tls,
+        http_secret=common.http_secret,
+        htpasswd=common.htpasswd,
+        realm=hookenv.service_name(),
+        cache=cache,
+        offline=not verdict.reachable,
+    )
     outcome, managed = workload.apply(
         wanted,
-        image_id=image_id,
+        image_id=common.image_id,
         host=host,
         managed_files=record.get("managed", []),
         allow_start=True,
