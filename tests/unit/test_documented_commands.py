@@ -23,7 +23,7 @@ from charms.layer.docker_registry.imagelists import ListError
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = yaml.safe_load((ROOT / "actions.yaml").read_text())
-JUJU_RUN = re.compile(r"^\s*(?:#\s*)?juju run (\S+/\d+ .*)$")
+JUJU_RUN = re.compile(r"^\s*(?:#\s*)?(?:or: )?juju run ((?:--string-args )?\S+/\d+ .*)$")
 
 
 def juju_schema(action: str) -> dict[str, Any]:
@@ -35,9 +35,10 @@ def juju_schema(action: str) -> dict[str, Any]:
     return schema
 
 
-def juju_run_params(args: list[str]) -> dict[str, Any]:
-    """`key=value` arguments as `juju run` reads them without --string-args."""
-    return {key: yaml.safe_load(value) for key, value in (a.split("=", 1) for a in args)}
+def juju_run_params(args: list[str], string_args: bool = False) -> dict[str, Any]:
+    """`key=value` arguments as `juju run` reads them: YAML, or as typed with --string-args."""
+    read = str if string_args else yaml.safe_load
+    return {key: read(value) for key, value in (a.split("=", 1) for a in args)}
 
 
 def readme_commands() -> list[tuple[str, dict[str, Any]]]:
@@ -45,8 +46,10 @@ def readme_commands() -> list[tuple[str, dict[str, Any]]]:
     for line in (ROOT / "README.md").read_text().splitlines():
         match = JUJU_RUN.match(line)
         if match:
-            _unit, action, *args = shlex.split(match.group(1), comments=True)
-            found.append((action, juju_run_params(args)))
+            words = shlex.split(match.group(1), comments=True)
+            string_args = words[0] == "--string-args"
+            _unit, action, *args = words[1:] if string_args else words
+            found.append((action, juju_run_params(args, string_args)))
     return found
 
 
@@ -93,3 +96,25 @@ def test_a_release_that_lost_its_trailing_zero_is_refused_with_the_form_that_wor
 def test_a_release_that_is_no_number_or_text_is_refused(value):
     with pytest.raises(ListError, match=r"release: a Kubernetes release such as 1\.35"):
         imagelists.release_param(value)
+
+
+@pytest.mark.parametrize("typed", ["1.30", "1.35", "v1.30"])
+def test_release_with_string_args_is_taken_as_typed(typed):
+    # GIVEN release=<typed> with juju run --string-args
+    params = juju_run_params([f"release={typed}"], string_args=True)
+    jsonschema.Draft4Validator(juju_schema("mirror")).validate(params)
+    # THEN the action reads exactly what was typed
+    assert imagelists.release_param(params["release"]) == typed
+
+
+def test_the_readme_shows_string_args():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert any(JUJU_RUN.match(line) and "--string-args" in line for line in lines)
+
+
+def test_string_args_makes_a_boolean_text_which_juju_refuses():
+    # GIVEN dry-run=true with --string-args (what the README warns about)
+    params = juju_run_params(["file=/var/tmp/l.txt", "dry-run=true"], string_args=True)
+    # THEN Juju's schema check refuses it before the charm runs
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(juju_schema("mirror")).validate(params)

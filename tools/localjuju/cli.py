@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--params", dest="params_file")
     ru.add_argument("--format", choices=["json", "yaml", "plain"], default="plain")
     ru.add_argument("--wait")
+    ru.add_argument("--string-args", action="store_true", help="take key=value values as typed")
     ex = verb("exec")
     ex.add_argument("--unit", "-u", required=True, help="one unit (app/leader works too)")
     ex.add_argument("--format", choices=["json", "yaml", "plain"], default="plain")
@@ -257,7 +258,7 @@ def _dispatch(ctl: Controller, model: Model, args) -> int:
         return _config(ctl, model, args)
     if v == "run":
         params = _yaml_file(args.params_file, per_app=False) if args.params_file else {}
-        params.update(_kv(args.params, parse_yaml=True))
+        params.update(_kv(args.params, parse_yaml=not args.string_args))
         # (the local model runs the action to its end; --wait only bounds the exec verb)
         _seconds(args.wait, 60)
         rec = ctl.run_action(args.unit, args.action, params)

@@ -91,6 +91,17 @@ def test_run_returns_the_task_with_results_and_params_from_a_file(juju):
     assert task.results == {"echo": "abab", "nested": {"key": "v"}}
 
 
+def test_string_args_takes_values_as_typed_and_juju_checks_the_types(juju):
+    # GIVEN values that YAML reads as numbers
+    out = juju.cli("run", "--format", "json", "--string-args", "dummy/0", "echo", "text=1.30")
+    # THEN --string-args hands them over as typed
+    assert "1.30" in out
+    # AND a non-string parameter then fails Juju's type check, as it does on Juju
+    with pytest.raises(jubilant.CLIError) as bad:
+        juju.cli("run", "--string-args", "dummy/0", "echo", "text=a", "times=2")
+    assert "times" in bad.value.stderr
+
+
 def test_an_action_failed_with_action_fail_raises_task_error(juju):
     with pytest.raises(jubilant.TaskError) as failed:
         juju.run("dummy/1", "boom")
