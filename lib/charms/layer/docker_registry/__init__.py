@@ -1,5 +1,8 @@
 """Plain-value library behind the docker-registry charm.
 
-Modules take plain values and return plain values; side effects live in
-``container`` (docker CLI), ``engine`` (packages/daemon) and ``files`` (host files).
+Decisions (settings, plan, render, proxy, status, custom_registries) take plain values and
+return plain values. Side effects are in named places: ``apply``, ``workload`` and ``publish``
+for a hook's apply step (``apply`` also reads the resource, leadership data and opened ports
+itself), ``container`` (docker CLI), ``engine`` (packages/daemon), ``files`` and ``trust``
+(host files), and the two HTTP probes ``clients.probe`` and ``caches.probe_upstreams``.
 """
