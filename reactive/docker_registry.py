@@ -114,12 +114,15 @@ def reconcile() -> None:
 @hook("stop")
 def remove_container() -> None:
     """The unit is going away: remove its container (the stored images stay on disk)."""
-    from charms.layer.docker_registry import container
+    from charms.layer.docker_registry import container, workload
 
     set_flag(REMOVED)
     name = actions.registry_container()
     try:
-        if container.inspect(name):
+        state = container.inspect(name)
+        if state and workload.ours(
+            state, applying.recorded_name(unitdata.kv().get(applying.KV_RUN))
+        ):
             container.stop(name)
             container.remove(name)
         applying.remove_caches(paths.current())

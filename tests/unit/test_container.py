@@ -332,7 +332,9 @@ def test_small_commands_pass_their_arguments(fake_docker):
 def converge(desired: render.Desired, **kw) -> tuple[str, list[str]]:
     """As workload.apply calls it: the wanted hash and the current container looked up first."""
     run = render.ContainerRun(desired.run, workload.config_hash(desired))
-    return workload.converge(run, container.inspect(desired.run.name), **kw), run.argv()
+    argv = run.argv()  # as docker is asked: labelled with this unit as owner
+    argv[1:1] = ["--label", f"{container.OWNER_LABEL}={container.owner()}"]
+    return workload.converge(run, container.inspect(desired.run.name), **kw), argv
 
 
 def test_converge_fails_when_the_image_is_absent(fake_docker, config):
@@ -341,14 +343,21 @@ def test_converge_fails_when_the_image_is_absent(fake_docker, config):
     assert fake_docker.mutating_calls() == []
 
 
-def test_converge_creates_a_missing_container_labelled_with_the_config_hash(fake_docker, config):
+def test_converge_creates_a_missing_container_labelled_with_the_config_hash(
+    fake_docker, config, monkeypatch
+):
+    monkeypatch.setenv("JUJU_MODEL_UUID", "m-1")
+    monkeypatch.setenv("JUJU_UNIT_NAME", "docker-registry/0")
     fake_docker.add_image(IMAGE)
     desired = make_desired(config)
     action, argv = converge(desired)
     assert action == "created"
     assert fake_docker.mutating_calls() == [argv]
     created = fake_docker.load_state()["containers"]["registry"]
-    assert created["Config"]["Labels"] == {render.HASH_LABEL: desired.config_hash(IMAGE_ID)}
+    assert created["Config"]["Labels"] == {
+        render.HASH_LABEL: desired.config_hash(IMAGE_ID),
+        container.OWNER_LABEL: "m-1/docker-registry/0",  # this unit created it
+    }
     assert argv[-1] == IMAGE
 
 

@@ -280,7 +280,15 @@ def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypat
     from charms.layer.docker_registry import container
 
     removed = []
-    monkeypatch.setattr(container, "inspect", lambda name: object())
+    ours = container.ContainerState(
+        name="registry-docker-registry-0",
+        id="1",
+        running=True,
+        status="running",
+        image_id="",
+        labels={container.OWNER_LABEL: container.owner()},
+    )
+    monkeypatch.setattr(container, "inspect", lambda name: ours)
     monkeypatch.setattr(container, "stop", lambda name: removed.append(("stop", name)))
     monkeypatch.setattr(container, "remove", lambda name: removed.append(("rm", name)))
     charm.hook("install")

@@ -101,6 +101,7 @@ def registry(
         last_good=kv.get(KV_LAST_GOOD),
         failed=kv.get(KV_FAILED),
         secrets=config.secret_values,
+        recorded=recorded_name(kv.get(KV_RUN)),
     )
     kv.set(KV_MANAGED_FILES, managed)
     kv.set(KV_RUN, outcome.run.as_record())
@@ -109,6 +110,12 @@ def registry(
     if outcome.action != "unchanged":
         hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
     return desired, outcome
+
+
+def recorded_name(record: dict | None) -> tuple[str, ...]:
+    """The container a run record names (what the charm last ran), to adopt."""
+    run = render.ContainerRun.from_record(record)
+    return (run.spec.name,) if run else ()
 
 
 def tell_this_unit(
@@ -255,6 +262,7 @@ def _cache(config, cache, verdict, inputs: Inputs, plan: Plan, host, common: Sha
         last_good=record.get("last_good"),
         failed=record.get("failed"),
         secrets=config.secret_values,
+        recorded=recorded_name(record.get("run")),
     )
     if outcome.action != "unchanged":
         hookenv.log(f"cache container {wanted.run.name}: {outcome.action}")
@@ -280,7 +288,8 @@ def remove_cache(host: paths.Host, record: dict) -> None:
     """A cache taken out of ``caches`` (or a unit going away): its container and files go,
     its stored content stays (adding the upstream again finds it warm)."""
     run = render.ContainerRun.from_record(record.get("run"))
-    if run and container.inspect(run.spec.name):
+    state = container.inspect(run.spec.name) if run else None
+    if run and state and workload.ours(state, (run.spec.name,)):
         container.stop(run.spec.name)
         container.remove(run.spec.name)
     files.sync(host, [], record.get("managed", []))

@@ -48,6 +48,7 @@ class Layout:
     tls: TlsPaths
     storage_prefix: str = ""  # under the push registry's storage root ("" = that root)
     port_option: str = "registry-port"
+    name_option: str = "registry-name"  # what a name taken by another container names
 
     @property
     def config_file(self) -> str:
@@ -89,6 +90,7 @@ def cache_layout(settings: Settings, cache: UpstreamCache) -> Layout:
         tls,
         storage_prefix=f"{CACHES_DIR}/{slug}",
         port_option=f"caches ({cache.host}) port",
+        name_option=f"caches ({cache.host})",
     )
 
 
@@ -196,6 +198,7 @@ class Desired:
     scheme: str
     config_dir: str = paths.CONFIG_DIR  # holds the files and the last good copies
     port_option: str = "registry-port"  # what a port conflict names
+    name_option: str = "registry-name"  # what a name another container holds names
 
     def config_hash(self, image_id: str) -> str:
         """Changes whenever anything the running registry depends on changes."""
@@ -415,4 +418,5 @@ def desired(
         scheme="https" if tls else "http",
         config_dir=layout.config_dir,
         port_option=layout.port_option,
+        name_option=layout.name_option,
     )

@@ -88,6 +88,23 @@ def _check_ports(desired: Desired, before: ContainerRun | None, current) -> None
             raise RegistryCharmError(f"{option} {port} is already in use on this host.")
 
 
+def ours(state: container.ContainerState, recorded: tuple[str, ...] = ()) -> bool:
+    """Whether the charm created this container: it carries this unit as owner, or it is one
+    an earlier charm revision ran (its config-hash label, under a name the unit kv recorded)."""
+    owner = state.labels.get(container.OWNER_LABEL)
+    if owner is not None:
+        return owner == container.owner()
+    return HASH_LABEL in state.labels and state.name in recorded
+
+
+def _check_ours(desired: Desired, current, recorded: tuple[str, ...]) -> None:
+    if current and not ours(current, recorded):
+        raise RegistryCharmError(
+            f"{desired.name_option}: a container named {desired.run.name} exists that this charm "
+            "did not create; choose another name or remove that container."
+        )
+
+
 def _backup_name(path: str) -> str:
     return path.strip("/").replace("/", "__")
 
@@ -145,13 +162,16 @@ def apply(
     last_good: dict | None = None,
     failed: dict | None = None,
     secrets: tuple[str, ...] = (),
+    recorded: tuple[str, ...] = (),
 ) -> tuple[Outcome, list[str]]:
     """Write files, converge the container and wait for /v2/ to answer; roll back to
     ``last_good`` when a recreated registry does not answer within ``wait``.
 
     ``image_id``: the local image ``desired.run.image`` names (part of the config hash).
     ``failed`` ({"hash", "problem"}) is the new config that was rolled back before: it is not
-    tried again. Returns the outcome and the list of files the charm now manages.
+    tried again. ``recorded``: container names the unit kv holds as run by the charm (an
+    earlier revision's container there, without an owner label, is adopted). Returns the
+    outcome and the list of files the charm now manages.
     """
     last_good = last_good or {}
     url = probe_url(desired)
@@ -165,6 +185,8 @@ def apply(
     if desired.run.storage_mount:
         files.ensure_dir(Path(desired.run.storage_mount[0]))
     current = container.inspect(desired.run.name)
+    recorded = (*recorded, *((before.spec.name,) if before else ()))
+    _check_ours(desired, current, recorded)
     if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
         _check_ports(desired, before, current)
     files.sync(host, desired.files, managed_files)
@@ -223,7 +245,7 @@ def converge(
         container.stop(name)
         container.remove(name)
     renamed = previous_name and previous_name != name and container.inspect(previous_name)
-    if renamed:
+    if renamed and ours(renamed, (previous_name,)):
         container.stop(previous_name)
         container.remove(previous_name)
     container.run(run.argv())
