@@ -75,6 +75,14 @@ def test_a_ca_blob_writes_only_its_pem_blocks(config):
 # ---------------------------------------------------------------- http-host and netlocs
 
 
+@pytest.mark.parametrize("image", ["-q.x/registry:2", "--help", "-/registry:2"])
+def test_registry_image_never_starts_with_a_dash(config, image):
+    # docker read "-q.x/registry:2" as an option ("Run 'docker image inspect --help'")
+    assert problems(config, **{"registry-image": image}) == {
+        "registry-image": "is not a valid image reference"
+    }
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -30,6 +30,8 @@ with open(LOG, "a") as log:
 with open(STATE) as fh:
     state = json.load(fh)
 sub = "image " + args[1] if args[:1] == ["image"] else args[0]
+if "--" in args:  # as docker's flag parser: "--" ends the options and is not an argument
+    args.remove("--")
 
 def save():
     with open(STATE, "w") as fh:
@@ -286,7 +288,7 @@ def test_image_id_is_the_local_id_or_none(fake_docker):
     fake_docker.add_image(IMAGE)
     assert container.image_id(IMAGE) == IMAGE_ID
     assert container.image_id("registry:3") is None
-    assert fake_docker.calls[0] == ["image", "inspect", "--format", "{{.Id}}", IMAGE]
+    assert fake_docker.calls[0] == ["image", "inspect", "--format", "{{.Id}}", "--", IMAGE]
 
 
 def test_image_id_raises_other_docker_errors(fake_docker):
@@ -314,8 +316,8 @@ def test_small_commands_pass_their_arguments(fake_docker):
     container.stop("reg", timeout=5)
     container.remove("reg")
     assert fake_docker.calls == [
-        ["tag", "a:1", "a:latest"],
-        ["pull", "b:2"],
+        ["tag", "--", "a:1", "a:latest"],
+        ["pull", "--", "b:2"],
         ["start", "reg"],
         ["stop", "--time", "5", "reg"],
         ["rm", "--force", "reg"],

@@ -96,7 +96,7 @@ def _published(data: dict) -> tuple[tuple[str, int], ...]:
 
 def image_id(ref: str) -> str | None:
     try:
-        out = docker("image", "inspect", "--format", "{{.Id}}", ref, timeout=30)
+        out = docker("image", "inspect", "--format", "{{.Id}}", "--", ref, timeout=30)
     except DockerError as exc:
         if "no such" in str(exc).lower():
             return None
@@ -105,7 +105,7 @@ def image_id(ref: str) -> str | None:
 
 
 def pull(ref: str) -> None:
-    docker("pull", ref, timeout=900)
+    docker("pull", "--", ref, timeout=900)  # "--": a reference is never an option
 
 
 def load(tarball: str) -> list[str]:
@@ -115,7 +115,7 @@ def load(tarball: str) -> list[str]:
 
 
 def tag(source: str, target: str) -> None:
-    docker("tag", source, target, timeout=30)
+    docker("tag", "--", source, target, timeout=30)
 
 
 def start(name: str) -> None:

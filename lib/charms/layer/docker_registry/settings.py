@@ -43,9 +43,10 @@ S3_LOG_LEVELS = (
     "debugwithrequesterrors",
     "debugwitheventstreambody",
 )
-# A docker image reference: [host[:port]/]path[:tag][@digest], lower-case path.
+# A docker image reference: [host[:port]/]path[:tag][@digest], lower-case path; never a
+# leading '-' (docker would read the reference as an option).
 _IMAGE_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"
+    r"^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?/)?"
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
