@@ -117,7 +117,9 @@ def test_every_action_fails_clearly_when_the_registry_is_not_ready(hook, body, p
     assert hook.failures == ["the registry is not ready: Waiting for the registry."]
 
 
-def test_an_endpoint_without_the_configured_flag_is_not_ready(hook):
+def test_an_endpoint_without_the_configured_flag_is_not_ready(hook, monkeypatch):
+    # GIVEN the last hook left the registry not answering (and it still does not)
+    monkeypatch.setattr(clients, "probe", lambda url, timeout=3: False)
     unitdata.kv().set(clients.ENDPOINT_KEY, ENDPOINT.as_dict())
     run(hook, content.images)
     assert hook.failures[0].startswith("the registry is not ready")
