@@ -2,3 +2,4 @@
 
 from tests.unit.conftest import config, defaults  # noqa: F401 - fixtures
 from tests.unit.test_handlers import charm  # noqa: F401 - fixture
+from tests.unit.test_workload import sandbox, world  # noqa: F401 - fixtures

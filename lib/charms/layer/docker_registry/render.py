@@ -110,6 +110,7 @@ class HostFile:
     content: str = field(repr=False)
     mode: int = PRIVATE
     mount: bool = True
+    option: str = ""  # the option that names its path ("" for the charm's own file names)
 
 
 @dataclass(frozen=True)
@@ -381,10 +382,14 @@ def desired(
     if settings.token_auth:
         files.append(HostFile(layout.token_bundle_file, settings.token_auth.root_certs, PUBLIC))
     if tls:
-        files.append(HostFile(layout.tls.cert, tls.cert, PUBLIC))
-        files.append(HostFile(layout.tls.key, tls.key, PRIVATE))
+        # the push registry's TLS files are where tls-*-path say; a cache's are its own
+        def option(name: str) -> str:
+            return "" if cache else name
+
+        files.append(HostFile(layout.tls.cert, tls.cert, PUBLIC, option=option("tls-cert-path")))
+        files.append(HostFile(layout.tls.key, tls.key, PRIVATE, option=option("tls-key-path")))
         if tls.ca:
-            files.append(HostFile(layout.tls.ca, tls.ca, PUBLIC))
+            files.append(HostFile(layout.tls.ca, tls.ca, PUBLIC, option=option("tls-ca-path")))
     env = _env_file(settings)
     if env:
         files.append(HostFile(layout.env_file, env, PRIVATE, mount=False))

@@ -105,6 +105,17 @@ def _check_ours(desired: Desired, current, recorded: tuple[str, ...]) -> None:
         )
 
 
+def _check_foreign_files(host: paths.Host, desired: Desired, managed: list[str]) -> None:
+    """A file already at a path an option names, which the charm did not write (it is not in
+    its record), is another program's: never overwritten (nor, later, removed)."""
+    for f in desired.files:
+        if f.option and f.path not in managed and host.path(f.path).exists():
+            raise RegistryCharmError(
+                f"{f.option}: {f.path} exists and was not written by this charm; "
+                "name another path or move that file away."
+            )
+
+
 def _backup_name(path: str) -> str:
     return path.strip("/").replace("/", "__")
 
@@ -189,6 +200,7 @@ def apply(
     _check_ours(desired, current, recorded)
     if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
         _check_ports(desired, before, current)
+    _check_foreign_files(host, desired, managed_files)
     files.sync(host, desired.files, managed_files)
     managed = [f.path for f in desired.files]
     action = converge(
