@@ -162,7 +162,17 @@ def gather() -> Inputs:
         peers=_peer_addresses() if website.relations else {},
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
+        served_https=_served_https(),
     )
+
+
+def _served_https() -> bool:
+    """Whether clients were told https before this hook (the endpoint record of the last
+    serving hook, read once a hook: what this hook's own apply records does not count)."""
+    if "served_https" not in _last:
+        endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+        _last["served_https"] = bool(endpoint and endpoint.url.startswith("https://"))
+    return _last["served_https"]
 
 
 def _peer_addresses() -> dict[str, str]:

@@ -37,6 +37,7 @@ class Inputs:
     peers: dict[str, str]  # every unit (this one too) -> its address; {} without a proxy
     clients: bool
     nrpe: list[str]
+    served_https: bool = False  # what the last serving hook told clients was https
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,14 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
             "tls-client-auth needs a CA to verify clients: "
             "set tls-ca-blob (with tls-cert-blob and tls-key-blob) or relate cert-provider."
         )
+    if (
+        not problem
+        and tls is None
+        and not inputs.tls_joined  # (a certificate in flight: clients are not told http)
+        and inputs.served_https
+        and (config.basic_auth or config.token_auth)
+    ):
+        problem = _tls_gone(config)
     _serving_facts(config, inputs, tls, netloc, bool(proxy_netloc), when_serving)
     ports = {f"{config.registry_port}/TCP"}
     if config.prometheus_metrics:
@@ -99,6 +108,18 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
         problem=problem,
         report=report,
         when_serving=when_serving,
+    )
+
+
+def _tls_gone(config: Settings) -> str:
+    """TLS went away (cert-provider removed, its certificate gone) under a registry with auth:
+    its clients would be told plain http and send their credentials in clear. The running
+    registry keeps its last certificate until the operator decides."""
+    auth = "auth-basic-password" if config.basic_auth else "auth-token-*"
+    return (
+        f"TLS is gone while {auth} is set; still serving https with the last certificate: "
+        "relate cert-provider or set tls-cert-blob and tls-key-blob, "
+        f"or unset {auth} to serve plain http."
     )
 
 
