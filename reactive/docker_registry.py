@@ -27,7 +27,16 @@ from charms.reactive import (
     when_not,
 )
 
-from charms.layer.docker_registry import actions, clients, engine, paths, publish, settings, status
+from charms.layer.docker_registry import (
+    actions,
+    clients,
+    engine,
+    paths,
+    publish,
+    settings,
+    status,
+    workload,
+)
 from charms.layer.docker_registry import apply as applying
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
 from charms.layer.docker_registry.plan import Inputs, Plan, decide
@@ -105,7 +114,10 @@ def reconcile() -> None:
         return
     report.add(plan.report)
     try:
-        apply(config, inputs, plan, report)
+        with workload.registry_lock(paths.current()):  # never beside a garbage collection
+            apply(config, inputs, plan, report)
+    except workload.LockBusy as exc:
+        report.wait(f"{exc}; the next hook applies the config.")
     except OSError as exc:  # a full disk, a directory where a file should be, ...
         what = exc.filename or "a file"
         report.block(f"Cannot write {what}: {exc.strerror or exc}.")
@@ -114,7 +126,7 @@ def reconcile() -> None:
 @hook("stop")
 def remove_container() -> None:
     """The unit is going away: remove its container (the stored images stay on disk)."""
-    from charms.layer.docker_registry import container, workload
+    from charms.layer.docker_registry import container
 
     set_flag(REMOVED)
     name = actions.registry_container()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import clear_flag, set_flag
 
-from charms.layer.docker_registry import container, render, settings, status, workload
+from charms.layer.docker_registry import container, paths, render, settings, status, workload
 from charms.layer.docker_registry.actions import (
     RUN_KEY,
     STOPPED_FLAG,
@@ -39,6 +39,16 @@ def _ours(state: container.ContainerState) -> None:
 
 
 def stop(params: Params) -> dict:
+    with workload.registry_lock(paths.current(), wait=60):  # never beside a GC or a hook
+        return _stop(params)
+
+
+def start(params: Params) -> dict:
+    with workload.registry_lock(paths.current(), wait=60):
+        return _start(params)
+
+
+def _stop(params: Params) -> dict:
     name = _target(params)
     remove = params.flag("remove", True)
     state = container.inspect(name)
@@ -54,7 +64,7 @@ def stop(params: Params) -> dict:
     return {"outcome": "success", "raw": f"stopped {name}" + (" and removed it" if remove else "")}
 
 
-def start(params: Params) -> dict:
+def _start(params: Params) -> dict:
     name = _target(params)
     state = container.inspect(name)
     if state is not None:
