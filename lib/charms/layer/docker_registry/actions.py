@@ -216,7 +216,7 @@ def write_report(kind: str, body: dict, notes: list[str]) -> str:
     ident = os.environ.get("JUJU_ACTION_UUID", "")[:8] or uuid.uuid4().hex[:8]
     path = directory / f"{kind}-{stamp}-{ident}.json"
     try:
-        files.write_if_changed(path, json.dumps(body, indent=1) + "\n", 0o644)
+        files.write_if_changed(path, json.dumps(body, indent=1) + "\n", 0o600)
         reports = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in reports[:-KEEP_REPORTS]:
             old.unlink(missing_ok=True)
