@@ -211,3 +211,36 @@ def test_a_refused_dockerd_reload_is_said(charm, monkeypatch):
     charm.hook("install")
     assert charm.status[0] == "active"
     assert "Warning: dockerd did not reload daemon.json" in charm.status[1]
+
+
+def test_a_registry_error_quoted_in_the_status_names_no_internal_address(
+    config, sandbox, world, monkeypatch
+):
+    # GIVEN a new storage endpoint the registry cannot reach: it dies naming the address
+    from charms.layer.docker_registry import workload
+    from tests.unit.test_workload import _apply, make_desired
+
+    outcome, managed = _apply(make_desired(config, sandbox), sandbox)
+    world.action = "recreated"
+    # only the restored last good container answers
+    monkeypatch.setattr(workload.clients, "probe", lambda url, timeout=3: bool(world.docker))
+    world_line = (
+        'level=fatal msg="s3aws: Put \\"http://10.20.30.40:9000/registry\\": dial tcp '
+        '10.20.30.40:9000: connect: connection refused; lookup minio.internal:9000; [fd00::5]:443"'
+    )
+    monkeypatch.setattr(workload.container, "last_log_line", lambda name: world_line)
+    bad = make_desired(config, sandbox, **{"log-level": "debug"})
+    outcome, _ = _apply(bad, sandbox, managed_files=managed, last_good=outcome.last_good)
+    # THEN the status quotes the cause, not where the storage lives
+    assert outcome.action == "rolled-back"
+    assert "connection refused" in outcome.problem
+    for internal in ("10.20.30.40", "minio.internal", "fd00::5", "http://"):
+        assert internal not in outcome.problem
+
+
+def test_action_reports_are_readable_by_root_only(monkeypatch, tmp_path):
+    from charms.layer.docker_registry import actions, paths
+
+    monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path))
+    path = actions.write_report("images", {"repositories": {"team/app": ["1"]}}, [])
+    assert (tmp_path.joinpath(path).stat().st_mode & 0o777) == 0o600

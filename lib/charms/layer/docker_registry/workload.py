@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -182,11 +183,22 @@ def _restore(host: paths.Host, config_dir: str, last_good: dict, managed: list[s
     return [f.path for f in restored]
 
 
+# what the registry's error lines quote of the network: URLs, addresses and host:port pairs
+# (a storage or upstream endpoint's internal address does not belong in the status)
+_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'`]+", re.IGNORECASE)
+_ADDRESS_RE = re.compile(
+    r"\[[0-9a-f:.]+\](?::\d+)?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)+:\d+\b",
+    re.IGNORECASE,
+)
+
+
 def _scrub(line: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
             line = line.replace(secret, "***")
-    return line[:300]
+    line = _URL_RE.sub("<url>", line)
+    return _ADDRESS_RE.sub("<address>", line)[:300]
 
 
 def config_hash(desired: Desired) -> str:
