@@ -234,6 +234,9 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
         report.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
         return
     report.add(plan.when_serving)
+    storage_problem = applying.storage_unreachable(config, outcome.probe_url)
+    if storage_problem:  # the registry answers /v2/, yet cannot store or serve a thing
+        report.block(storage_problem)
     if plan.tell_peers:  # (while TLS is expected but not here, nobody is told http)
         publish.to_clients(endpoint_from_name("docker-registry"), config, plan, desired.scheme)
         publish.to_proxy(endpoint_from_name("website"), config, inputs, plan)

@@ -244,3 +244,23 @@ def test_action_reports_are_readable_by_root_only(monkeypatch, tmp_path):
     monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path))
     path = actions.write_report("images", {"repositories": {"team/app": ["1"]}}, [])
     assert (tmp_path.joinpath(path).stat().st_mode & 0o777) == 0o600
+
+
+def test_ready_only_when_the_object_storage_answered(charm):
+    # GIVEN S3 storage whose endpoint the registry cannot reach (its /v2/ still answers)
+    charm.config |= {
+        "storage-s3-region": "r",
+        "storage-s3-bucket": "b",
+        "storage-s3-regionendpoint": "http://10.99.0.1:9000",
+    }
+    charm.storage = False
+    charm.hook("install")
+    # THEN the unit blocks naming the options, and not the endpoint's address
+    assert charm.status == (
+        "blocked",
+        "storage-s3-*: the registry cannot reach its storage backend.",
+    )
+    # WHEN the storage answers THEN Ready
+    charm.storage = True
+    charm.hook("update-status")
+    assert charm.status[0] == "active"

@@ -44,6 +44,7 @@ class Charm(FakeJuju):
         self.ports: set[str] = set()
         self.applied = []  # Desired objects given to workload.apply
         self.answering = True
+        self.storage: bool | None = None  # what the catalog probe finds of object storage
         self.action = "created"
         self.install_error = None
         self.problem = ""  # set: workload.apply rolled the new config back
@@ -105,6 +106,10 @@ def charm(tmp_path, monkeypatch) -> Charm:
     )
     monkeypatch.setattr(auth, "htpasswd_line", lambda user, pw, existing=None: f"{user}:$2y$x\n")
     monkeypatch.setattr(workload, "apply", fake.apply)
+    # no registry runs here: whether it reaches object storage cannot be told
+    monkeypatch.setattr(
+        "charms.layer.docker_registry.clients.storage_answers", lambda *a, **kw: fake.storage
+    )
 
     def load():
         _load_interfaces(monkeypatch)

@@ -151,6 +151,18 @@ def tell_this_unit(
     kv.set(clients.ENDPOINT_KEY, endpoint.as_dict())
 
 
+def storage_unreachable(config: settings.Settings, url: str) -> str:
+    """Why "Ready" would be untrue of object storage the registry cannot reach ("" if it can,
+    or when that cannot be told): /v2/ answers whether or not the storage does."""
+    if config.storage.kind == "filesystem":
+        return ""
+    basic = config.basic_auth
+    answers = clients.storage_answers(url, *((basic.user, basic.password) if basic else ()))
+    if answers is not False:
+        return ""
+    return f"storage-{config.storage.kind}-*: the registry cannot reach its storage backend."
+
+
 def _resource() -> Path | None:
     try:
         path = hookenv.resource_get("registry-image")
