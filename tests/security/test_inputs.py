@@ -264,3 +264,26 @@ def test_ready_only_when_the_object_storage_answered(charm):
     charm.storage = True
     charm.hook("update-status")
     assert charm.status[0] == "active"
+
+
+def test_proxy_credentials_reach_the_registry_through_a_private_env_file_never_argv(config):
+    from charms.layer.docker_registry import render
+
+    proxy = f"http://user:{SECRET}@proxy.example:3128"
+    parsed = settings.parse(
+        {**config, "registry-http-proxy": proxy, "registry-https-proxy": proxy}
+    )
+    desired = render.desired(
+        parsed,
+        host=Host(),
+        unit_address="10.1.2.3",
+        tls=None,
+        http_secret="s",
+        htpasswd="",
+        realm="r",
+    )
+    argv = render.ContainerRun(desired.run, "h").argv()
+    assert SECRET not in " ".join(argv) and "-e" not in argv and "--env" not in argv
+    assert argv[argv.index("--env-file") + 1] == render.ENV_FILE
+    env = next(f for f in desired.files if f.path == render.ENV_FILE)
+    assert (env.mode, env.mount) == (0o600, False) and SECRET in env.content
