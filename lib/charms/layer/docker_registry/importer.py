@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, BinaryIO
 
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.imagelists import (
@@ -130,7 +131,7 @@ def _scan_file(path: str, out: Scan, *, strict: bool) -> None:
         out.notes.append(f"{path} holds no image")
 
 
-def _open_regular(path: str):
+def _open_regular(path: str) -> BinaryIO:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY)
     handle = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
@@ -167,14 +168,14 @@ def _clean(name: str) -> str:
     return posixpath.normpath(name).lstrip("/") if name not in ("", ".", "./") else "."
 
 
-def _member_file(tar: tarfile.TarFile, member: tarfile.TarInfo):
+def _member_file(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     handle = tar.extractfile(member)
     if handle is None:  # not a regular file: callers checked, this keeps it so
         raise ArchiveError(f"{member.name} is not a regular file")
     return handle
 
 
-def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, what: str):
+def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, what: str) -> Any:
     if not member.isreg() or member.size > MAX_INDEX:
         raise ArchiveError(f"its {what} is not a small regular file")
     data = _member_file(tar, member).read()
@@ -219,7 +220,7 @@ def _scan_layout(directory: str, out: Scan) -> None:
     out.images += _oci_images(directory, "oci", index)
 
 
-def _oci_images(origin: str, kind: str, index) -> list[ArchiveImage]:
+def _oci_images(origin: str, kind: str, index: Any) -> list[ArchiveImage]:
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list):
         raise ArchiveError("its index.json lists no manifests")

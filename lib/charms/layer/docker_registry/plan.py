@@ -162,7 +162,12 @@ def _client_identity(
 
 
 def _serving_facts(
-    config: Settings, inputs: Inputs, tls, netloc: str, proxied: bool, when: status.Report
+    config: Settings,
+    inputs: Inputs,
+    tls: TlsMaterial | None,
+    netloc: str,
+    proxied: bool,
+    when: status.Report,
 ) -> None:
     """What the status says of a registry that serves: where, how, and what is wrong."""
     when.ready_at, when.scheme, when.proxied = netloc, "https" if tls else "http", proxied
