@@ -88,25 +88,29 @@ def scan(path: str) -> Scan:
     out = Scan()
     if stat.S_ISREG(info.st_mode):
         _scan_file(path, out, strict=True)
+    elif stat.S_ISDIR(info.st_mode) and _is_layout(path):
+        _scan_layout(path, out)
     elif stat.S_ISDIR(info.st_mode):
-        if _is_layout(path):
-            _scan_layout(path, out)
-        else:
-            for entry in sorted(os.scandir(path), key=lambda e: e.name):
-                child = os.path.join(path, entry.name)
-                if ":" in entry.name:
-                    out.notes.append(f"skipped {child}: its name has ':'")
-                elif entry.is_file(follow_symlinks=False):
-                    _scan_file(child, out, strict=False)
-                elif entry.is_dir(follow_symlinks=False) and _is_layout(child):
-                    _scan_layout(child, out)
-                else:
-                    out.notes.append(f"skipped {child}: not an image archive or OCI layout")
+        _scan_directory(path, out)
     else:
         raise ArchiveError(f"path: {path} is not a regular file or a directory")
     if not out.archives:
         raise ArchiveError(f"path: no image archive or OCI layout at {path}")
     return out
+
+
+def _scan_directory(path: str, out: Scan) -> None:
+    """Each archive and layout directly in ``path``; anything else is skipped with a note."""
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        child = os.path.join(path, entry.name)
+        if ":" in entry.name:
+            out.notes.append(f"skipped {child}: its name has ':'")
+        elif entry.is_file(follow_symlinks=False):
+            _scan_file(child, out, strict=False)
+        elif entry.is_dir(follow_symlinks=False) and _is_layout(child):
+            _scan_layout(child, out)
+        else:
+            out.notes.append(f"skipped {child}: not an image archive or OCI layout")
 
 
 def _is_layout(directory: str) -> bool:
