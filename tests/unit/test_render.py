@@ -199,7 +199,7 @@ def test_run_argv_production(config):
         "--publish",
         "5443:5000",
         "--publish",
-        "10.1.2.3:9100:5001",
+        "127.0.0.1:9100:5001",
         "--volume",
         "/etc/docker/registry/config.yml:/etc/docker/registry/config.yml:ro",
         "--volume",

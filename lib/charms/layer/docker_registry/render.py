@@ -260,6 +260,12 @@ def _storage_params(storage: S3Storage | SwiftStorage, prefix: str = "") -> dict
     return params
 
 
+def metrics_listener(settings: Settings, collector: bool) -> bool:
+    """The debug listener (/metrics) runs when prometheus-metrics asks for it or while a COS
+    collector is related."""
+    return settings.prometheus_metrics or collector
+
+
 def config_context(
     settings: Settings,
     *,
@@ -268,10 +274,12 @@ def config_context(
     realm: str,
     cache: UpstreamCache | None = None,
     offline: bool = False,
+    collector: bool = False,
 ) -> dict:
     """Plain values for templates/config.yml.j2: the push registry's, or with ``cache`` one
     pull-through cache's. ``offline``: the cache's upstream cannot be reached, so it serves
-    what it holds as a read-only registry (a 2.8 proxy does not start without its upstream)."""
+    what it holds as a read-only registry (a 2.8 proxy does not start without its upstream).
+    ``collector``: a COS collector is related, so the metrics listener is on."""
     layout = cache_layout(settings, cache) if cache else registry_layout(settings)
     storage: dict = {"kind": settings.storage.kind}
     if isinstance(settings.storage, (S3Storage, SwiftStorage)):
@@ -307,7 +315,7 @@ def config_context(
             "password": settings.cache.password,
         }
     debug = None
-    if settings.prometheus_metrics and not cache:
+    if metrics_listener(settings, collector) and not cache:
         debug = {"addr": f":{CONTAINER_DEBUG_PORT}", "prometheus": True}
     http_host = settings.http_host.url if settings.http_host and not cache else ""
     return {
@@ -361,6 +369,7 @@ def desired(
     templates_dir: Path = TEMPLATES_DIR,
     cache: UpstreamCache | None = None,
     offline: bool = False,
+    collector: bool = False,
 ) -> Desired:
     """Everything the registry (or, with ``cache``, that pull-through cache) needs: files to
     write and how to run the container.
@@ -369,7 +378,13 @@ def desired(
     """
     layout = cache_layout(settings, cache) if cache else registry_layout(settings)
     context = config_context(
-        settings, tls=tls, http_secret=http_secret, realm=realm, cache=cache, offline=offline
+        settings,
+        tls=tls,
+        http_secret=http_secret,
+        realm=realm,
+        cache=cache,
+        offline=offline,
+        collector=collector,
     )
     config = render_config(context, templates_dir)
     files = [HostFile(layout.config_file, config)]
@@ -387,10 +402,12 @@ def desired(
         files.append(HostFile(layout.env_file, env, PRIVATE, mount=False))
     bind = host.publish_address(unit_address)
     ports = [(bind, layout.port, CONTAINER_PORT)]
-    if settings.prometheus_metrics and not cache:
-        # the debug listener also serves pprof and expvar, without auth: only on the unit's
-        # own address (where its scraper reaches it), never on every address
-        ports.append((bind or unit_address, settings.debug_port, CONTAINER_DEBUG_PORT))
+    if metrics_listener(settings, collector) and not cache:
+        # registry 2.8 serves /metrics only on its debug listener, beside pprof and expvar and
+        # without auth: on the loopback only, where the COS collector on this machine scrapes
+        ports.append(
+            (host.loopback_address(unit_address), settings.debug_port, CONTAINER_DEBUG_PORT)
+        )
     storage_mount = None
     if settings.storage.kind == "filesystem":
         storage_dir = "/".join(p for p in (paths.STORAGE_DIR, layout.storage_prefix) if p)
