@@ -40,6 +40,9 @@ class ProductionPorts(paths.Host):
     def container_name(self, configured: str) -> str:
         return f"{configured}-{self.suffix}"
 
+    def log_driver(self) -> str:
+        return ""  # this test host runs no journald
+
 
 def host_addresses() -> list[str]:
     """This machine's addresses other machines reach it at (not the loopback)."""

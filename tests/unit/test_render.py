@@ -204,6 +204,11 @@ def test_run_argv_production(config):
         "/etc/docker/registry/config.yml:/etc/docker/registry/config.yml:ro",
         "--volume",
         "/srv/registry:/var/lib/registry",
+        # the log goes to journald, tagged with the container name (COS collectors read it)
+        "--log-driver",
+        "journald",
+        "--log-opt",
+        "tag=registry",
         "registry:2",
     ]
 

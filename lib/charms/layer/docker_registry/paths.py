@@ -42,6 +42,11 @@ class Host:
         """Address ports are published on ("" = every address)."""
         return unit_address if self.sandbox else ""
 
+    def log_driver(self) -> str:
+        """The registry's log goes to journald, where COS collectors (and journalctl) read it;
+        the local model's host may run no journald, so its units keep docker's default."""
+        return "" if self.sandbox else "journald"
+
     def loopback_address(self, unit_address: str) -> str:
         """Address a listener only this machine may reach is published on: the loopback (the
         local model's units share one host, so each one's own address stands for its

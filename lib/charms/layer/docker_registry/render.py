@@ -118,6 +118,7 @@ class RunSpec:
     mounts: tuple[tuple[str, str], ...]  # (host path, container path), read-only unless storage
     env_file: str = ""
     storage_mount: tuple[str, str] | None = None
+    log_driver: str = ""  # "" = the engine's default; journald: tagged with the container name
 
     def volumes(self) -> list[str]:
         """``--volume`` values: config files read-only, the storage directory writable."""
@@ -140,6 +141,8 @@ class RunSpec:
             argv += ["--volume", volume]
         if self.env_file:
             argv += ["--env-file", self.env_file]
+        if self.log_driver:
+            argv += ["--log-driver", self.log_driver, "--log-opt", f"tag={self.name}"]
         return [*argv, self.image]
 
     def as_record(self) -> dict:
@@ -151,6 +154,7 @@ class RunSpec:
             "mounts": [list(m) for m in self.mounts],
             "env_file": self.env_file,
             "storage_mount": list(self.storage_mount) if self.storage_mount else None,
+            "log_driver": self.log_driver,
         }
 
     @classmethod
@@ -163,6 +167,7 @@ class RunSpec:
             mounts=tuple((str(h), str(c)) for h, c in record.get("mounts", [])),
             env_file=record.get("env_file", ""),
             storage_mount=(str(storage[0]), str(storage[1])) if storage else None,
+            log_driver=str(record.get("log_driver", "")),
         )
 
 
@@ -424,6 +429,7 @@ def desired(
         ),
         env_file=str(host.path(layout.env_file)) if env else "",
         storage_mount=storage_mount,
+        log_driver=host.log_driver(),
     )
     return Desired(
         config_yaml=config,
