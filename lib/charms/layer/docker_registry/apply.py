@@ -18,6 +18,7 @@ from charms.layer.docker_registry import (
     caches,
     clients,
     container,
+    cos,
     engine,
     files,
     nrpe,
@@ -84,6 +85,7 @@ def registry(
         http_secret=common.http_secret,
         htpasswd=common.htpasswd,
         realm=hookenv.service_name(),
+        collector=inputs.collector,
     )
     outcome, managed = workload.apply(
         desired,
@@ -116,6 +118,19 @@ def recorded_name(record: dict | None) -> tuple[str, ...]:
     """The container a run record names (what the charm last ran), to adopt."""
     run = render.ContainerRun.from_record(record)
     return (run.spec.name,) if run else ()
+
+
+def tell_collector(endpoint, config: settings.Settings) -> None:
+    """The related COS collector scrapes localhost:<debug-port>/metrics and gets the alert rules
+    and dashboards (through the cos_agent interface layer)."""
+    cos.publish(
+        endpoint,
+        debug_port=config.debug_port,
+        charm_dir=Path(hookenv.charm_dir()),
+        topology=cos.topology(
+            hookenv.application_name(), hookenv.local_unit(), hookenv.charm_name()
+        ),
+    )
 
 
 def tell_this_unit(

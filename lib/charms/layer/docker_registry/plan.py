@@ -38,6 +38,7 @@ class Inputs:
     clients: bool
     nrpe: list[str]
     served_https: bool = False  # what the last serving hook told clients was https
+    collector: bool = False  # a COS collector is related over cos-agent
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,12 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
     ):
         problem = _tls_gone(config)
     _serving_facts(config, inputs, tls, netloc, bool(proxy_netloc), when_serving)
+    if inputs.collector and config.debug_port == config.registry_port:
+        raise ConfigError(
+            [("debug-port", "must differ from registry-port while cos-agent is related")]
+        )
+    # the debug listener is on the loopback only: its port is never opened
     ports = {f"{config.registry_port}/TCP"}
-    if config.prometheus_metrics:
-        ports.add(f"{config.debug_port}/TCP")
     ports |= {f"{cache.port}/TCP" for cache in config.caches}
     return Plan(
         netloc=netloc,
@@ -183,7 +187,12 @@ def _client_identity(
 
 
 def _serving_facts(
-    config: Settings, inputs: Inputs, tls, netloc: str, proxied: bool, when: status.Report
+    config: Settings,
+    inputs: Inputs,
+    tls: TlsMaterial | None,
+    netloc: str,
+    proxied: bool,
+    when: status.Report,
 ) -> None:
     """What the status says of a registry that serves: where, how, and what is wrong."""
     when.ready_at, when.scheme, when.proxied = netloc, "https" if tls else "http", proxied
