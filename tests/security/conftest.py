@@ -1,4 +1,5 @@
 """The security suite uses the unit suite's config and real-dispatch charm fixtures."""
 
+from tests.support.hostguard import host_dockerd_out_of_reach  # noqa: F401 - autouse
 from tests.unit.conftest import config, defaults  # noqa: F401 - fixtures
 from tests.unit.test_handlers import charm  # noqa: F401 - fixture

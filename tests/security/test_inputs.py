@@ -190,12 +190,17 @@ def test_no_secret_in_any_problem_message(config):
         ("host:99999", False),
     ],
 )
-def test_only_entries_dockerd_accepts_go_into_insecure_registries(tmp_path, netloc, ok):
+def test_only_entries_dockerd_accepts_go_into_insecure_registries(
+    tmp_path, monkeypatch, netloc, ok
+):
+    reloads: list = []
+    monkeypatch.setattr(trust, "reload_daemon", lambda: reloads.append(netloc) or True)
     host = Host(sandbox=str(tmp_path), unit_name="docker-registry/0")
     trust.trust(host, netloc=netloc, ca="", previous=None)
     daemon = tmp_path / "etc/docker/daemon.json"
     entries = json.loads(daemon.read_text())["insecure-registries"] if daemon.exists() else []
     assert (netloc in entries) is ok
+    assert reloads == ([netloc] if ok else [])  # dockerd is asked only to take an entry it accepts
 
 
 def test_a_refused_dockerd_reload_is_said(charm, monkeypatch):
