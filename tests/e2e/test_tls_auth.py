@@ -82,6 +82,24 @@ def served_cert_serial(host="127.0.0.2", port=5000) -> int:
     return x509.load_pem_x509_certificate(pem.encode()).serial_number
 
 
+def dockerd_identity() -> list[tuple[int, str]]:
+    """Each running dockerd: its PID and start time (clock ticks since boot), so a restart that
+    happened to reuse the PID still shows."""
+    pids = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout
+    return [
+        (int(pid), Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        for pid in pids.split()
+    ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dockerd_before() -> list[tuple[int, str]]:
+    """The engine as it was before the module's first hook (autouse: taken before `session`)."""
+    identity = dockerd_identity()
+    assert identity, "no dockerd running"
+    return identity
+
+
 @pytest.fixture(scope="module")
 def session(juju, charm_dir, registry_image_tar, helpers):
     juju.deploy(
@@ -393,3 +411,11 @@ def test_no_secret_anywhere(session, helpers, tmp_path):
     for name, text in haystacks.items():
         for secret in SECRETS_SEEN:
             assert secret not in text, f"a secret leaked into {name}"
+
+
+def test_the_docker_daemon_was_never_restarted(session, dockerd_before):
+    """The hooks above changed the unit's trust in its registry back and forth: daemon.json's
+    insecure-registries (install over http, emptied for https, set again when the CA went) and
+    certs.d (the CA relation, the config's TLS). Each change reloads dockerd (SIGHUP); none may
+    restart it: the same dockerd process runs now as before the first hook."""
+    assert dockerd_identity() == dockerd_before
