@@ -11,7 +11,7 @@ command -v dpkg-query >/dev/null && command -v apt-get >/dev/null \
     || die "needs a Debian/Ubuntu host (dpkg-query + apt-get)"
 
 PKGS=(docker.io docker-registry skopeo haproxy apache2-utils openssl curl
-      busybox-static iproute2 ca-certificates util-linux)
+      busybox-static iproute2 ca-certificates util-linux strace)
 # What layer:basic's bootstrap apt-installs and then uses (`virtualenv -ppython3
 # --never-download` on Debian's python3, pip from the wheelhouse): the local model's apt-get
 # shim answers "already installed" for these, so they must really be here.

@@ -244,13 +244,16 @@ class S3Endpoint:
 
 
 @contextlib.contextmanager
-def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint]:
-    """Start moto_server on ``host``:<free port>, wait until it answers, stop it afterwards."""
+def moto_s3(
+    host: str = "127.0.0.1", timeout: float = 30, secret_key: str = ""
+) -> Iterator[S3Endpoint]:
+    """Start moto_server on ``host``:<free port>, wait until it answers, stop it afterwards.
+    Its user's secret key is ``secret_key`` when given (a value to look for in logs)."""
     port = free_port(host)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url_host = f"[{url_host}]" if ":" in url_host else url_host
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-    credentials = S3Endpoint(url="")
+    credentials = S3Endpoint(url="", **({"secret_key": secret_key} if secret_key else {}))
     env |= {
         "INITIAL_NO_AUTH_ACTION_COUNT": "0",  # every request's signature is checked
         "MOTO_S3_USER": f"{credentials.access_key}:{credentials.secret_key}",
@@ -264,7 +267,9 @@ def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint
         env=env,
         start_new_session=True,
     )
-    endpoint = S3Endpoint(url=f"http://{url_host}:{port}", port=port, log=log)
+    endpoint = S3Endpoint(
+        url=f"http://{url_host}:{port}", port=port, log=log, secret_key=credentials.secret_key
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:
