@@ -11,7 +11,7 @@ command -v dpkg-query >/dev/null && command -v apt-get >/dev/null \
     || die "needs a Debian/Ubuntu host (dpkg-query + apt-get)"
 
 PKGS=(docker.io docker-registry skopeo haproxy apache2-utils openssl curl
-      busybox-static iproute2 ca-certificates util-linux)
+      busybox-static iproute2 ca-certificates util-linux strace)
 # promtool checks and unit-tests the alert rules the charm publishes; the e2e runs a real
 # Prometheus with the scrape job and rules the charm publishes over cos-agent
 PKGS+=(prometheus)

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.build.conftest import ROOT
+from tests.support.prereq import missing
 
 LAYER_CACHE = Path(os.environ.get("LAYER_CACHE", ROOT.parent / "shared" / "layers"))
 SERIES = {"jammy": "22.04", "noble": "24.04"}
@@ -117,7 +117,7 @@ def test_charm_build_of_the_whole_repository_makes_the_same_charm(built_charm, t
     tests/, tools/, scripts/, build/, .venv/, the development docs ... out, giving the files
     scripts/build-charm.sh stages."""
     if not (LAYER_CACHE / "layers/basic").is_dir():
-        pytest.skip(f"no layer cache at {LAYER_CACHE}")
+        missing(f"no layer cache at {LAYER_CACHE}")
     src = tmp_path / "docker-registry"
     shutil.copytree(
         ROOT,

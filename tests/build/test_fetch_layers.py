@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.build.conftest import ROOT
+from tests.support.prereq import missing
 
 SCRIPT = ROOT / "scripts" / "fetch-layers.sh"
 TABLE = ROOT / "scripts" / "layers.tsv"
@@ -222,7 +223,7 @@ def real_rows() -> list[list[str]]:
 def test_the_table_pins_what_the_layer_cache_holds():
     provenance = LAYER_CACHE / "PROVENANCE.tsv"
     if not provenance.is_file():
-        pytest.skip(f"no layer cache with a PROVENANCE.tsv at {LAYER_CACHE}")
+        missing(f"no layer cache with a PROVENANCE.tsv at {LAYER_CACHE}")
     pinned = {}
     for line in provenance.read_text().splitlines()[1:]:
         name, source, commit = line.split("\t")[:3]
@@ -245,7 +246,7 @@ def test_a_cache_it_fills_builds_the_charm(tmp_path):
     """The layer cache in git form (one commit per layer, in local bare repositories with the
     table's repository names), fetched by the script, then the charm built from it."""
     if not (LAYER_CACHE / "layers/basic").is_dir():
-        pytest.skip(f"no layer cache at {LAYER_CACHE}")
+        missing(f"no layer cache at {LAYER_CACHE}")
     base = tmp_path / "git"
     rows = []
     sub = {"layer": "layers", "interface": "interfaces", "charm": "charms"}

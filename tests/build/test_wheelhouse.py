@@ -35,7 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.conftest import ROOT, find_python
+from tests.build.conftest import ROOT, find_python, pyenv_roots
+from tests.support.prereq import missing
 
 SHIM = ROOT / "scripts" / "ubuntu_platform_shim.py"
 BASES = {"jammy": "3.10", "noble": "3.12"}
@@ -278,7 +279,10 @@ def installed(request, built_charm, tmp_path_factory) -> Install:
     version = BASES[series]
     python = find_python(version)
     if python is None:
-        pytest.skip(f"no Python {version} ({series}'s) under the pyenv root: cannot test {series}")
+        missing(
+            f"no Python {version} ({series}'s) under a pyenv root"
+            f" ({', '.join(map(str, pyenv_roots()))}): cannot test {series}"
+        )
     tmp = tmp_path_factory.mktemp(request.param)
     return install_like_layer_basic(tmp, built_charm, python, seed, sdist)
 

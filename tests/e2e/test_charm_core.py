@@ -114,12 +114,17 @@ def test_deploy_answers_and_serves_pushed_images(deployed):
 
 def test_noop_hooks_touch_nothing(deployed, helpers):
     before, since = container_id(deployed), time.time()
+    ran = len(helpers.hooks_ran(deployed.juju))
     helpers.fire_update_status(deployed.juju, deployed.unit)
     helpers.fire_update_status(deployed.juju, deployed.unit)
-    deployed.juju.config(APP, {"log-level": "info"})  # the default again: no change
+    # a real config-changed whose option has no effect here (Swift's container, Swift unused)
+    deployed.juju.config(APP, {"storage-swift-container": "unused-here"})
     helpers.wait_for_unit(deployed.juju, deployed.unit, "active", deployed.ready)
+    hooks = [h.split(": ", 1)[1] for h in helpers.hooks_ran(deployed.juju)[ran:]]
+    assert hooks.count("config-changed") == 1, hooks
     assert starts(deployed, since) == 0
     assert container_id(deployed) == before
+    deployed.juju.config(APP, reset=["storage-swift-container"])
 
 
 def test_a_real_change_restarts_exactly_once(deployed, helpers):

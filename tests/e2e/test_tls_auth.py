@@ -16,8 +16,6 @@ import secrets
 import shlex
 import ssl
 import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -25,10 +23,13 @@ from pathlib import Path
 
 import jubilant
 import pytest
+import yaml
 
 from tests.support import certs
+from tests.support.execspy import exec_spy
 from tests.support.images import make_test_image
-from tests.support.net import get_status
+from tests.support.net import free_port, get_status
+from tests.support.s3 import docker_bridge_gateway, moto_s3
 
 APP = "docker-registry"
 UNIT = f"{APP}/0"
@@ -80,6 +81,24 @@ def served_cert_serial(host="127.0.0.2", port=5000) -> int:
 
     pem = ssl.get_server_certificate((host, port))
     return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+def dockerd_identity() -> list[tuple[int, str]]:
+    """Each running dockerd: its PID and start time (clock ticks since boot), so a restart that
+    happened to reuse the PID still shows."""
+    pids = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout
+    return [
+        (int(pid), Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        for pid in pids.split()
+    ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dockerd_before() -> list[tuple[int, str]]:
+    """The engine as it was before the module's first hook (autouse: taken before `session`)."""
+    identity = dockerd_identity()
+    assert identity, "no dockerd running"
+    return identity
 
 
 @pytest.fixture(scope="module")
@@ -363,46 +382,105 @@ def test_auth_off_removes_the_htpasswd_file(session, helpers):
     assert client_data(model)["basic_user"] is None
 
 
-def test_no_secret_anywhere(session, helpers, tmp_path):
-    """Secrets audit: juju-log lines, status history, action output, the hook-tool argv log
-    and `ps` output sampled while hooks run never contain a password or a private key."""
+def config_from_file(juju: jubilant.Juju, tmp_path: Path, values: dict) -> None:
+    """`juju config --file`, as an operator passes secrets: never on a command line."""
+    path = tmp_path / f"config-{uuid.uuid4().hex[:6]}.yaml"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({APP: values}))
+    juju.cli("config", APP, "--file", str(path))
+
+
+def test_no_secret_anywhere(session, helpers, tmp_path, upstream_registry):
+    """Secrets audit: the basic-auth password, the S3 secret key, the Swift password, the cache
+    password and the registry's http secret never appear in a process's arguments or
+    environment (every program the hooks and actions start, recorded as the kernel runs it),
+    in the registry container's arguments or environment, nor in the model's logs, status
+    history, hook-tool audit trail or action output."""
     model, _ = session
-    sampled: list[str] = []
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            sampled.append(
-                subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    gateway = docker_bridge_gateway()
+    upstream = upstream_registry("e2e-tls-up", [], loopback=False)
+    s3_secret, swift_password, cache_password = (
+        f"e2e-{name}-{secrets.token_hex(8)}" for name in ("s3", "swift", "cache")
+    )
+    storage_and_cache = ["cache-remoteurl", "cache-username", "cache-password"]
+    with moto_s3(host=gateway, secret_key=s3_secret) as s3:
+        s3.create_bucket("e2e-secrets")
+        storage_and_cache += list(s3.charm_options("e2e-secrets"))
+        with exec_spy(model) as spied:
+            # S3 storage and a pull-through cache with credentials, the password again
+            config_from_file(
+                model,
+                tmp_path,
+                {
+                    "auth-basic-password": PASSWORD,
+                    **s3.charm_options("e2e-secrets"),
+                    "cache-remoteurl": f"http://{upstream.gateway_netloc}",
+                    "cache-username": "e2e",
+                    "cache-password": cache_password,
+                },
             )
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        # a password goes in a file, as an operator passes one: never on a command line
-        secret_config = tmp_path / "config.yaml"
-        secret_config.touch(mode=0o600)
-        secret_config.write_text(json.dumps({APP: {"auth-basic-password": PASSWORD}}))
-        model.cli("config", APP, "--file", str(secret_config))
-        helpers.fire_update_status(model, UNIT)
-        model.run(UNIT, "stop", {"remove": False})
-        model.run(UNIT, "start")
-    finally:
-        stop.set()
-        sampler.join()
-    helpers.wait_for_unit(model, UNIT, "active", READY_HTTP)
-    assert len(sampled) > 10
+            helpers.wait_for_unit(model, UNIT, "active")
+            # the registry lists its repositories from S3: signed with the secret key
+            catalog = f"http://{NETLOC}/v2/_catalog"
+            assert get_status(catalog, user="admin", password=PASSWORD) == 200, s3.log_tail()
+            helpers.fire_update_status(model, UNIT)
+            model.run(UNIT, "stop", {"remove": False})
+            model.run(UNIT, "start")
+            # Swift (which wins over S3) behind an address that refuses: the registry cannot
+            # start on it and the charm keeps the last good one
+            swift = {
+                "storage-swift-authurl": f"http://{gateway}:{free_port(gateway)}/v3",
+                "storage-swift-username": "e2e",
+                "storage-swift-password": swift_password,
+                "storage-swift-container": "e2e",
+            }
+            config_from_file(model, tmp_path, swift)
+            model.config(APP, reset=list(swift))
+            helpers.wait_for_unit(model, UNIT, "active")
+        name = f"registry-{APP}-0"
+        container = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config}} {{json .Args}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+        rendered = yaml.safe_load(
+            helpers.unit_file(model, UNIT, "/etc/docker/registry/config.yml") or "{}"
+        )
+        # the registry really ran on S3 and the cache, with their secrets (in its 0600 file)
+        assert rendered["storage"]["s3"]["secretkey"] == s3_secret
+        assert rendered["proxy"]["password"] == cache_password
+        model.config(APP, reset=storage_and_cache)
+        helpers.wait_for_unit(model, UNIT, "active", READY_HTTP)
+    http_secret = rendered["http"]["secret"]
     assert model.model is not None
     root = Path(model.model)
+    audit = [json.loads(line) for line in (root / "audit.jsonl").read_text().splitlines()]
     haystacks = {
-        "ps": "\n".join(sampled),
+        "argv and environment of every process": spied[0],
+        "the registry container's arguments and environment": container,
+        "the registry's log": logs.stdout + logs.stderr,
         "debug.log": (root / "debug.log").read_text(),
-        "audit.jsonl": (root / "audit.jsonl").read_text(),
+        "audit.jsonl": json.dumps(audit),
         "status-history.jsonl": (root / "status-history.jsonl").read_text(),
         "actions": "\n".join(p.read_text() for p in (root / "actions").glob("*.json")),
     }
-    assert "relation-set" in haystacks["audit.jsonl"]  # the log really records hook tools
-    for name, text in haystacks.items():
-        for secret in SECRETS_SEEN:
-            assert secret not in text, f"a secret leaked into {name}"
+    assert {"config-get", "status-set"} <= {r["tool"] for r in audit}  # it records hook tools
+    assert "execve(" in spied[0] and '"config-get"' in spied[0]  # the spy saw the hooks
+    for where, text in haystacks.items():
+        for secret in [*SECRETS_SEEN, s3_secret, swift_password, cache_password]:
+            assert secret not in text, f"a secret leaked into {where}"
+    # the http secret: everywhere but the one `leader-set http-secret=…` the leader ran when it
+    # made it (Juju's leader-set takes its values as arguments), before this test
+    haystacks["audit.jsonl"] = json.dumps([r for r in audit if r.get("tool") != "leader-set"])
+    for where, text in haystacks.items():
+        assert http_secret not in text, f"the http secret leaked into {where}"
+
+
+def test_the_docker_daemon_was_never_restarted(session, dockerd_before):
+    """The hooks above changed the unit's trust in its registry back and forth: daemon.json's
+    insecure-registries (install over http, emptied for https, set again when the CA went) and
+    certs.d (the CA relation, the config's TLS). Each change reloads dockerd (SIGHUP); none may
+    restart it: the same dockerd process runs now as before the first hook."""
+    assert dockerd_identity() == dockerd_before

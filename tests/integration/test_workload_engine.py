@@ -3,7 +3,9 @@ engine and the registry image built offline from Debian's docker-registry binary
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -48,7 +50,7 @@ def unit(engine, tmp_path):
             )
         desired = render.desired(
             s,
-            host=host,
+            host=state.get("host", host),
             unit_address="127.0.0.1",
             tls=tls,
             http_secret="it-secret",
@@ -245,3 +247,85 @@ def test_a_container_an_earlier_charm_revision_ran_is_adopted(unit):
     # WHEN the upgraded charm applies a new config THEN it replaces its own container
     assert apply({"log-level": "debug"}).action == "recreated"
     assert container.OWNER_LABEL in container.inspect(state["name"]).labels
+
+
+# The debug listener's documented exposure (README, "Exposure"): this machine's loopback only
+# (the unit in these tests is at 127.0.0.1). The one place to change should that promise change.
+def debug_listener_answers_on(unit_address: str) -> set[str]:
+    return {"127.0.0.1"}
+
+
+class ProductionBinding(paths.Host):
+    """A sandboxed unit whose ports are published as in production (the sandbox publishes every
+    port on the unit's address, as the local model's units share one host)."""
+
+    def publish_address(self, unit_address: str) -> str:
+        return ""
+
+
+def host_addresses() -> set[str]:
+    """Every IPv4 address of this host (loopback, the docker bridge gateway, the NICs)."""
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
+    words = out.stdout.split()
+    return {words[i + 1].split("/")[0] for i, w in enumerate(words) if w == "inet"}
+
+
+def connects(address: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=5):
+        return True
+    return False
+
+
+def test_the_debug_listener_is_unreachable_on_other_addresses(unit):
+    host, apply, state = unit
+    # GIVEN a unit at 127.0.0.1 with its metrics on, its ports published as in production
+    state["host"] = ProductionBinding(sandbox=host.sandbox, unit_name=host.unit_name)
+    debug_port = free_port()
+    outcome = apply({"prometheus-metrics": True, "debug-port": debug_port})
+    assert outcome.answering
+    expected = debug_listener_answers_on("127.0.0.1")
+    others = host_addresses() - expected
+    assert others, "this host has no address but the unit's"
+    # THEN the metrics answer on the unit's address ...
+    for address in expected:
+        assert get_status(f"http://{address}:{debug_port}/metrics", timeout=5) == 200
+    # ... and nothing listens on the debug port anywhere else, while the registry port does
+    assert {a for a in others if connects(a, debug_port)} == set()
+    assert {a for a in others if not connects(a, state["port"])} == set()
+
+
+def test_custom_tls_paths_are_what_the_container_serves_tls_from(unit, tmp_path):
+    host, apply, state = unit
+    # GIVEN TLS from real certificates, kept at tls-*-path values of the operator's choosing
+    ca, ca_key, ca_cert = certs.make_ca()
+    server = certs.make_server_cert(ca_key, ca_cert, "localhost", ["localhost", "127.0.0.1"])
+    tls = render.TlsMaterial(cert=server.cert, key=server.key, ca=ca.cert)
+    custom = {
+        "tls-cert-path": "/etc/docker-registry/site.crt",
+        "tls-key-path": "/etc/docker-registry/site.key",
+        "tls-ca-path": "/etc/docker/registry/site-ca.crt",
+    }
+    # WHEN applied
+    outcome = apply(custom, tls)
+    # THEN the registry container serves TLS with that certificate, verified against the CA
+    assert outcome.answering and outcome.probe_url.startswith("https://")
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text(ca.cert)
+    assert get_status(f"https://127.0.0.1:{state['port']}/v2/", ca=str(ca_file), timeout=5) == 200
+    # AND the files are at those paths on the host and in the container, not at the defaults
+    assert host.path(custom["tls-cert-path"]).read_text() == server.cert
+    assert oct(host.path(custom["tls-key-path"]).stat().st_mode & 0o777) == "0o600"
+    assert not host.path("/etc/docker/registry/registry.crt").exists()
+    mounts = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Mounts}}", state["name"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    targets = {m["Destination"] for m in mounts}
+    assert {custom["tls-cert-path"], custom["tls-key-path"]} <= targets
+    config = yaml.safe_load(host.path(render.CONFIG_FILE).read_text())
+    assert config["http"]["tls"]["certificate"] == custom["tls-cert-path"]
+    assert config["http"]["tls"]["key"] == custom["tls-key-path"]

@@ -4,11 +4,13 @@ secret leaks. Each test names the hole it closes."""
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
 
 import pytest
 
-from charms.layer.docker_registry import settings, trust
+from charms.layer.docker_registry import files, paths, settings, trust
 from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.paths import Host
 from tests.support import certs
@@ -168,16 +170,43 @@ def test_the_debug_listener_binds_the_loopback_only(config):
     assert binds == {5000: "", 5001: "127.0.0.1"}
 
 
-def test_a_file_the_hook_cannot_write_blocks_naming_it(charm, monkeypatch):
-    def full_disk(desired, **kw):
-        raise OSError(28, "No space left on device", "/etc/docker/registry/config.yml")
+class _FullDisk:
+    """The os module as files.py sees it, on a full filesystem: every write() fails with
+    ENOSPC and, as a real write() error, names no file."""
 
-    monkeypatch.setattr("charms.layer.docker_registry.workload.apply", full_disk)
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    @staticmethod
+    def fdopen(fd, *args, **kwargs):
+        handle = os.fdopen(fd, *args, **kwargs)
+
+        class Full:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                handle.close()
+
+            def write(self, data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        return Full()
+
+
+def test_a_file_the_hook_cannot_write_blocks_naming_it(charm, monkeypatch, tmp_path):
+    # GIVEN a hook that writes the registry's files for real, on a full filesystem
+    def write_files(desired, **kw):
+        files.sync(paths.current(), desired.files, [])
+
+    monkeypatch.setattr("charms.layer.docker_registry.workload.apply", write_files)
+    monkeypatch.setattr(files, "os", _FullDisk())
+    # WHEN install runs
     charm.hook("install")
-    assert charm.status == (
-        "blocked",
-        "Cannot write /etc/docker/registry/config.yml: No space left on device.",
-    )
+    # THEN the unit blocks naming the file the charm could not write (the error had no name)
+    config_yml = tmp_path / "host/etc/docker/registry/config.yml"
+    assert charm.status == ("blocked", f"Cannot write {config_yml}: No space left on device.")
+    assert not config_yml.exists()
 
 
 def test_no_secret_in_any_problem_message(config):
@@ -199,12 +228,17 @@ def test_no_secret_in_any_problem_message(config):
         ("host:99999", False),
     ],
 )
-def test_only_entries_dockerd_accepts_go_into_insecure_registries(tmp_path, netloc, ok):
+def test_only_entries_dockerd_accepts_go_into_insecure_registries(
+    tmp_path, monkeypatch, netloc, ok
+):
+    reloads: list = []
+    monkeypatch.setattr(trust, "reload_daemon", lambda: reloads.append(netloc) or True)
     host = Host(sandbox=str(tmp_path), unit_name="docker-registry/0")
     trust.trust(host, netloc=netloc, ca="", previous=None)
     daemon = tmp_path / "etc/docker/daemon.json"
     entries = json.loads(daemon.read_text())["insecure-registries"] if daemon.exists() else []
     assert (netloc in entries) is ok
+    assert reloads == ([netloc] if ok else [])  # dockerd is asked only to take an entry it accepts
 
 
 def test_a_refused_dockerd_reload_is_said(charm, monkeypatch):

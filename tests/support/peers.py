@@ -17,7 +17,7 @@ import sys
 import types
 from pathlib import Path
 
-import pytest
+from tests.support.prereq import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = Path(os.environ.get("PEERS_DIR", ROOT.parent / "shared" / "peers"))
@@ -27,7 +27,7 @@ CHARM_CONTAINERD = PEERS / "charm-containerd"
 
 def _load(name: str, path: Path) -> types.ModuleType:
     if not path.exists():
-        pytest.skip(f"{path} is not there (the peers directory beside the repository)")
+        missing(f"{path} is not there (the peers directory beside the repository)")
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -11,17 +11,21 @@ its normal `--publish` networking (`--network host` would make every registry li
 the host, clashing with other units/tests). `host="0.0.0.0"` works as well (then `url` names
 127.0.0.1; use `url_for(address)` for containers).
 
-moto accepts any credentials; `create_bucket`, `buckets`, `keys` and `get` send SigV4-signed
-urllib requests (no boto3 in the main venv; unsigned requests work for bucket creation but an
-anonymous GET of a registry object, ACL private, is refused with 403). The registry must run
+moto checks every request's signature (SigV4 by moto itself, SigV2 by
+tests/support/moto_server.py, both with botocore's signers) against the one IAM user it is
+started with, who owns `access_key`/`secret_key`: a client holding another secret is refused
+(403 SignatureDoesNotMatch). `create_bucket`, `buckets`, `keys` and `get` send SigV4-signed
+urllib requests (no boto3 in the main venv). The registry must run
 without `AWS_CA_BUNDLE` in its environment (its S3 client then fails on moto): it gets none unless
 passed.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
+import email.utils
 import hashlib
 import hmac
 import ipaddress
@@ -137,7 +141,21 @@ def sigv4_headers(
     }
 
 
-def _request(
+def sigv2_headers(method: str, url: str, access_key: str, secret_key: str) -> dict[str, str]:
+    """AWS Signature Version 2 headers for one S3 request (stdlib only): HMAC-SHA1 over the
+    method, an empty Content-MD5, the Content-Type, the Date and the resource."""
+    date, content_type = email.utils.formatdate(usegmt=True), "application/octet-stream"
+    to_sign = f"{method}\n\n{content_type}\n{date}\n{urllib.parse.urlsplit(url).path}"
+    digest = hmac.new(secret_key.encode(), to_sign.encode(), hashlib.sha1).digest()
+    signature = base64.b64encode(digest).decode()
+    return {
+        "Date": date,
+        "Content-Type": content_type,
+        "Authorization": f"AWS {access_key}:{signature}",
+    }
+
+
+def http_request(
     method: str, url: str, data: bytes | None = None, headers: dict | None = None
 ) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -181,13 +199,16 @@ class S3Endpoint:
         self.log.seek(0)
         return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
 
-    def request(self, method: str, path: str, data: bytes | None = None) -> tuple[int, bytes]:
-        """A SigV4-signed request (``path`` starts with ``/``, may carry a query)."""
+    def request(
+        self, method: str, path: str, data: bytes | None = None, secret_key: str = ""
+    ) -> tuple[int, bytes]:
+        """A SigV4-signed request (``path`` starts with ``/``, may carry a query), signed with
+        the endpoint's secret key unless another is given."""
         url = f"{self.url}{path}"
         headers = sigv4_headers(
-            method, url, self.region, self.access_key, self.secret_key, data or b""
+            method, url, self.region, self.access_key, secret_key or self.secret_key, data or b""
         )
-        return _request(method, url, data, headers)
+        return http_request(method, url, data, headers)
 
     def create_bucket(self, name: str) -> None:
         status, body = self.request("PUT", f"/{name}")
@@ -223,12 +244,20 @@ class S3Endpoint:
 
 
 @contextlib.contextmanager
-def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint]:
-    """Start moto_server on ``host``:<free port>, wait until it answers, stop it afterwards."""
+def moto_s3(
+    host: str = "127.0.0.1", timeout: float = 30, secret_key: str = ""
+) -> Iterator[S3Endpoint]:
+    """Start moto_server on ``host``:<free port>, wait until it answers, stop it afterwards.
+    Its user's secret key is ``secret_key`` when given (a value to look for in logs)."""
     port = free_port(host)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url_host = f"[{url_host}]" if ":" in url_host else url_host
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    credentials = S3Endpoint(url="", **({"secret_key": secret_key} if secret_key else {}))
+    env |= {
+        "INITIAL_NO_AUTH_ACTION_COUNT": "0",  # every request's signature is checked
+        "MOTO_S3_USER": f"{credentials.access_key}:{credentials.secret_key}",
+    }
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
         [*moto_command(), "-H", host, "-p", str(port)],
@@ -238,7 +267,9 @@ def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint
         env=env,
         start_new_session=True,
     )
-    endpoint = S3Endpoint(url=f"http://{url_host}:{port}", port=port, log=log)
+    endpoint = S3Endpoint(
+        url=f"http://{url_host}:{port}", port=port, log=log, secret_key=credentials.secret_key
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -246,7 +277,7 @@ def moto_s3(host: str = "127.0.0.1", timeout: float = 30) -> Iterator[S3Endpoint
                 log.seek(0)
                 raise RuntimeError(f"moto_server exited {proc.returncode}: {log.read()[-2000:]!r}")
             try:
-                if _request("GET", f"{endpoint.url}/")[0] == 200:
+                if endpoint.request("GET", "/")[0] == 200:
                     break
             except OSError:
                 pass

@@ -12,6 +12,7 @@ for extra in (ROOT / "lib", ROOT):
         sys.path.insert(0, str(extra))
 
 from tests.support.config import charm_defaults  # noqa: E402
+from tests.support.hostguard import host_dockerd_out_of_reach  # noqa: E402, F401 - autouse
 
 
 @pytest.fixture(scope="session")

@@ -554,7 +554,17 @@ def test_mutual_tls_gives_the_unit_tools_the_provider_client_certificate(charm, 
     # the nrpe check presents it; haproxy, which has none, checks with a TCP connect
     cfg = (tmp_path / "host/etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
     assert f"--client-cert {tmp_path}/host/etc/nagios/docker-registry-check.client.cert" in cfg
-    assert charm.hook("nrpe-external-master-relation-changed", nrpe_rid, "nrpe/0")
+    # AND WHEN nrpe's relation changes (its data wiped meanwhile) THEN the check is published
+    # again, still presenting the pair, and the unit stays ready
+    charm.local[nrpe_rid].clear()
+    flags = charm.hook("nrpe-external-master-relation-changed", nrpe_rid, "nrpe/0")
+    assert "nrpe-external-master.available" in flags
+    monitors = yaml.safe_load(charm.local[nrpe_rid]["monitors"])
+    assert monitors["monitors"]["remote"]["nrpe"] == {
+        "docker_registry": {"command": "check_docker_registry"}
+    }
+    cfg = (tmp_path / "host/etc/nagios/nrpe.d/check_docker_registry.cfg").read_text()
+    assert "--client-cert" in cfg and charm.status[0] == "active"
     services = yaml.safe_load(charm.local[web]["services"])
     assert not any("httpchk" in o for o in services[0]["service_options"])
     assert "check-ssl" not in services[0]["servers"][0][3]

@@ -106,10 +106,18 @@ def test_definition_https_uses_ca_file_and_brackets_ipv6():
     ]
 
 
-def test_definition_never_carries_a_password():
-    d = nrpe.check_definition("http", "10.0.0.5", 5000, credentials_file="/etc/x.cred")
-    assert shlex.split(d.check_cmd)[-2:] == ["--credentials-file", "/etc/x.cred"]
-    assert PASSWORD not in d.check_cmd
+def test_the_password_given_to_the_check_stays_out_of_its_command(tmp_path):
+    # GIVEN the charm's basic-auth credentials handed to the nrpe check
+    host = Host(sandbox=str(tmp_path))
+    check = nrpe.configure(host, (USER, PASSWORD), "10.0.0.5", 5000, "http", "", None)
+    # THEN the command (argv of every nrpe run, and its command file) names only the file ...
+    command_file = tmp_path / "etc/nagios/nrpe.d/check_docker_registry.cfg"
+    cred = str(host.path(nrpe.CREDENTIALS_PATH))
+    assert shlex.split(check.check_cmd)[-2:] == ["--credentials-file", cred]
+    for text in (check.check_cmd, command_file.read_text(), nrpe.monitors(check)):
+        assert PASSWORD not in text and base64.b64encode(PASSWORD.encode()).decode() not in text
+    # ... which holds the password the check logs in with
+    assert Path(cred).read_text() == f"{USER}:{PASSWORD}\n"
 
 
 def test_definition_rejects_other_schemes():

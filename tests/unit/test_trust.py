@@ -63,16 +63,53 @@ def test_unparsable_daemon_json_is_left_alone(host):
     assert host.path("/etc/docker/daemon.json").read_text() == "[1]"
 
 
-def test_reload_uses_sighup_not_restart(monkeypatch):
+class _Exit:
+    def __init__(self, returncode: int):
+        self.returncode = returncode
+
+
+@pytest.mark.parametrize(
+    ("installed", "failing", "expected", "reloaded"),
+    [
+        # a systemd machine: `systemctl reload docker` (ExecReload sends SIGHUP), nothing else
+        ({"systemctl", "pkill"}, set(), [["systemctl", "reload", "docker"]], True),
+        # no systemd (a container, the local model): SIGHUP to dockerd by its exact name
+        ({"pkill"}, set(), [["pkill", "-HUP", "-x", "dockerd"]], True),
+        # systemd without a docker unit (dockerd started by hand): systemctl fails, pkill works
+        (
+            {"systemctl", "pkill"},
+            {"systemctl"},
+            [["systemctl", "reload", "docker"], ["pkill", "-HUP", "-x", "dockerd"]],
+            True,
+        ),
+        # neither works: said, never a restart
+        (
+            {"systemctl", "pkill"},
+            {"systemctl", "pkill"},
+            [["systemctl", "reload", "docker"], ["pkill", "-HUP", "-x", "dockerd"]],
+            False,
+        ),
+        ({""}, set(), [], False),
+    ],
+)
+def test_reload_is_a_sighup_never_a_restart(monkeypatch, installed, failing, expected, reloaded):
+    # GIVEN the tools this machine has, and which of them fail
     calls = []
-    monkeypatch.setattr(trust.shutil, "which", lambda name: name == "pkill")
+    monkeypatch.setattr(
+        trust.shutil, "which", lambda name: f"/usr/bin/{name}" if name in installed else None
+    )
 
-    class Done:
-        returncode = 0
+    def run(argv, **kw):
+        calls.append(argv)
+        return _Exit(1 if argv[0] in failing else 0)
 
-    monkeypatch.setattr(trust.subprocess, "run", lambda argv, **kw: calls.append(argv) or Done())
-    trust.reload_daemon()
-    assert calls == [["pkill", "-HUP", "-x", "dockerd"]]
+    monkeypatch.setattr(trust.subprocess, "run", run)
+    # WHEN the charm asks dockerd to re-read daemon.json
+    ok = trust.reload_daemon()
+    # THEN it used the first way that worked, and never restart/stop/kill without -HUP
+    assert ok is reloaded
+    assert calls == expected
+    assert not any({"restart", "stop", "-9", "-KILL", "-TERM"} & set(argv) for argv in calls)
 
 
 def test_client_certificate_next_to_the_ca_then_removed(host):

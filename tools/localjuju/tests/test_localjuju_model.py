@@ -7,8 +7,10 @@ only read or extend a deployment share it: `pair` (two dummy units, module scope
 are each deployed once, and their tests run in file order, like an operator's session.
 """
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -339,10 +341,19 @@ def test_real_easyrsa_issues_certificates_and_keeps_its_ca_off_the_host(single, 
 def test_upgrade_charm_rebuilds_the_venv_and_keeps_unit_state(single, dummy):
     ctl = single
     udir = ctl.model.unit_dir("dummy/0")
-    kv = (udir / "charm/.unit-state.db").read_bytes()
+    # GIVEN the unit's state (charmhelpers' kv, where the reactive flags live) holding a mark
+    state = udir / "charm/.unit-state.db"
+    with contextlib.closing(sqlite3.connect(state)) as db, db:
+        db.execute("insert into kv (key, data) values ('test.mark', '\"kept\"')")
+        before = dict(db.execute("select key, data from kv where key like 'reactive.%'"))
+    assert before  # the hooks so far set flags
     ctl.upgrade_charm("dummy", dummy)
     assert hooks_run(ctl, "dummy/0")[-2:] == ["upgrade-charm", "config-changed"]
-    assert (udir / "charm/.unit-state.db").exists() and kv
+    # THEN the upgraded unit has it still, and every flag it had
+    with contextlib.closing(sqlite3.connect(state)) as db:
+        after = dict(db.execute("select key, data from kv"))
+    assert after["test.mark"] == '"kept"'
+    assert set(before) <= set(after)
     # layer:basic rebuilds the venv on upgrade-charm, as on a Juju machine
     assert (udir / "charm/wheelhouse/.bootstrapped").exists()
     assert seen(ctl, "dummy/0")["hooks"] == ["upgrade-charm", "config-changed"]
