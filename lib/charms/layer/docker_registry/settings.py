@@ -318,6 +318,10 @@ class Reader:
         if value.rsplit("/", 1)[0] not in TLS_PATH_DIRS:
             self.fail(option, "must name a file directly in " + " or ".join(TLS_PATH_DIRS))
             return default
+        if ":" in value or "," in value:
+            # the separators of docker's volume and mount specs: docker refuses such a mount
+            self.fail(option, "must not contain ':' or ',' (docker cannot mount the file)")
+            return default
         return value
 
 
