@@ -627,6 +627,21 @@ def test_a_rolled_back_change_blocks_and_clients_keep_the_last_good_data(charm):
     assert unitdata.kv().get("docker-registry.failed-config")["hash"] == "h"
 
 
+def test_behind_haproxy_units_on_shared_storage_are_all_active(charm):
+    # GIVEN two units on S3 behind haproxy
+    charm.config |= {"storage-s3-region": "us-east-1", "storage-s3-bucket": "b"}
+    charm.hook("install")
+    peer = charm.relate("peer", {"docker-registry/1": {"ingress-address": "10.0.0.11"}})
+    charm.hook("peer-relation-changed", peer, "docker-registry/1")
+    web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
+    charm.hook("website-relation-changed", web, "haproxy/0")
+    # THEN the leader publishes both as active servers, balanced
+    (service,) = yaml.safe_load(charm.local[web]["services"])
+    assert [("backup" in s[3]) for s in service["servers"]] == [False, False]
+    assert "balance roundrobin" in service["service_options"]
+    assert charm.status == ("active", "Ready at 10.0.0.99:5000 (http, proxied).")
+
+
 def test_a_rollback_is_told_the_options_changed_since_the_last_good_config(charm):
     # GIVEN a registry that answered
     charm.hook("install")
