@@ -8,6 +8,7 @@ test host's Docker bridge."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -174,22 +175,35 @@ def test_pulls_keep_working_while_a_unit_is_killed(ha, helpers):
             return False
 
     assert pull_manifest()
-    # WHEN a client pulls in a loop and one unit's registry is killed in the middle
+    # WHEN 4 clients pull in a loop and one unit's registry is killed in the middle
     results: list[bool] = []
-    killed_at = 0
-    for n in range(300):
-        if n == 100:
-            killed_at = len(results)
-            subprocess.run(
-                ["docker", "kill", f"registry-{APP}-1"], check=True, capture_output=True
-            )
-        results.append(pull_manifest())
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            results.append(pull_manifest())
+
+    def wait_for(count: int) -> None:
+        while len(results) < count:
+            time.sleep(0.01)
+
+    with ThreadPoolExecutor(4) as pool:
+        clients = [pool.submit(client) for _ in range(4)]
+        wait_for(100)
+        before = len(results)
+        subprocess.run(["docker", "kill", f"registry-{APP}-1"], check=True, capture_output=True)
+        after = len(results)
+        wait_for(after + 200)
+        stop.set()
+        for done in clients:
+            done.result()
     failed = results.count(False)
     print(f"pulls through the proxy while a unit was killed: {failed} of {len(results)} failed")
-    # THEN requests fail only at the moment of the kill (in flight on the killed unit), and
-    # every pull after it succeeds on the other unit
-    assert all(results[:killed_at])
-    assert failed <= 2 and all(results[killed_at + 10 :])
+    # THEN requests fail only around the moment of the kill (those in flight on the killed
+    # unit, and those haproxy sent it before its health check marked it down: counted above),
+    # and the pulls since succeed on the other unit
+    assert all(results[:before])
+    assert all(results[-100:])
     # AND the next hook brings the killed registry back
     model.cli("update-status")
     helpers.wait_for_unit(model, f"{APP}/1", "active", f"Ready at {proxy} (http, proxied).")
