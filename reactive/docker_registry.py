@@ -143,6 +143,8 @@ def gather() -> Inputs:
         issued = {c.common_name: (c.cert, c.key) for c in provider.server_certs}
     client_cert = provider.get_client_cert() if tls_joined else (None, None)
     nrpe = is_flag_set("nrpe-external-master.available")
+    # (cleared in the hook its last unit departs: the listener goes back to what config says)
+    collector = is_flag_set("endpoint.cos-agent.joined")
     return Inputs(
         config=dict(hookenv.config()),
         address=hookenv.unit_private_ip(),
@@ -159,6 +161,7 @@ def gather() -> Inputs:
         peers=_peer_addresses() if website.relations else {},
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
+        collector=collector,
     )
 
 
@@ -184,6 +187,8 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
     host = paths.current()
     if plan.request_cert:
         endpoint_from_name("cert-provider").request_server_cert(plan.common_name, plan.sans)
+    if inputs.collector:  # its scrape job says whether the registry is up, whatever happens
+        applying.tell_collector(endpoint_from_name("cos-agent"), config)
     if plan.problem:
         report.block(plan.problem)
         clear_flag(CONFIGURED)

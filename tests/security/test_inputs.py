@@ -142,7 +142,8 @@ def test_tls_client_auth_without_a_ca_blocks_instead_of_serving_everyone(charm):
     assert charm.applied == []
 
 
-def test_the_debug_listener_binds_the_units_own_address(config):
+def test_the_debug_listener_binds_the_loopback_only(config):
+    # pprof, expvar and /metrics answer without auth on it: never from another host
     from charms.layer.docker_registry import render
 
     parsed = settings.parse({**config, "prometheus-metrics": True})
@@ -156,7 +157,7 @@ def test_the_debug_listener_binds_the_units_own_address(config):
         realm="r",
     )
     binds = {port: bind for bind, port, _ in desired.run.ports}
-    assert binds == {5000: "", 5001: "10.1.2.3"}
+    assert binds == {5000: "", 5001: "127.0.0.1"}
 
 
 def test_a_file_the_hook_cannot_write_blocks_naming_it(charm, monkeypatch):

@@ -20,6 +20,7 @@ from charms.layer.docker_registry import (
     caches,
     clients,
     container,
+    cos,
     engine,
     files,
     nrpe,
@@ -89,6 +90,7 @@ def registry(
         http_secret=common.http_secret,
         htpasswd=common.htpasswd,
         realm=hookenv.service_name(),
+        collector=inputs.collector,
     )
     outcome, managed = workload.apply(
         desired,
@@ -128,6 +130,19 @@ def option_digests(options: dict, key: str) -> dict[str, str]:
         name: hmac.new(key.encode(), json.dumps(value).encode(), "sha256").hexdigest()[:16]
         for name, value in options.items()
     }
+
+
+def tell_collector(endpoint, config: settings.Settings) -> None:
+    """The related COS collector scrapes localhost:<debug-port>/metrics and gets the alert rules
+    and dashboards (through the cos_agent interface layer)."""
+    cos.publish(
+        endpoint,
+        debug_port=config.debug_port,
+        charm_dir=Path(hookenv.charm_dir()),
+        topology=cos.topology(
+            hookenv.application_name(), hookenv.local_unit(), hookenv.charm_name()
+        ),
+    )
 
 
 def tell_this_unit(

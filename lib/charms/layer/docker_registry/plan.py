@@ -37,6 +37,7 @@ class Inputs:
     peers: dict[str, str]  # every unit (this one too) -> its address; {} without a proxy
     clients: bool
     nrpe: list[str]
+    collector: bool = False  # a COS collector is related over cos-agent
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,12 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
             "set tls-ca-blob (with tls-cert-blob and tls-key-blob) or relate cert-provider."
         )
     _serving_facts(config, inputs, tls, netloc, bool(proxy_netloc), when_serving)
+    if inputs.collector and config.debug_port == config.registry_port:
+        raise ConfigError(
+            [("debug-port", "must differ from registry-port while cos-agent is related")]
+        )
+    # the debug listener is on the loopback only: its port is never opened
     ports = {f"{config.registry_port}/TCP"}
-    if config.prometheus_metrics:
-        ports.add(f"{config.debug_port}/TCP")
     ports |= {f"{cache.port}/TCP" for cache in config.caches}
     return Plan(
         netloc=netloc,
@@ -162,7 +166,12 @@ def _client_identity(
 
 
 def _serving_facts(
-    config: Settings, inputs: Inputs, tls, netloc: str, proxied: bool, when: status.Report
+    config: Settings,
+    inputs: Inputs,
+    tls: TlsMaterial | None,
+    netloc: str,
+    proxied: bool,
+    when: status.Report,
 ) -> None:
     """What the status says of a registry that serves: where, how, and what is wrong."""
     when.ready_at, when.scheme, when.proxied = netloc, "https" if tls else "http", proxied

@@ -118,6 +118,7 @@ class RunSpec:
     mounts: tuple[tuple[str, str], ...]  # (host path, container path), read-only unless storage
     env_file: str = ""
     storage_mount: tuple[str, str] | None = None
+    log_driver: str = ""  # "" = the engine's default; journald: tagged with the container name
 
     def volumes(self) -> list[str]:
         """``--volume`` values: config files read-only, the storage directory writable."""
@@ -140,6 +141,8 @@ class RunSpec:
             argv += ["--volume", volume]
         if self.env_file:
             argv += ["--env-file", self.env_file]
+        if self.log_driver:
+            argv += ["--log-driver", self.log_driver, "--log-opt", f"tag={self.name}"]
         return [*argv, self.image]
 
     def as_record(self) -> dict:
@@ -151,6 +154,7 @@ class RunSpec:
             "mounts": [list(m) for m in self.mounts],
             "env_file": self.env_file,
             "storage_mount": list(self.storage_mount) if self.storage_mount else None,
+            "log_driver": self.log_driver,
         }
 
     @classmethod
@@ -163,6 +167,7 @@ class RunSpec:
             mounts=tuple((str(h), str(c)) for h, c in record.get("mounts", [])),
             env_file=record.get("env_file", ""),
             storage_mount=(str(storage[0]), str(storage[1])) if storage else None,
+            log_driver=str(record.get("log_driver", "")),
         )
 
 
@@ -260,6 +265,12 @@ def _storage_params(storage: S3Storage | SwiftStorage, prefix: str = "") -> dict
     return params
 
 
+def metrics_listener(settings: Settings, collector: bool) -> bool:
+    """The debug listener (/metrics) runs when prometheus-metrics asks for it or while a COS
+    collector is related."""
+    return settings.prometheus_metrics or collector
+
+
 def config_context(
     settings: Settings,
     *,
@@ -268,10 +279,12 @@ def config_context(
     realm: str,
     cache: UpstreamCache | None = None,
     offline: bool = False,
+    collector: bool = False,
 ) -> dict:
     """Plain values for templates/config.yml.j2: the push registry's, or with ``cache`` one
     pull-through cache's. ``offline``: the cache's upstream cannot be reached, so it serves
-    what it holds as a read-only registry (a 2.8 proxy does not start without its upstream)."""
+    what it holds as a read-only registry (a 2.8 proxy does not start without its upstream).
+    ``collector``: a COS collector is related, so the metrics listener is on."""
     layout = cache_layout(settings, cache) if cache else registry_layout(settings)
     storage: dict = {"kind": settings.storage.kind}
     if isinstance(settings.storage, (S3Storage, SwiftStorage)):
@@ -307,7 +320,7 @@ def config_context(
             "password": settings.cache.password,
         }
     debug = None
-    if settings.prometheus_metrics and not cache:
+    if metrics_listener(settings, collector) and not cache:
         debug = {"addr": f":{CONTAINER_DEBUG_PORT}", "prometheus": True}
     http_host = settings.http_host.url if settings.http_host and not cache else ""
     return {
@@ -361,6 +374,7 @@ def desired(
     templates_dir: Path = TEMPLATES_DIR,
     cache: UpstreamCache | None = None,
     offline: bool = False,
+    collector: bool = False,
 ) -> Desired:
     """Everything the registry (or, with ``cache``, that pull-through cache) needs: files to
     write and how to run the container.
@@ -369,7 +383,13 @@ def desired(
     """
     layout = cache_layout(settings, cache) if cache else registry_layout(settings)
     context = config_context(
-        settings, tls=tls, http_secret=http_secret, realm=realm, cache=cache, offline=offline
+        settings,
+        tls=tls,
+        http_secret=http_secret,
+        realm=realm,
+        cache=cache,
+        offline=offline,
+        collector=collector,
     )
     config = render_config(context, templates_dir)
     files = [HostFile(layout.config_file, config)]
@@ -387,10 +407,12 @@ def desired(
         files.append(HostFile(layout.env_file, env, PRIVATE, mount=False))
     bind = host.publish_address(unit_address)
     ports = [(bind, layout.port, CONTAINER_PORT)]
-    if settings.prometheus_metrics and not cache:
-        # the debug listener also serves pprof and expvar, without auth: only on the unit's
-        # own address (where its scraper reaches it), never on every address
-        ports.append((bind or unit_address, settings.debug_port, CONTAINER_DEBUG_PORT))
+    if metrics_listener(settings, collector) and not cache:
+        # registry 2.8 serves /metrics only on its debug listener, beside pprof and expvar and
+        # without auth: on the loopback only, where the COS collector on this machine scrapes
+        ports.append(
+            (host.loopback_address(unit_address), settings.debug_port, CONTAINER_DEBUG_PORT)
+        )
     storage_mount = None
     if settings.storage.kind == "filesystem":
         storage_dir = "/".join(p for p in (paths.STORAGE_DIR, layout.storage_prefix) if p)
@@ -407,6 +429,7 @@ def desired(
         ),
         env_file=str(host.path(layout.env_file)) if env else "",
         storage_mount=storage_mount,
+        log_driver=host.log_driver(),
     )
     return Desired(
         config_yaml=config,
