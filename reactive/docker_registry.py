@@ -229,7 +229,8 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
     applying.pull_through_caches(config, inputs, plan, host, common, report)
     if outcome.problem:
         # the last good registry serves on; clients and the proxy keep what they were told
-        report.block(outcome.problem + "; serving the last good config.")
+        serving = "serving the last good config" if outcome.answering else "not serving"
+        report.block(f"{outcome.problem}; {serving}.")
         return
     applying.sync_ports(plan.ports)
     if outcome.action == "stopped-by-operator":

@@ -5,8 +5,9 @@ address the unit's status publishes), and fires only the hooks Juju would fire:
 - the registry process dies: docker's restart policy (unless-stopped) brings it back, no hook;
 - the container is killed (`docker kill`, which docker counts as a manual stop) or removed out
   of band: Juju fires no hook for that, the next update-status (every 5 minutes) restores it;
-- a hook is killed between removing the old container and starting the new one: the unit is in
-  error, Juju retries the hook (automatically, or `juju resolve`), and the retry restores it;
+- a hook is killed between stopping the old container (set aside under another name) and
+  starting the new one: the unit is in error, Juju retries the hook (automatically, or `juju
+  resolve`), and the retry gives the old container its name back, then applies the change;
 - the filesystem holding the config files is full: blocked naming the file, the old set of files
   stays whole, the registry serves on; the update-status after space is freed applies the change;
 - dockerd restarted (marked ``restarts_dockerd``: it restarts the host's shared engine; last).
@@ -183,10 +184,9 @@ def test_container_removed_out_of_band_is_recreated_by_the_next_update_status(de
     push(deployed, "after-docker-rm")
 
 
-def test_hook_killed_between_rm_and_run_is_retried_and_restores_service(deployed, helpers):
-    fault = machine.arm_fault(
-        local_model(deployed).unit_dir(UNIT), "kill-hook-after-rm", CONTAINER
-    )
+def test_hook_killed_between_stop_and_run_is_retried_and_restores_service(deployed, helpers):
+    aside = f"{CONTAINER}.last-good"  # where the old container waits while the new one starts
+    fault = machine.arm_fault(local_model(deployed).unit_dir(UNIT), "kill-hook-after-stop", aside)
     deployed.config(APP, {"log-level": "debug"})  # a change that recreates the container
     assert not fault.exists()  # it fired
     assert unit_status(deployed) == ("error", "hook failed: config-changed")
@@ -195,6 +195,7 @@ def test_hook_killed_between_rm_and_run_is_retried_and_restores_service(deployed
     helpers.wait_for_unit(deployed, UNIT, "active")
     wait_answering(published_netloc(deployed))
     assert_every_image_pullable(deployed)
+    assert subprocess.run(["docker", "inspect", aside], capture_output=True).returncode != 0
     push(deployed, "after-hook-killed")
 
 

@@ -4,6 +4,7 @@ engine and the registry image built offline from Debian's docker-registry binary
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import subprocess
@@ -37,7 +38,7 @@ def unit(engine, tmp_path):
     defaults = charm_defaults()
     state = {"managed": []}
 
-    def apply(overrides=None, tls=None):
+    def apply(overrides=None, tls=None, tweak=None, image_id=None):
         config = defaults | {
             "registry-image": registry_image_ref(),
             "registry-port": state.setdefault("port", free_port()),
@@ -57,9 +58,10 @@ def unit(engine, tmp_path):
             htpasswd=htpasswd,
             realm="docker-registry",
         )
+        desired = tweak(desired) if tweak else desired
         outcome, state["managed"] = workload.apply(
             desired,
-            image_id=container.image_id(desired.run.image),
+            image_id=image_id or container.image_id(desired.run.image),
             host=host,
             managed_files=state["managed"],
             allow_start=state.get("allow_start", True),
@@ -171,9 +173,9 @@ def test_a_cache_whose_upstream_does_not_resolve_is_rolled_back_and_images_stay(
         check=True,
         capture_output=True,
     )
+    serving = container.inspect(state["name"])
     # WHEN it becomes a pull-through cache of a host that does not resolve (registry 2.8
-    # panics at start-up and restarts forever)
-    state["wait"] = 8
+    # panics at start-up and restarts forever: noticed at once, not at the bound)
     outcome = apply(
         {
             "cache-remoteurl": "https://upstream.invalid",
@@ -181,8 +183,10 @@ def test_a_cache_whose_upstream_does_not_resolve_is_rolled_back_and_images_stay(
             "cache-username": "u",
         }
     )
-    # THEN the last good registry is back, with its images, and the cause is named
+    # THEN the last good registry is back (the very container), with its images, and the
+    # cause is named
     assert outcome.action == "rolled-back" and outcome.answering
+    assert container.inspect(state["name"]).id == serving.id
     assert "did not start" in outcome.problem and PASSWORD not in outcome.problem
     assert get_status(f"http://127.0.0.1:{port}/v2/it/rollback/tags/list") == 200
     # AND the same config is not tried again; another change is
@@ -329,3 +333,104 @@ def test_custom_tls_paths_are_what_the_container_serves_tls_from(unit, tmp_path)
     config = yaml.safe_load(host.path(render.CONFIG_FILE).read_text())
     assert config["http"]["tls"]["certificate"] == custom["tls-cert-path"]
     assert config["http"]["tls"]["key"] == custom["tls-key-path"]
+
+
+# ------------------------------------------------ docker refusing the new config's container
+
+
+def _with_run(desired, **changes):
+    return dataclasses.replace(desired, run=dataclasses.replace(desired.run, **changes))
+
+
+def _serving_unit(apply, state):
+    """A registry serving a pushed image: (its container, the image's tags URL)."""
+    assert apply().answering
+    image = make_test_image("it/refused:1", seed="refused")
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--dest-tls-verify=false",
+            f"docker-daemon:{image}",
+            f"docker://127.0.0.1:{state['port']}/it/refused:1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return container.inspect(
+        state["name"]
+    ), f"http://127.0.0.1:{state['port']}/v2/it/refused/tags/list"
+
+
+def _assert_the_same_registry_serves(state, serving, tags_url):
+    back = container.inspect(state["name"])
+    assert back.id == serving.id and back.running
+    assert not container.inspect(workload.aside_name(state["name"]))
+    assert get_status(tags_url, timeout=5) == 200
+
+
+def test_a_mount_docker_refuses_brings_the_last_good_registry_back(unit):
+    # GIVEN a serving registry
+    host, apply, state = unit
+    serving, tags = _serving_unit(apply, state)
+    # WHEN docker refuses the new container's volume spec (a ':' in a mounted path, which the
+    # config check refuses before docker is asked: here it is forced through)
+    source = str(host.path("/etc/docker/registry/config.yml"))
+    outcome = apply(
+        {"log-level": "debug"},
+        tweak=lambda d: _with_run(d, mounts=(*d.run.mounts, (source, "/etc/a:b.crt"))),
+    )
+    # THEN the very container that served serves again, and the tls-*-path options are named
+    assert (outcome.action, outcome.answering) == ("rolled-back", True)
+    assert outcome.problem.startswith("docker refused to mount a file (tls-ca-path")
+    _assert_the_same_registry_serves(state, serving, tags)
+
+
+def test_a_port_taken_while_the_registry_restarts_brings_it_back(unit, monkeypatch):
+    # GIVEN a serving registry
+    _host, apply, state = unit
+    serving, tags = _serving_unit(apply, state)
+    # WHEN another program takes the registry's port the moment the old container stops
+    taken = socket.socket()
+    real_stop = container.stop
+
+    def stop_and_lose_the_port(name, timeout=10):
+        real_stop(name, timeout)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", state["port"]))
+        taken.listen()
+
+    monkeypatch.setattr(container, "stop", stop_and_lose_the_port)
+    with taken:
+        outcome = apply({"log-level": "debug"})
+        # THEN the option is named, with no address; while the port is held nothing can
+        # serve on it, and the status says so
+        assert (outcome.action, outcome.answering) == ("rolled-back", False)
+        assert outcome.problem.startswith("registry-port: a port")
+        assert "the last good registry did not start again" in outcome.problem
+        assert "127.0.0.1" not in outcome.problem
+        assert outcome.failed == {}  # the cause may pass: the next hook tries again
+    monkeypatch.setattr(container, "stop", real_stop)
+    # WHEN the port is free again THEN the next hook applies the new config
+    outcome = apply({"log-level": "debug"})
+    assert (outcome.action, outcome.answering) == ("recreated", True)
+    assert get_status(tags, timeout=5) == 200
+    assert serving.id != container.inspect(state["name"]).id
+
+
+def test_an_image_gone_under_the_charm_brings_the_last_good_registry_back(unit):
+    # GIVEN a serving registry
+    _host, apply, state = unit
+    serving, tags = _serving_unit(apply, state)
+    # WHEN the image the new config names is not there when docker runs it (the loopback
+    # registry docker then asks refuses the connection at once)
+    outcome = apply(
+        {"log-level": "debug", "registry-image": "127.0.0.1:9/gone/registry:2"},
+        image_id=serving.image_id,
+    )
+    # THEN the container set aside serves again (it needs no tag) and the option is named
+    assert (outcome.action, outcome.answering) == ("rolled-back", True)
+    assert (
+        outcome.problem == "registry-image: 127.0.0.1:9/gone/registry:2 is no longer on this host"
+    )
+    _assert_the_same_registry_serves(state, serving, tags)

@@ -97,11 +97,22 @@ elif sub == "run":
     labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
     cid = "%064x" % (len(containers) + 1 + state.get("created", 0))
     state["created"] = state.get("created", 0) + 1
+    refused = state.get("run_refused")  # docker created the container but could not start it
     containers[name] = {"Id": cid, "Name": "/" + name, "Image": images.get(args[-1], ""),
-                        "State": {"Running": True, "Status": "running"},
-                        "Config": {"Labels": labels}, "RestartCount": 0}
+                        "State": state.get("run_state", {"Running": True, "Status": "running"}),
+                        "Config": {"Labels": labels}, "RestartCount": state.get("run_restarts", 0)}
+    if refused:
+        containers[name]["State"] = {"Running": False, "Status": "created"}
     save()
+    if refused:
+        fail(refused, 125)
     print(cid)
+elif sub == "rename":
+    if args[2] in containers:
+        fail("Error response from daemon: Conflict. The name is already in use")
+    containers[args[2]] = containers.pop(args[1])
+    containers[args[2]]["Name"] = "/" + args[2]
+    save()
 elif sub in ("start", "stop"):
     c = find(args[-1])
     if c is None:
@@ -481,3 +492,228 @@ def test_converge_asks_docker_nothing_before_stopping_the_old_container(fake_doc
     fake_docker.reset_log()
     assert workload.converge(run, current) == "recreated"
     assert fake_docker.subcommands() == ["stop", "rm", "run"]
+
+
+def test_a_refused_run_says_why_not_where_to_find_help(fake_docker):
+    # GIVEN docker run refusing a volume spec (the CLI ends with a --help hint)
+    fake_docker.state["fail"] = {
+        "run": {
+            "stderr": "docker: invalid spec: /etc/docker/registry/a:b.crt:/x:ro: too many colons."
+            "\nSee 'docker run --help'.\n\nRun 'docker run --help' for more information\n",
+            "code": 125,
+        }
+    }
+    fake_docker.save()
+    # THEN the error is docker's own words, without the hint
+    with pytest.raises(DockerError) as err:
+        container.run(["run", "x"])
+    assert str(err.value) == (
+        "docker run failed: docker: invalid spec: /etc/docker/registry/a:b.crt:/x:ro: too many"
+        " colons."
+    )
+
+
+def test_a_run_whose_image_is_gone_says_so(fake_docker):
+    fake_docker.state["fail"] = {
+        "run": {
+            "stderr": "Unable to find image 'registry:2' locally\ndocker: Error response from"
+            ' daemon: Get "https://registry-1.docker.io/v2/": no such host.\n',
+            "code": 125,
+        }
+    }
+    fake_docker.save()
+    with pytest.raises(
+        DockerError, match=r"^docker run failed: Unable to find image 'registry:2'"
+    ):
+        container.run(["run", "registry:2"])
+
+
+# ---------------------------------------------------------------- a new config that fails to start
+# workload.apply with the real converge against the fake docker CLI: only the registry's
+# answer (clients.probe) and the clock are stand-ins.
+
+UNIT_ADDRESS = "10.0.0.1"
+
+
+class Gated:
+    """A unit whose registry answers while a container of an answering config runs."""
+
+    def __init__(self, fake_docker, config, tmp_path):
+        self.fake, self.config = fake_docker, config
+        self.host = paths.Host(sandbox=str(tmp_path / "root"), unit_name="docker-registry/0")
+        self.answering_hashes: set[str] = set()
+        self.probes = 0
+        self.state = {"managed": [], "last_good": None, "failed": None}
+
+    def desired(self, **overrides) -> render.Desired:
+        return render.desired(
+            settings.parse(self.config | overrides),
+            host=self.host,
+            unit_address=UNIT_ADDRESS,
+            tls=None,
+            http_secret="secret",
+            htpasswd="",
+            realm="docker-registry",
+        )
+
+    def probe(self, url, timeout=3):
+        self.probes += 1
+        running = self.container(self.desired().run.name)
+        return bool(
+            running
+            and running["State"]["Running"]
+            and running["Config"]["Labels"].get(render.HASH_LABEL) in self.answering_hashes
+        )
+
+    def container(self, name):
+        return self.fake.load_state()["containers"].get(name)
+
+    def apply(self, answers=True, changed=(), **overrides):
+        desired = self.desired(**overrides)
+        if answers:
+            self.answering_hashes.add(desired.config_hash(IMAGE_ID))
+        self.probes = 0
+        outcome, self.state["managed"] = workload.apply(
+            desired,
+            image_id=IMAGE_ID,
+            host=self.host,
+            managed_files=self.state["managed"],
+            allow_start=True,
+            last_good=self.state["last_good"],
+            failed=self.state["failed"],
+            changed=changed,
+        )
+        self.state["last_good"], self.state["failed"] = outcome.last_good, outcome.failed
+        return outcome
+
+
+@pytest.fixture
+def gated(fake_docker, config, tmp_path, monkeypatch):
+    fake_docker.add_image(IMAGE)
+    unit = Gated(fake_docker, config | {"registry-image": IMAGE}, tmp_path)
+    monkeypatch.setattr(workload.clients, "probe", unit.probe)
+    monkeypatch.setattr(workload, "port_in_use", lambda bind, port: False)
+    now = [0.0]
+
+    def monotonic():
+        now[0] += 0.25
+        return now[0]
+
+    monkeypatch.setattr(workload.time, "monotonic", monotonic)
+    monkeypatch.setattr(workload.time, "sleep", lambda seconds: None)
+    # GIVEN a registry that answered with the default config
+    assert unit.apply().action == "created"
+    return unit
+
+
+NAME = "registry-docker-registry-0"
+PORT_TAKEN = (
+    "docker: Error response from daemon: driver failed programming external connectivity on"
+    " endpoint registry-docker-registry-0 (e27c34): Error starting userland proxy: listen tcp4"
+    f" {UNIT_ADDRESS}:5000: bind: address already in use.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("refused", "named", "retried"),
+    [
+        (
+            "docker: invalid spec: /etc/docker/registry/a:b.crt:/etc/docker/registry/a:b.crt:ro:"
+            " too many colons.\nSee 'docker run --help'.\n",
+            "docker refused to mount a file (tls-ca-path, tls-cert-path, tls-key-path)",
+            False,
+        ),
+        (
+            PORT_TAKEN,
+            "registry-port: a port (5000) was taken on this host while the registry restarted",
+            True,
+        ),
+        (
+            "Unable to find image 'registry:2' locally\ndocker: Error response from daemon: Get"
+            ' "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on'
+            " 10.255.255.53:53: no such host.\n",
+            "registry-image: registry:2 is no longer on this host",
+            True,
+        ),
+        (
+            "docker: Error response from daemon: failed to create endpoint on network bridge:"
+            f" {UNIT_ADDRESS}:5000 unavailable.\n",
+            "docker could not run the new config (docker run failed: docker: Error response from"
+            " daemon: failed to create endpoint on network bridge: <address> unavailable.)",
+            True,
+        ),
+    ],
+    ids=["invalid-volume-spec", "port-taken", "image-removed", "daemon-error"],
+)
+def test_docker_refusing_the_new_container_brings_the_last_good_one_back(
+    gated, refused, named, retried
+):
+    good = gated.container(NAME)
+    # WHEN docker refuses to run the new config (a port taken leaves it Created)
+    gated.fake.load_state()
+    gated.fake.state["run_refused"] = refused
+    gated.fake.save()
+    outcome = gated.apply(**{"log-level": "debug"})
+    # THEN the very container that served before serves again, nothing is left aside
+    assert (outcome.action, outcome.answering) == ("rolled-back", True)
+    back = gated.container(NAME)
+    assert back["Id"] == good["Id"] and back["State"]["Running"]
+    assert set(gated.fake.load_state()["containers"]) == {NAME}
+    assert "level: debug" not in gated.host.path(render.CONFIG_FILE).read_text()
+    # AND the operator reads the option to blame, not an address of this host
+    assert outcome.problem == named
+    assert UNIT_ADDRESS not in outcome.problem and "10.255" not in outcome.problem
+    # AND a cause that may pass is tried again by the next hook; a refused spec is not
+    assert bool(outcome.failed) is not retried
+
+
+def test_a_failure_to_stop_the_old_container_leaves_it_serving(gated):
+    good = gated.container(NAME)
+    gated.fake.load_state()
+    gated.fake.state["fail"] = {"stop": {"stderr": "Error response from daemon: cannot stop\n"}}
+    gated.fake.save()
+    outcome = gated.apply(**{"log-level": "debug"})
+    assert (outcome.action, outcome.answering) == ("rolled-back", True)
+    assert gated.container(NAME)["Id"] == good["Id"]
+    assert "docker stop failed" in outcome.problem
+
+
+def test_a_new_container_that_exits_is_noticed_at_once_and_rolled_back(gated):
+    good = gated.container(NAME)
+    # WHEN the new container exits at start (its restart policy is restarting it)
+    gated.fake.load_state()
+    gated.fake.state["run_state"] = {"Running": True, "Status": "restarting"}
+    gated.fake.save()
+    outcome = gated.apply(answers=False, changed=("cache-password",), **{"log-level": "debug"})
+    # THEN the wait ends at the first look, not at the bound, and the last good one serves
+    assert gated.probes == 2  # one for the new container, one for the one brought back
+    assert (outcome.action, outcome.answering) == ("rolled-back", True)
+    assert gated.container(NAME)["Id"] == good["Id"]
+    assert outcome.problem.startswith(
+        "The new config did not start (options changed: cache-password; the registry said:"
+    )
+
+
+def test_the_last_good_container_goes_once_the_new_one_answers(gated):
+    good = gated.container(NAME)
+    outcome = gated.apply(**{"log-level": "debug"})
+    assert (outcome.action, outcome.answering) == ("recreated", True)
+    containers = gated.fake.load_state()["containers"]
+    assert set(containers) == {NAME} and containers[NAME]["Id"] != good["Id"]
+
+
+def test_a_hook_that_ended_with_the_last_good_container_aside_gets_it_back(gated):
+    # GIVEN a hook that ended after setting the last good container aside (stopped, renamed)
+    # and before the new one was run
+    good = gated.container(NAME)
+    gated.fake.load_state()
+    state = gated.fake.state
+    aside = state["containers"][workload.aside_name(NAME)] = state["containers"].pop(NAME)
+    aside |= {"Name": "/" + workload.aside_name(NAME), "State": {"Running": False}}
+    gated.fake.save()
+    # WHEN the next hook runs with the same config
+    outcome = gated.apply()
+    # THEN the last good container is started again under its name
+    assert (outcome.action, outcome.answering) == ("started", True)
+    assert set(gated.fake.load_state()["containers"]) == {NAME}
+    assert gated.container(NAME)["Id"] == good["Id"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -706,6 +707,48 @@ def test_a_rolled_back_change_blocks_and_clients_keep_the_last_good_data(charm):
     )
     assert charm.local[clients] == told
     assert unitdata.kv().get("docker-registry.failed-config")["hash"] == "h"
+
+
+def test_behind_haproxy_units_on_shared_storage_are_all_active(charm):
+    # GIVEN two units on S3 behind haproxy
+    charm.config |= {"storage-s3-region": "us-east-1", "storage-s3-bucket": "b"}
+    charm.hook("install")
+    peer = charm.relate("peer", {"docker-registry/1": {"ingress-address": "10.0.0.11"}})
+    charm.hook("peer-relation-changed", peer, "docker-registry/1")
+    web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
+    charm.hook("website-relation-changed", web, "haproxy/0")
+    # THEN the leader publishes both as active servers, balanced
+    (service,) = yaml.safe_load(charm.local[web]["services"])
+    assert [("backup" in s[3]) for s in service["servers"]] == [False, False]
+    assert "balance roundrobin" in service["service_options"]
+    assert charm.status == ("active", "Ready at 10.0.0.99:5000 (http, proxied).")
+
+
+def test_a_rollback_is_told_the_options_changed_since_the_last_good_config(charm):
+    # GIVEN a registry that answered
+    charm.hook("install")
+    # WHEN two options change (one a secret)
+    charm.config |= {"log-level": "debug", "auth-basic-password": "s3cr3t-Value"}
+    charm.hook("config-changed")
+    # THEN the apply is told their names (for a rollback to name), and no value is kept
+    assert charm.applied[-1][1]["changed"] == ("auth-basic-password", "log-level")
+    kept = unitdata.kv().get("docker-registry.last-good-options")
+    assert all(re.fullmatch(r"[0-9a-f]{16}", digest) for digest in kept.values())
+    assert "s3cr3t-Value" not in json.dumps(kept)
+    # AND once that config answered, nothing is changed from it any more
+    charm.hook("update-status")
+    assert charm.applied[-1][1]["changed"] == ()
+
+
+def test_a_rollback_whose_last_good_registry_did_not_come_back_says_not_serving(charm):
+    charm.hook("install")
+    charm.problem = (
+        "registry-port: a port (5050) was taken on this host while the registry restarted"
+    )
+    charm.answering = False
+    charm.config["log-level"] = "debug"
+    charm.hook("config-changed")
+    assert charm.status == ("blocked", f"{charm.problem}; not serving.")
 
 
 def test_clients_are_not_told_http_while_a_certificate_is_expected(charm):

@@ -122,3 +122,17 @@ def test_empty_units():
 )
 def test_proxy_netloc_has_port_and_brackets_ipv6(address, port, expected):
     assert proxy.proxy_netloc(address, port) == expected
+
+
+def test_units_on_shared_storage_are_all_active_and_balanced_request_by_request():
+    # GIVEN units that share S3 or Swift (every unit holds every image)
+    (svc,) = proxy.services(UNITS, 5000, tls=False, shared=True)
+    # THEN none is a backup, requests are spread one by one, and a refused one tries another
+    assert [s[3] for s in svc["servers"]] == [proxy.CHECK] * 3
+    assert "balance roundrobin" in svc["service_options"]
+    assert {"option redispatch", "retries 3"} <= set(svc["service_options"])
+
+
+def test_tls_units_on_shared_storage_keep_their_check_over_tls():
+    (svc,) = proxy.services(UNITS, 5000, tls=True, shared=True)
+    assert [s[3] for s in svc["servers"]] == [f"{proxy.CHECK} check-ssl verify none"] * 3

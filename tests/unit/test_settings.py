@@ -65,6 +65,8 @@ def test_defaults_give_a_plain_filesystem_registry(config):
         ("tls-cert-path", "/etc/docker/registry/", "absolute file path"),
         ("tls-key-path", "/etc/../etc/shadow", "normalised"),
         ("tls-key-path", "/etc/docker/registry/config.yml", "something else"),
+        ("tls-cert-path", "/etc/docker/registry/a:b.crt", "must be a file name"),
+        ("tls-ca-path", "/etc/docker-registry/a,b.crt", "must be a file name"),
         ("storage-s3-chunksize", 1024, "between 5242880"),
         ("storage-s3-multipartcopychunksize", 6 * 1024**3, "between"),
         ("storage-s3-multipartcopymaxconcurrency", 0, "between 1"),

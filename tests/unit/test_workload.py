@@ -47,10 +47,14 @@ class FakeWorld:
         self.containers: dict[str, types.SimpleNamespace] = {}
         self.busy_ports: set[int] = set()
 
-    def converge(self, run, current, *, allow_start=True, announce=None, previous_name=""):
+    def converge(
+        self, run, current, *, allow_start=True, announce=None, previous_name="", keep=""
+    ):
         self.converged.append(
             {"image": run.spec.image, "allow_start": allow_start, "name": run.spec.name}
         )
+        if self.action in ("created", "recreated"):
+            self.containers[run.spec.name] = _running(run.spec.name, run.config_hash)
         return self.action
 
     def inspect(self, name):
@@ -58,9 +62,12 @@ class FakeWorld:
 
     def remove(self, name):
         self.docker.append(("rm", name))
+        self.containers.pop(name, None)
 
     def run(self, argv):
         self.docker.append(("run", argv))
+        name = argv[argv.index("--name") + 1]
+        self.containers[name] = _running(name, "")
 
     def probe(self, url, timeout=3):
         self.probed.append(url)
@@ -85,6 +92,17 @@ def world(monkeypatch):
         workload, "time", types.SimpleNamespace(monotonic=_clock(), sleep=_no_sleep)
     )
     return fake
+
+
+def _running(name, config_hash):
+    return types.SimpleNamespace(
+        name=name,
+        running=True,
+        status="running",
+        restart_count=0,
+        labels={render.HASH_LABEL: config_hash, **OURS},
+        ports=(),
+    )
 
 
 def _clock():
@@ -212,7 +230,7 @@ def test_apply_waits_briefly_for_an_unchanged_container(
     world.action = action
     waits: list[tuple[str, float]] = []
 
-    def fake_wait(url, timeout):
+    def fake_wait(url, timeout, alive=None):
         waits.append((url, timeout))
         return False
 
@@ -271,7 +289,7 @@ def test_a_rolled_back_config_is_not_retried_until_it_changes(config, sandbox, w
     good = make_desired(config, sandbox)
     outcome, managed = _apply(good, sandbox)
     last_good = outcome.last_good
-    world.containers[good.run.name] = types.SimpleNamespace(running=True, labels=OURS, ports=())
+    world.containers[good.run.name] = _running(good.run.name, "")
     bad = make_desired(config, sandbox, **{"log-level": "debug"})
     failed = {"hash": bad.config_hash("registry:2"), "problem": "The new config did not start"}
     converged = len(world.converged)

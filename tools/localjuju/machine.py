@@ -26,8 +26,9 @@ shims that never change the host's packages or trust store), then
 /usr/bin/python3 (what the wheelhouse is built for), never the test venv's.
 
 Faults (tests only): a file in <unit>/machine/faults/ arms a fault for the unit's hooks, read
-by enter.sh (see `arm_fault`): `kill-hook-after-rm` (the hook is killed right after it ran
-`docker rm` of the container the file names; one shot) and `full-config-dir` (the unit's config
+by enter.sh (see `arm_fault`): `kill-hook-after-rm` and `kill-hook-after-stop` (the hook is
+killed right after it ran `docker rm`, or `docker stop`, of the container the file names; one
+shot) and `full-config-dir` (the unit's config
 directory is a full tmpfs inside the hook's namespace only, until the file is removed).
 
 Bootstrap: the unit's venv is real, layer:basic builds it on the unit's first hook (and again
@@ -135,7 +136,7 @@ def written(unit_dir: Path) -> list[str]:
     return sorted(out)
 
 
-FAULTS = ("kill-hook-after-rm", "full-config-dir")
+FAULTS = ("kill-hook-after-rm", "kill-hook-after-stop", "full-config-dir")
 
 
 def arm_fault(unit_dir: Path, fault: str, arg: str = "") -> Path:

@@ -25,8 +25,9 @@ mount --bind "$os_release" /etc/os-release
 
 # --- faults a test arms for the unit's next hook (files in <unit>/machine/faults/) ---------
 faults=${JUJU_CHARM_DIR:-/nonexistent}/../machine/faults
-if [ -f "$faults/kill-hook-after-rm" ]; then
-    # the hook is killed right after `docker rm` of the container the file names (faults/docker)
+if [ -f "$faults/kill-hook-after-rm" ] || [ -f "$faults/kill-hook-after-stop" ]; then
+    # the hook is killed right after `docker rm` (stop) of the container the file names
+    # (faults/docker)
     LOCALJUJU_REAL_DOCKER=$(command -v docker)
     export LOCALJUJU_REAL_DOCKER
     PATH=$(dirname "$0")/faults:$PATH

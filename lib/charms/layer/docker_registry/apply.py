@@ -5,6 +5,8 @@ handlers."""
 
 from __future__ import annotations
 
+import hmac
+import json
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ KV_TRUST = "docker-registry.docker-trust"
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
 KV_LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
 KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
+KV_GOOD_OPTIONS = "docker-registry.last-good-options"  # option -> keyed digest of its value
 KV_PORTS = "docker-registry.opened-ports"  # what sync_ports last opened
 KV_CACHES = caches.RECORDS_KEY
 
@@ -77,6 +80,8 @@ def registry(
 ):
     """Files and container, health-gated: (desired, outcome); records what runs."""
     kv = unitdata.kv()
+    digests = option_digests(inputs.config, common.http_secret)
+    good = kv.get(KV_GOOD_OPTIONS) or {}
     desired = render.desired(
         config,
         host=host,
@@ -104,7 +109,12 @@ def registry(
         failed=kv.get(KV_FAILED),
         secrets=config.secret_values,
         recorded=recorded_name(kv.get(KV_RUN)),
+        changed=tuple(
+            sorted(name for name, digest in digests.items() if good.get(name, digest) != digest)
+        ),
     )
+    if outcome.answering and outcome.action not in ("rolled-back", "held"):
+        kv.set(KV_GOOD_OPTIONS, digests)
     kv.set(KV_MANAGED_FILES, managed)
     kv.set(KV_RUN, outcome.run.as_record())
     kv.set(KV_LAST_GOOD, outcome.last_good)
@@ -118,6 +128,15 @@ def recorded_name(record: dict | None) -> tuple[str, ...]:
     """The container a run record names (what the charm last ran), to adopt."""
     run = render.ContainerRun.from_record(record)
     return (run.spec.name,) if run else ()
+
+
+def option_digests(options: dict, key: str) -> dict[str, str]:
+    """A keyed digest of each option's value: which options changed since the registry last
+    answered can be named without keeping any value (some are secrets)."""
+    return {
+        name: hmac.new(key.encode(), json.dumps(value).encode(), "sha256").hexdigest()[:16]
+        for name, value in options.items()
+    }
 
 
 def tell_collector(endpoint, config: settings.Settings) -> None:

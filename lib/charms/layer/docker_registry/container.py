@@ -19,6 +19,7 @@ DOCKER = "docker"
 # every container the charm runs carries the unit that runs it (in its model): a container
 # without it, or with another owner, is not the charm's to stop, remove or replace
 OWNER_LABEL = "docker-registry.owner"
+_HELP_HINT = re.compile(r"^(Run|See) 'docker [a-z]+ --help'")
 _LOADED_RE = re.compile(r"^Loaded image(?: ID)?: (\S+)$", re.MULTILINE)
 
 
@@ -38,11 +39,17 @@ def docker(*args: str, stdin: str | None = None, timeout: float = 120) -> str:
     except subprocess.TimeoutExpired as exc:
         raise DockerError(f"docker {args[0]} timed out after {timeout:.0f}s") from exc
     if proc.returncode != 0:
-        message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise DockerError(
-            f"docker {args[0]} failed: {message[-1] if message else proc.returncode}"
-        )
+        raise DockerError(f"docker {args[0]} failed: {_said(proc) or proc.returncode}")
     return proc.stdout
+
+
+def _said(proc: subprocess.CompletedProcess) -> str:
+    """docker's own error: its last line, less the "See 'docker run --help'" hints the CLI
+    adds after a refused run; a run that had to look for its image says so first."""
+    lines = [line.strip() for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+    lines = [line for line in lines if not _HELP_HINT.match(line)]
+    missing = [line for line in lines[:-1] if line.startswith("Unable to find image")]
+    return "; ".join(missing[:1] + lines[-1:])
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,10 @@ def remove(name: str) -> None:
 def owner() -> str:
     """This unit, as the owner label names it: ``<model uuid>/<unit name>``."""
     return f"{os.environ.get('JUJU_MODEL_UUID', '')}/{os.environ.get('JUJU_UNIT_NAME', '')}"
+
+
+def rename(name: str, new_name: str) -> None:
+    docker("rename", name, new_name, timeout=30)
 
 
 def run(argv: list[str]) -> str:

@@ -5,10 +5,16 @@ Wire format (haproxy ``reverseproxy``, interface http): a list of
 ``[name, address, port, options]``. haproxy renders ``service_options`` into its frontend and
 backend and one ``server <name> <address>:<port> <options>`` line per server.
 
-Active/passive: all units serve the same data only through shared storage, and an upload's
-chunks must reach one registry, so exactly one unit is active (the primary) and the others are
-``backup``. The primary is the unit with the lowest unit *number* (``/2`` before ``/10``, not
-string order), so the result does not depend on which unit (leader) computes it.
+Active/active on shared storage (S3, Swift): every unit holds every image, and an upload's
+state is signed with the ``http.secret`` all units share while its data sits in the shared
+storage, so the requests of one push may reach different units. Every unit is a server, none
+``backup``, balanced request by request (``roundrobin``); a request whose connection a dead unit
+refuses is sent to another one (``option redispatch``, ``retries``).
+
+Active/passive otherwise (filesystem storage: only the primary holds the pushes): exactly one
+unit is active (the primary) and the others are ``backup``. The primary is the unit with the
+lowest unit *number* (``/2`` before ``/10``, not string order), so the result does not depend on
+which unit (leader) computes it.
 
 Units serving plain http: ``mode http`` with an HTTP health check on ``/v2/`` (200, or 401 when
 auth is on). Units serving TLS: ``mode tcp`` passthrough (clients verify the registry's own
@@ -27,6 +33,8 @@ from charms.layer.docker_registry.render import cache_slug
 SERVICE_NAME = "docker-registry"
 SERVICE_HOST = "0.0.0.0"  # noqa: S104 - haproxy listens on every address
 BALANCE = "leastconn"
+SHARED_BALANCE = "roundrobin"  # active/active: every request balanced, even on one connection
+RETRY = ["option redispatch", "retries 3"]  # a refused connection goes to another unit
 HEALTH_PATH = "/v2/"
 CHECK = "check inter 1000 rise 2 fall 2"  # a dead primary is DOWN within ~2 s
 
@@ -80,6 +88,7 @@ def services(
     balance: str = BALANCE,
     client_auth: bool = False,
     name: str = SERVICE_NAME,
+    shared: bool = False,
 ) -> list[dict]:
     """The ``services`` list for the ``website`` relation.
 
@@ -87,6 +96,7 @@ def services(
     registry_port: where each unit's registry listens; service_port: where the proxy listens
     (default: the same port). client_auth: the units require client certificates. name: the
     service (a pull-through cache is a service of its own, see ``cache_service_name``).
+    shared: the units share their storage (S3, Swift): all active, none backup.
     """
     ordered = ordered_units(units)
     servers = [
@@ -94,16 +104,17 @@ def services(
             server_name(unit),
             units[unit],
             int(registry_port),
-            server_options(tls, index > 0, client_auth),
+            server_options(tls, index > 0 and not shared, client_auth),
         ]
         for index, unit in enumerate(ordered)
     ]
+    options = service_options(tls, SHARED_BALANCE if shared else balance, client_auth)
     return [
         {
             "service_name": name,
             "service_host": SERVICE_HOST,
             "service_port": int(service_port or registry_port),
-            "service_options": service_options(tls, balance, client_auth),
+            "service_options": options + RETRY if shared else options,
             "servers": servers,
         }
     ]

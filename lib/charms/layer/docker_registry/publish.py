@@ -52,6 +52,7 @@ def to_proxy(website, config: Settings, inputs: Inputs, plan: Plan) -> None:
         config.registry_port,
         tls=plan.tls is not None,
         client_auth=config.tls_client_auth,
+        shared=config.storage.kind != "filesystem",
     )
     for cache in config.caches:  # each cache: a further service, on its own port
         services += proxy.services(

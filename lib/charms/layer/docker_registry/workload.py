@@ -3,8 +3,11 @@ side effects, all through ``files`` and ``container``).
 
 A change never takes down a serving registry for good: after every apply whose registry
 answers, its run arguments and files are kept as the *last good* state (files copied to a
-private directory, the rest in the unit kv). A recreated container that does not answer /v2/
-within a bound is replaced by the last good one, and the same new config is not tried again
+private directory, the rest in the unit kv). While a new config starts, the last good
+container is only stopped and set aside under another name; it is removed once the new one
+answers. A new config that docker refuses to run, whose container exits, or that does not
+answer /v2/ within a bound is replaced by the last good container (the one set aside when it
+is still there, else run again from its record), and the same new config is not tried again
 until something in it changes.
 """
 
@@ -17,7 +20,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from charms.layer.docker_registry import clients, container, files, paths
@@ -68,6 +71,9 @@ def registry_lock(
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+ASIDE = ".last-good"  # suffix of the last good container's name while a new config starts
+
+
 @dataclass(frozen=True)
 class Outcome:
     action: str  # see converge; also "rolled-back" and "held"
@@ -85,14 +91,39 @@ def probe_url(desired: Desired) -> str:
     return f"{desired.scheme}://{clients.bracket(bind or '127.0.0.1')}:{port}"
 
 
-def wait_answering(url: str, timeout: float) -> bool:
+def wait_answering(url: str, timeout: float, alive=None) -> bool:
+    """Whether /v2/ answers within ``timeout``; ``alive()`` returning False (the container
+    exited) ends the wait at once instead of at the bound."""
     deadline = time.monotonic() + timeout
     while True:
+        probed = time.monotonic()
         if clients.probe(url):
             return True
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or (alive and not alive()):
             return False
-        time.sleep(0.25)
+        time.sleep(max(0.0, 0.25 - (time.monotonic() - probed)))  # one probe a quarter second
+
+
+def still_starting(name: str):
+    """``alive`` for wait_answering: the container ``name`` runs and has not exited since the
+    first look (its restart policy starts it again: a higher restart count says it exited)."""
+    first: list[int] = []
+
+    def alive() -> bool:
+        try:
+            state = container.inspect(name)
+        except DockerError:
+            return True  # docker did not say: wait out the bound
+        if not (state and state.running and state.status == "running"):
+            return False
+        first[:] = first or [state.restart_count]
+        return state.restart_count == first[0]
+
+    return alive
+
+
+def aside_name(name: str) -> str:
+    return f"{name}{ASIDE}"
 
 
 def port_in_use(bind: str, port: int) -> bool:
@@ -222,28 +253,34 @@ def apply(
     failed: dict | None = None,
     secrets: tuple[str, ...] = (),
     recorded: tuple[str, ...] = (),
+    changed: tuple[str, ...] = (),
 ) -> tuple[Outcome, list[str]]:
     """Write files, converge the container and wait for /v2/ to answer; roll back to
-    ``last_good`` when a recreated registry does not answer within ``wait``.
+    ``last_good`` when docker refuses the new container, or it exits, or it does not answer
+    within ``wait``.
 
     ``image_id``: the local image ``desired.run.image`` names (part of the config hash).
     ``failed`` ({"hash", "problem"}) is the new config that was rolled back before: it is not
     tried again. ``recorded``: container names the unit kv holds as run by the charm (an
-    earlier revision's container there, without an owner label, is adopted). Returns the
-    outcome and the list of files the charm now manages.
+    earlier revision's container there, without an owner label, is adopted). ``changed``: the
+    options that differ from the last good config (a rollback names them). Returns the outcome
+    and the list of files the charm now manages.
     """
     last_good = last_good or {}
     url = probe_url(desired)
     run = ContainerRun(desired.run, desired.config_hash(image_id))
     before = _last_run(last_good)
-    if failed and failed.get("hash") == run.config_hash and before:
-        running = container.inspect(before.spec.name)
-        if running and running.running:
-            return _held(last_good, before, failed), managed_files
+    current = _current(desired.run.name, before)
+    if (
+        failed
+        and before
+        and failed.get("hash") == run.config_hash
+        and _runs(before.spec.name, current)
+    ):
+        return _held(last_good, before, failed), managed_files
     files.ensure_dir(host.path(desired.config_dir), 0o700)
     if desired.run.storage_mount:
         files.ensure_dir(Path(desired.run.storage_mount[0]))
-    current = container.inspect(desired.run.name)
     recorded = (*recorded, *((before.spec.name,) if before else ()))
     _check_ours(desired, current, recorded)
     if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
@@ -251,23 +288,54 @@ def apply(
     _check_foreign_files(host, desired, managed_files)
     files.sync(host, desired.files, managed_files)
     managed = [f.path for f in desired.files]
-    action = converge(
-        run,
-        current,
-        allow_start=allow_start,
-        announce=announce,
-        previous_name=before.spec.name if before else "",
-    )
+    try:
+        action = converge(
+            run,
+            current,
+            allow_start=allow_start,
+            announce=announce,
+            previous_name=before.spec.name if before else "",
+            keep=before.config_hash if before else "",
+        )
+    except DockerError as exc:
+        refused, retry = docker_refused(desired, exc)
+        if before is None or before == run:
+            raise RegistryCharmError(refused + ".") from exc
+        outcome, managed = _roll_back(
+            desired, host, last_good, before, managed, run, wait, secrets, refused=refused
+        )
+        return (replace(outcome, failed={}) if retry else outcome), managed
     if action == "stopped-by-operator":
         return Outcome(action, False, url, run, last_good=last_good), managed
-    answering = wait_answering(url, wait if action != "unchanged" else 2)
+    started = action in ("started", "created", "recreated")
+    answering = wait_answering(
+        url, wait if started else 2, still_starting(run.spec.name) if started else None
+    )
     if answering:
+        if before and started:
+            _remove_if_there(aside_name(before.spec.name))
         return Outcome(
             action, True, url, run, last_good=_remember(host, desired, run, url)
         ), managed
     if action not in ("created", "recreated") or before is None or before == run:
         return Outcome(action, False, url, run, last_good=last_good), managed
-    return _roll_back(desired, host, last_good, before, managed, run, wait, secrets)
+    return _roll_back(
+        desired, host, last_good, before, managed, run, wait, secrets, changed=changed
+    )
+
+
+def _current(name: str, before: ContainerRun | None) -> container.ContainerState | None:
+    """The container named ``name``, after the last good one set aside by a hook that ended
+    early took its name back (see _take_back_aside)."""
+    current = container.inspect(name)
+    if before and not (current and current.running) and _take_back_aside(before):
+        current = container.inspect(name)
+    return current
+
+
+def _runs(name: str, known: container.ContainerState | None) -> bool:
+    state = known if known and known.name == name else container.inspect(name)
+    return bool(state and state.running)
 
 
 def converge(
@@ -277,6 +345,7 @@ def converge(
     allow_start: bool = True,
     announce=None,
     previous_name: str = "",
+    keep: str = "",
 ) -> str:
     """Make the container match ``run``, given ``current`` (what docker said of its name).
 
@@ -285,7 +354,9 @@ def converge(
     or "stopped-by-operator" when ``allow_start`` is False and the container is not running.
     ``announce(current_state_or_None)`` is called just before the container is touched.
     ``previous_name``: the container the charm ran before under another name (registry-name
-    changed): it is replaced too, never left running unmanaged.
+    changed): it is replaced too, never left running unmanaged. ``keep``: the config hash of
+    the last good container, which is stopped and set aside (``aside_name``) rather than
+    removed, for the caller to remove once the new one answers or to bring back.
     """
     name = run.spec.name
     if current and current.labels.get(HASH_LABEL) == run.config_hash:
@@ -301,15 +372,70 @@ def converge(
         return "stopped-by-operator"
     if announce:
         announce(current)
-    if current:
-        container.stop(name)
-        container.remove(name)
     renamed = previous_name and previous_name != name and container.inspect(previous_name)
-    if renamed and ours(renamed, (previous_name,)):
-        container.stop(previous_name)
-        container.remove(previous_name)
+    if renamed and not ours(renamed, (previous_name,)):
+        renamed = None  # another program's container under the old name: left alone
+    for old in (current, renamed):
+        if old:
+            _stop_old(old, keep)
     container.run(run.argv())
     return "recreated" if current or renamed else "created"
+
+
+def _stop_old(old: container.ContainerState, keep: str) -> None:
+    """Stop ``old``: the last good container (config hash ``keep``) set aside, renamed while
+    it still serves (the registry is down from its stop to the new one's start only)."""
+    if keep and old.labels.get(HASH_LABEL) == keep:
+        _remove_if_there(aside_name(old.name))
+        container.rename(old.name, aside_name(old.name))
+        container.stop(aside_name(old.name))
+    else:
+        container.stop(old.name)
+        container.remove(old.name)
+
+
+def _remove_if_there(name: str) -> None:
+    if container.inspect(name):
+        container.remove(name)
+
+
+def _take_back_aside(before: ContainerRun) -> bool:
+    """A hook that ended between setting the last good container aside and the new one
+    answering (killed, or the machine rebooted): the last good one takes its name back
+    unless a container of that name runs. Whether it did."""
+    aside = container.inspect(aside_name(before.spec.name))
+    if not aside or not ours(aside, (aside.name,)):
+        return False
+    current = container.inspect(before.spec.name)
+    if current and (current.running or not ours(current, (before.spec.name,))):
+        return False
+    if current:
+        container.remove(current.name)
+    container.rename(aside.name, before.spec.name)
+    return True
+
+
+def docker_refused(desired: Desired, exc: DockerError) -> tuple[str, bool]:
+    """What the operator reads when docker would not run the new container (the option to
+    blame where one is, docker's own words otherwise, never this host's addresses), and
+    whether the next hook may try the same config again (the cause may pass)."""
+    said = str(exc).lower()
+    if "port is already allocated" in said or "address already in use" in said:
+        ports = ", ".join(str(port) for _bind, port, _ in desired.run.ports)
+        option = (
+            desired.port_option
+            if len(desired.run.ports) == 1
+            else f"{desired.port_option} or debug-port"
+        )
+        return (
+            f"{option}: a port ({ports}) was taken on this host while the registry restarted",
+            True,
+        )
+    if "no such image" in said or "unable to find image" in said or "pull access denied" in said:
+        return f"registry-image: {desired.run.image} is no longer on this host", True
+    if "invalid spec" in said or "invalid volume" in said or "invalid mount" in said:
+        return "docker refused to mount a file (tls-ca-path, tls-cert-path, tls-key-path)", False
+    return f"docker could not run the new config ({_scrub(str(exc), ())})", True
 
 
 def _held(last_good: dict, before: ContainerRun, failed: dict) -> Outcome:
@@ -329,14 +455,29 @@ def _roll_back(
     failed_run: ContainerRun,
     wait: float,
     secrets: tuple[str, ...],
+    *,
+    refused: str = "",
+    changed: tuple[str, ...] = (),
 ) -> tuple[Outcome, list[str]]:
-    """The new config does not come up: bring the last good registry back."""
-    why = _scrub(container.last_log_line(desired.run.name), secrets) or "no output"
-    container.remove(desired.run.name)
+    """The new config does not come up: bring the last good registry back, the container set
+    aside when it is there (it needs neither the image tag nor a free name), else a new one
+    from its record. ``refused``: why docker did not run the new container (else the problem
+    quotes the registry's last word, and names the ``changed`` options)."""
+    problem = refused
+    if not refused:
+        why = _scrub(container.last_log_line(desired.run.name), secrets) or "no output"
+        blamed = f"options changed: {', '.join(changed)}; " if changed else ""
+        problem = f"The new config did not start ({blamed}the registry said: {why})"
     managed = _restore(host, desired.config_dir, last_good, managed)
-    container.run(before.argv())
-    answering = wait_answering(last_good["url"], wait)
-    problem = f"The new config did not start (the registry said: {why})"
+    try:
+        new = container.inspect(desired.run.name)
+        if new and new.labels.get(HASH_LABEL) != before.config_hash:
+            container.remove(new.name)
+        _bring_back(before)
+        answering = wait_answering(last_good["url"], wait, still_starting(before.spec.name))
+    except DockerError as exc:
+        answering = False
+        problem += f"; the last good registry did not start again: {_scrub(str(exc), secrets)}"
     return Outcome(
         "rolled-back",
         answering,
@@ -346,3 +487,17 @@ def _roll_back(
         last_good,
         {"hash": failed_run.config_hash, "problem": problem},
     ), managed
+
+
+def _bring_back(before: ContainerRun) -> None:
+    """Run the last good container again: the one of its name (docker may have failed before
+    it was set aside) or the one set aside, started as it is; else a new one from its record."""
+    for name in (before.spec.name, aside_name(before.spec.name)):
+        state = container.inspect(name)
+        if state and state.labels.get(HASH_LABEL) == before.config_hash:
+            if name != before.spec.name:
+                container.rename(name, before.spec.name)
+            if not state.running:
+                container.start(before.spec.name)
+            return
+    container.run(before.argv())
