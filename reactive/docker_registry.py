@@ -27,7 +27,16 @@ from charms.reactive import (
     when_not,
 )
 
-from charms.layer.docker_registry import actions, clients, engine, paths, publish, settings, status
+from charms.layer.docker_registry import (
+    actions,
+    clients,
+    credentials,
+    engine,
+    paths,
+    publish,
+    settings,
+    status,
+)
 from charms.layer.docker_registry import apply as applying
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
 from charms.layer.docker_registry.plan import Inputs, Plan, decide
@@ -94,7 +103,7 @@ def reconcile() -> None:
     _last["inputs"] = inputs
     _last["report"] = report = status.Report()
     try:
-        config = settings.parse(inputs.config)
+        config = settings.parse(credentials.effective_config(inputs.config, inputs.secret))
         plan = decide(config, inputs)
     except ConfigError as exc:
         # the running registry, its clients and the proxy keep the last good config
@@ -143,8 +152,9 @@ def gather() -> Inputs:
         issued = {c.common_name: (c.cert, c.key) for c in provider.server_certs}
     client_cert = provider.get_client_cert() if tls_joined else (None, None)
     nrpe = is_flag_set("nrpe-external-master.available")
+    config = dict(hookenv.config())
     return Inputs(
-        config=dict(hookenv.config()),
+        config=config,
         address=hookenv.unit_private_ip(),
         public_address=hookenv.unit_public_ip() if tls_joined else "",
         hostname=socket.gethostname(),
@@ -159,6 +169,8 @@ def gather() -> Inputs:
         peers=_peer_addresses() if website.relations else {},
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
+        # the latest revision: Juju then tells this unit of the next one (secret-changed)
+        secret=credentials.read(config.get(credentials.OPTION), refresh=True),
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from charms.layer.docker_registry import clients, proxy, status
 from charms.layer.docker_registry import tls as tls_lib
+from charms.layer.docker_registry.credentials import SecretRead
 from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.render import TlsMaterial
 from charms.layer.docker_registry.settings import Settings
@@ -37,6 +38,7 @@ class Inputs:
     peers: dict[str, str]  # every unit (this one too) -> its address; {} without a proxy
     clients: bool
     nrpe: list[str]
+    secret: SecretRead | None = None  # what the credentials option names, read in this hook
 
 
 @dataclass(frozen=True)
