@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ def _parse_config_string(option: str, kind: str, raw: str) -> Any:
 def convert_config_value(option: str, spec: dict[str, Any], raw: Any) -> Any:
     """Convert a CLI/file value to the option's type, refusing what Juju refuses."""
     kind = spec.get("type", "string")
+    if kind == "secret":  # a secret URI (Juju checks its shape, not that it is granted)
+        if not (isinstance(raw, str) and re.match(r"^secret:(//[0-9a-f-]+/)?[0-9a-v]{20}$", raw)):
+            raise ModelError(f'option "{option}" expected a secret URI, got {raw!r}')
+        return raw
     value = _parse_config_string(option, kind, raw) if isinstance(raw, str) else raw
     # bool is an int in Python, not in Juju
     if (kind in CONFIG_TYPES and not isinstance(value, CONFIG_TYPES[kind])) or (
