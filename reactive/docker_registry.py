@@ -102,6 +102,8 @@ def reconcile() -> None:
         return  # a watched flag changed, but nothing this pipeline reads did
     _last["inputs"] = inputs
     _last["report"] = report = status.Report()
+    if inputs.secret is None:  # credentials unset: a secret set later is taken afresh
+        unitdata.kv().unset(credentials.RECORD_KEY)
     try:
         config = settings.parse(credentials.effective_config(inputs.config, inputs.secret))
         plan = decide(config, inputs)
@@ -112,6 +114,7 @@ def reconcile() -> None:
     except InstallError as exc:  # openssl, which checks tls-*-blob, is gone
         report.block(str(exc) + ".")
         return
+    unitdata.kv().set(credentials.RECORD_KEY, credentials.record_of(inputs.secret))
     report.add(plan.report)
     try:
         apply(config, inputs, plan, report)
@@ -170,7 +173,10 @@ def gather() -> Inputs:
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
         # the latest revision: Juju then tells this unit of the next one (secret-changed)
-        secret=credentials.read(config.get(credentials.OPTION), refresh=True),
+        secret=credentials.with_record(
+            credentials.read(config.get(credentials.OPTION), refresh=True),
+            unitdata.kv().get(credentials.RECORD_KEY),
+        ),
     )
 
 

@@ -81,6 +81,22 @@ def test_tls_key_may_be_the_pem_itself(config, server):
     assert base64.b64decode(merged["tls-key-blob"]).decode() == server.key
 
 
+def test_a_key_the_last_accepted_revision_had_may_not_vanish(config):
+    # GIVEN the unit accepted a revision with the password and the TLS key
+    first = SecretRead(URI, {"auth-basic-password": SECRET_PASSWORD, "tls-key-blob": "k"})
+    record = credentials.record_of(first)
+    assert record == {"uri": URI, "keys": ["auth-basic-password", "tls-key-blob"]}
+    # WHEN a new revision holds only the TLS key (update-secret replaces the whole content)
+    second = credentials.with_record(SecretRead(URI, {"tls-key-blob": "k"}), record)
+    # THEN it blocks naming the key, rather than turn basic auth off
+    found = _problems(config, second)
+    assert "the secret's new revision has no key auth-basic-password (the last one had)" in found
+    # a record of another secret, or none (credentials reset and set again), checks nothing
+    other = credentials.with_record(SecretRead(URI, {"tls-key-blob": "k"}), record | {"uri": "x"})
+    assert effective_config(config, other)["tls-key-blob"] == "k"
+    assert credentials.record_of(None) is None
+
+
 def test_the_secret_content_is_not_in_its_repr():
     assert SECRET_PASSWORD not in repr(SecretRead(URI, {"auth-basic-password": SECRET_PASSWORD}))
 
@@ -195,6 +211,32 @@ def test_a_revoked_secret_blocks_and_the_registry_keeps_its_last_good_config(
         "(juju grant-secret)",
     )
     assert len(charm.applied) == applied
+
+
+def test_a_revision_that_drops_the_password_blocks_until_reset_and_set_again(
+    charm,  # noqa: F811 - the fixture
+    secret_get,
+):
+    charm.config |= {"cache-remoteurl": "https://upstream.example", "cache-username": "me"}
+    secret_get.set({"auth-basic-password": SECRET_PASSWORD, "cache-password": "c"})
+    charm.config["credentials"] = URI
+    charm.hook("install")
+    assert charm.status[0] == "active"
+    applied = len(charm.applied)
+    # WHEN a new revision forgets the password
+    secret_get.set({"cache-password": "c"})
+    charm.hook("secret-changed")
+    # THEN blocked naming the key; the registry keeps its auth
+    assert charm.status[0] == "blocked"
+    assert "new revision has no key auth-basic-password" in charm.status[1]
+    assert len(charm.applied) == applied
+    # WHEN the operator resets credentials and sets it again THEN it goes on without auth
+    charm.config["credentials"] = ""
+    charm.hook("config-changed")
+    charm.config["credentials"] = URI
+    charm.hook("config-changed")
+    assert charm.status[0] == "active", charm.status
+    assert len(charm.applied) == applied + 1
 
 
 def test_a_conflict_between_secret_and_option_blocks(charm, secret_get):  # noqa: F811

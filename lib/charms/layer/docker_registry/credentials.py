@@ -13,6 +13,7 @@ status or exception messages.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import subprocess
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ SECRET_KEYS = (
     "tls-key-blob",
 )
 TIMEOUT = 60
+# the unit kv record of which keys the last accepted revision supplied (names, no values)
+RECORD_KEY = "docker-registry.credentials-keys"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class SecretRead:
     uri: str
     content: Mapping[str, str] | None = field(default=None, repr=False)
     problem: str = ""  # says why the secret cannot be read; never holds its content
+    # keys the last revision this unit accepted supplied: one a new revision drops blocks
+    # (`juju update-secret` replaces the whole content: a forgotten password would turn auth off)
+    accepted: tuple[str, ...] = ()
 
 
 def read(uri: str | None, refresh: bool) -> SecretRead | None:
@@ -67,6 +73,20 @@ def read(uri: str | None, refresh: bool) -> SecretRead | None:
     if not isinstance(content, dict) or not all(isinstance(v, str) for v in content.values()):
         return SecretRead(uri, problem="secret-get returned something that is not key=value")
     return SecretRead(uri, content=dict(content))
+
+
+def with_record(secret: SecretRead | None, record: Mapping[str, Any] | None) -> SecretRead | None:
+    """``secret`` knowing the keys the unit last accepted from it (the kv ``record``)."""
+    if secret is None or not record or record.get("uri") != secret.uri:
+        return secret
+    return dataclasses.replace(secret, accepted=tuple(record.get("keys") or ()))
+
+
+def record_of(secret: SecretRead | None) -> dict[str, Any] | None:
+    """What the unit kv keeps of an accepted secret: its URI and key names, never values."""
+    if secret is None or secret.content is None:
+        return None
+    return {"uri": secret.uri, "keys": sorted(k for k in secret.content if k in SECRET_KEYS)}
 
 
 def _why_unreadable(stderr: str) -> str:
@@ -100,6 +120,14 @@ def effective_config(config: Mapping[str, Any], secret: SecretRead | None) -> di
             )
         )
     for key in SECRET_KEYS:
+        if key in secret.accepted and key not in secret.content:
+            problems.append(
+                (
+                    OPTION,
+                    f"the secret's new revision has no key {key} (the last one had): put it "
+                    "back, or reset credentials and set it again to go on without it",
+                )
+            )
         if key not in secret.content:
             continue
         if str(config.get(key) or "").strip():
