@@ -13,7 +13,7 @@ import stat
 
 import pytest
 
-from charms.layer.docker_registry import credentials
+from charms.layer.docker_registry import credentials, settings
 from charms.layer.docker_registry.credentials import SecretRead, effective_config
 from charms.layer.docker_registry.errors import ConfigError
 from tests.support import certs
@@ -95,6 +95,16 @@ def test_a_key_the_last_accepted_revision_had_may_not_vanish(config):
     other = credentials.with_record(SecretRead(URI, {"tls-key-blob": "k"}), record | {"uri": "x"})
     assert effective_config(config, other)["tls-key-blob"] == "k"
     assert credentials.record_of(None) is None
+
+
+def test_a_bad_value_in_the_secret_is_refused_by_its_option_and_never_echoed(config):
+    merged = effective_config(
+        config, SecretRead(URI, {"auth-basic-password": "a\n" + SECRET_PASSWORD})
+    )
+    with pytest.raises(ConfigError) as exc:
+        settings.parse(merged)
+    assert "auth-basic-password: must be a single line" in exc.value.summary()
+    assert SECRET_PASSWORD not in exc.value.summary()
 
 
 def test_the_secret_content_is_not_in_its_repr():
