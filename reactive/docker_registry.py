@@ -36,6 +36,7 @@ from charms.layer.docker_registry import (
     publish,
     settings,
     status,
+    workload,
 )
 from charms.layer.docker_registry import apply as applying
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
@@ -117,7 +118,10 @@ def reconcile() -> None:
     unitdata.kv().set(credentials.RECORD_KEY, credentials.record_of(inputs.secret))
     report.add(plan.report)
     try:
-        apply(config, inputs, plan, report)
+        with workload.registry_lock(paths.current()):  # never beside a garbage collection
+            apply(config, inputs, plan, report)
+    except workload.LockBusy as exc:
+        report.wait(f"{exc}; the next hook applies the config.")
     except OSError as exc:  # a full disk, a directory where a file should be, ...
         what = exc.filename or "a file"
         report.block(f"Cannot write {what}: {exc.strerror or exc}.")
@@ -131,7 +135,10 @@ def remove_container() -> None:
     set_flag(REMOVED)
     name = actions.registry_container()
     try:
-        if container.inspect(name):
+        state = container.inspect(name)
+        if state and workload.ours(
+            state, applying.recorded_name(unitdata.kv().get(applying.KV_RUN))
+        ):
             container.stop(name)
             container.remove(name)
         applying.remove_caches(paths.current())
@@ -156,6 +163,8 @@ def gather() -> Inputs:
     client_cert = provider.get_client_cert() if tls_joined else (None, None)
     nrpe = is_flag_set("nrpe-external-master.available")
     config = dict(hookenv.config())
+    # (cleared in the hook its last unit departs: the listener goes back to what config says)
+    collector = is_flag_set("endpoint.cos-agent.joined")
     return Inputs(
         config=config,
         address=hookenv.unit_private_ip(),
@@ -177,7 +186,18 @@ def gather() -> Inputs:
             credentials.read(config.get(credentials.OPTION), refresh=True),
             unitdata.kv().get(credentials.RECORD_KEY),
         ),
+        served_https=_served_https(),
+        collector=collector,
     )
+
+
+def _served_https() -> bool:
+    """Whether clients were told https before this hook (the endpoint record of the last
+    serving hook, read once a hook: what this hook's own apply records does not count)."""
+    if "served_https" not in _last:
+        endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+        _last["served_https"] = bool(endpoint and endpoint.url.startswith("https://"))
+    return _last["served_https"]
 
 
 def _peer_addresses() -> dict[str, str]:
@@ -202,6 +222,8 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
     host = paths.current()
     if plan.request_cert:
         endpoint_from_name("cert-provider").request_server_cert(plan.common_name, plan.sans)
+    if inputs.collector:  # its scrape job says whether the registry is up, whatever happens
+        applying.tell_collector(endpoint_from_name("cos-agent"), config)
     if plan.problem:
         report.block(plan.problem)
         clear_flag(CONFIGURED)
@@ -227,6 +249,9 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
         report.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
         return
     report.add(plan.when_serving)
+    storage_problem = applying.storage_unreachable(config, outcome.probe_url)
+    if storage_problem:  # the registry answers /v2/, yet cannot store or serve a thing
+        report.block(storage_problem)
     if plan.tell_peers:  # (while TLS is expected but not here, nobody is told http)
         publish.to_clients(endpoint_from_name("docker-registry"), config, plan, desired.scheme)
         publish.to_proxy(endpoint_from_name("website"), config, inputs, plan)

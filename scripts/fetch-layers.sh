@@ -4,8 +4,11 @@
 #   -> DEST/layers/<name>, DEST/interfaces/<name> (and DEST/charms/<name>)
 # What scripts/build-charm.sh (LAYER_CACHE=DEST) and `charm build` (CHARM_LAYERS_DIR=DEST/layers,
 # CHARM_INTERFACES_DIR=DEST/interfaces) build with. The table is scripts/layers.tsv (LAYERS_TSV
-# overrides it): kind, name, repository, commit. Repositories are LAYER_GIT_BASE/<repository>
-# (default https://github.com; point it at a mirror or a directory of bare repositories).
+# overrides it): kind, name, repository, commit and, for a layer that is a folder of its
+# repository (charm-interface-cos-agent's src/), that folder: the repository is then checked out
+# in DEST/checkouts/<name> and DEST/<kind>s/<name> is a symlink to the folder in it.
+# Repositories are LAYER_GIT_BASE/<repository> (default https://github.com; point it at a
+# mirror or a directory of bare repositories).
 #
 # Idempotent: a checkout already at its commit is left alone; one at another commit is moved
 # to the pinned one (fetching only when the commit is missing). A directory that is not a git
@@ -60,12 +63,14 @@ check_kind() {
 
 count=0
 line=0
-while IFS=$'\t' read -r kind name repo commit rest || [[ -n "${kind:-}" ]]; do
+while IFS=$'\t' read -r kind name repo commit folder rest || [[ -n "${kind:-}" ]]; do
     line=$((line + 1))
     [[ -z "${kind// /}" || "$kind" == \#* ]] && continue
     where="$TABLE:$line"
     [[ -n "$name" && -n "$repo" && -n "$commit" && -z "${rest:-}" ]] \
-        || die "$where: want 4 tab-separated fields: kind name repository commit"
+        || die "$where: want 4 or 5 tab-separated fields: kind name repository commit [folder]"
+    [[ -z "${folder:-}" || "$folder" =~ ^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$ && "$folder" != *..* ]] \
+        || die "$where: bad folder '$folder'"
     [[ "$commit" =~ ^[0-9a-f]{40}$ ]] || die "$where: '$commit' is not a full commit id"
     [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || die "$where: bad name '$name'"
     case $kind in
@@ -78,6 +83,12 @@ while IFS=$'\t' read -r kind name repo commit rest || [[ -n "${kind:-}" ]]; do
     dir=$DEST/$sub/$name
     short=${commit:0:12}
     mkdir -p "$DEST/$sub"
+    layer=$dir
+    if [[ -n "${folder:-}" ]]; then  # the checkout elsewhere, the layer a symlink into it
+        dir=$DEST/checkouts/$name
+        mkdir -p "$DEST/checkouts"
+        [[ ! -e "$layer" || -L "$layer" ]] || die "$layer exists and is not a symlink: remove it or use another DEST"
+    fi
     if [[ -e "$dir" ]]; then
         [[ -e "$dir/.git" ]] || die "$dir exists and is not a git checkout: remove it or use another DEST"
         head=$(git -C "$dir" rev-parse -q --verify HEAD 2>/dev/null || true)
@@ -101,7 +112,11 @@ while IFS=$'\t' read -r kind name repo commit rest || [[ -n "${kind:-}" ]]; do
         mv "$tmp" "$dir"
         log "$sub/$name: at $short"
     fi
-    check_kind "$kind" "$dir"
+    if [[ -n "${folder:-}" ]]; then
+        [[ -d "$dir/$folder" ]] || die "$repo has no folder $folder at $short"
+        ln -sfn "../checkouts/$name/$folder" "$layer"
+    fi
+    check_kind "$kind" "$layer"
     count=$((count + 1))
 done <"$TABLE"
 

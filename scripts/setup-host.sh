@@ -12,6 +12,9 @@ command -v dpkg-query >/dev/null && command -v apt-get >/dev/null \
 
 PKGS=(docker.io docker-registry skopeo haproxy apache2-utils openssl curl
       busybox-static iproute2 ca-certificates util-linux)
+# promtool checks and unit-tests the alert rules the charm publishes; the e2e runs a real
+# Prometheus with the scrape job and rules the charm publishes over cos-agent
+PKGS+=(prometheus)
 # What layer:basic's bootstrap apt-installs and then uses (`virtualenv -ppython3
 # --never-download` on Debian's python3, pip from the wheelhouse): the local model's apt-get
 # shim answers "already installed" for these, so they must really be here.

@@ -128,6 +128,24 @@ def test_fills_the_cache_at_the_pinned_commits_and_is_idempotent(tmp_path, remot
     assert second  # (the commit in between is never checked out)
 
 
+def test_a_layer_that_is_a_folder_of_its_repository(tmp_path, remotes):
+    # GIVEN an interface layer kept in src/ of its repository (as charm-interface-cos-agent)
+    cos = Remote(remotes["base"], "canonical/charm-interface-cos-agent")
+    commit = cos.commit({"src/interface.yaml": "name: cos_agent\n", "README.md": "hi\n"})
+    row = ("interface", "cos_agent", "canonical/charm-interface-cos-agent", commit, "src")
+    table = write_table(tmp_path / "t.tsv", [row])
+    # WHEN the cache is filled, twice
+    first = run(tmp_path / "cache", table, remotes["base"])
+    again = run(tmp_path / "cache", table, remotes["base"])
+    # THEN interfaces/cos_agent is that folder, at the pinned commit, and stays so
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 0 and "(up to date)" in again.stdout, again.stderr
+    layer = tmp_path / "cache/interfaces/cos_agent"
+    assert (layer / "interface.yaml").read_text() == "name: cos_agent\n"
+    assert not (layer / "README.md").exists()
+    assert head(tmp_path / "cache/checkouts/cos_agent") == commit
+
+
 def test_never_touches_a_checkout_with_local_changes_or_a_plain_directory(tmp_path, remotes):
     dest = tmp_path / "cache"
     table = write_table(tmp_path / "layers.tsv", remotes["rows"])
@@ -169,7 +187,8 @@ def test_offline_or_unknown_commit_is_a_clear_error_and_leaves_nothing(tmp_path,
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        (("layer", "basic", "charmed-kubernetes/layer-basic"), "want 4 tab-separated fields"),
+        (("layer", "basic", "charmed-kubernetes/layer-basic"), "want 4 or 5 tab-separated"),
+        (("layer", "basic", "charmed-kubernetes/layer-basic", "a" * 40, "../x"), "bad folder"),
         (("layer", "basic", "charmed-kubernetes/layer-basic", "abc123"), "not a full commit id"),
         (("thing", "basic", "charmed-kubernetes/layer-basic", "a" * 40), "is not layer"),
     ],
@@ -208,7 +227,8 @@ def test_the_table_pins_what_the_layer_cache_holds():
     for line in provenance.read_text().splitlines()[1:]:
         name, source, commit = line.split("\t")[:3]
         if not name.startswith("resources/"):
-            pinned[name] = (source.removeprefix("github.com/"), commit.split()[0])
+            # "github.com/owner/repo (layer = its src/)": the words after it are a note
+            pinned[name] = (source.split()[0].removeprefix("github.com/"), commit.split()[0])
     rows = real_rows()
     # the cache may hold more (layers for work not built yet); what the table pins is in it,
     # at the same commit, and the table has every layer the charm includes
@@ -216,7 +236,7 @@ def test_the_table_pins_what_the_layer_cache_holds():
     includes = yaml.safe_load((ROOT / "layer.yaml").read_text())["includes"]
     assert {i.split(":", 1)[1] for i in includes} <= {r[1] for r in rows}
     sub = {"layer": "layers", "interface": "interfaces", "charm": "charms"}
-    for kind, name, repo, commit in rows:
+    for kind, name, repo, commit, *_folder in rows:
         assert (repo, commit) == pinned[name], name
         assert (LAYER_CACHE / sub[kind] / name).is_dir(), f"{kind} {name} not in {sub[kind]}/"
 
@@ -229,12 +249,13 @@ def test_a_cache_it_fills_builds_the_charm(tmp_path):
     base = tmp_path / "git"
     rows = []
     sub = {"layer": "layers", "interface": "interfaces", "charm": "charms"}
-    for kind, name, repo, _commit in real_rows():
+    for kind, name, repo, _commit, *folder in real_rows():
         remote = Remote(base, repo)
-        shutil.copytree(LAYER_CACHE / sub[kind] / name, remote.work, dirs_exist_ok=True)
+        work = remote.work.joinpath(*folder)  # a layer that is a folder of its repository
+        shutil.copytree(LAYER_CACHE / sub[kind] / name, work, dirs_exist_ok=True)
         for path in [remote.work, *remote.work.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)  # the cache is read-only
-        rows.append((kind, name, repo, remote.commit({})))
+        rows.append((kind, name, repo, remote.commit({}), *folder))
     dest = tmp_path / "cache"
     proc = run(dest, write_table(tmp_path / "layers.tsv", rows), base)
     assert proc.returncode == 0, proc.stderr

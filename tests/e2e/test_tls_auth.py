@@ -328,15 +328,28 @@ def test_invalid_blob_blocks_without_echo_and_keeps_serving(session, helpers):
     helpers.wait_for_unit(model, UNIT, "active", READY_HTTPS)
 
 
-def test_back_to_http_when_the_ca_goes_away(session, helpers):
+def test_losing_the_ca_under_basic_auth_keeps_https_until_the_operator_turns_auth_off(
+    session, helpers
+):
+    # GIVEN https with basic auth WHEN the CA goes away THEN the unit blocks saying what to do,
+    # and the registry and its clients stay on https: no password is ever sent in clear
     model, _ = session
     model.remove_relation(f"{APP}:cert-provider", "easyrsa:client")
+    status = helpers.wait_for_unit(model, UNIT, "blocked").workload_status
+    assert status.message.startswith("TLS is gone while auth-basic-password is set")
+    data = client_data(model)
+    assert data["registry_url"] == f"https://{NETLOC}" and data["tls_ca"]
+    ca = str(client_dir(model) / "ca.crt")
+    assert get_status(f"https://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD, ca=ca) == 200
+    # WHEN the operator turns auth off THEN plain http is served and told, without credentials
+    model.config(APP, {"auth-basic-password": ""})
     helpers.wait_for_unit(model, UNIT, "active", READY_HTTP)
     data = client_data(model)
     assert data["registry_url"] == f"http://{NETLOC}" and data["tls_ca"] is None
+    assert data["basic_user"] is None
     assert not exists_on_unit(model, "/etc/docker/registry/registry.key")
     assert not exists_on_unit(model, f"/etc/docker/certs.d/{NETLOC}")
-    assert get_status(f"http://{NETLOC}/v2/", user="admin", password=NEW_PASSWORD) == 200
+    assert get_status(f"http://{NETLOC}/v2/") == 200
     rc, out, command = run_nrpe_check(model, helpers)
     assert "--url http://127.0.0.2:5000" in command and rc == 0, out
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from charmhelpers.core import hookenv, unitdata
-from charms.reactive import set_flag
+from charms.reactive import clear_flag, set_flag
 
 from charms.layer.docker_registry import (
     actions,
@@ -276,6 +276,21 @@ def test_images_lists_repositories_and_tags_from_the_api(hook, target, upstream)
     assert sorted(json.loads(h.result()["repositories"])) == ["cdk/coredns/coredns", "cdk/pause"]
     h = hook.call(content.images, {"repository": "*/coredns"})
     assert sorted(json.loads(h.result()["repositories"])) == ["cdk/coredns/coredns"]
+
+
+def test_a_blocked_unit_whose_registry_answers_still_runs_actions_and_says_it_is_blocked(
+    hook, target, monkeypatch
+):
+    # GIVEN the cert-provider sent a certificate whose key does not match: the unit is blocked
+    # (the configured flag cleared) while the last good registry keeps serving
+    clear_flag(actions.CONFIGURED_FLAG)
+    why = "cert-provider: the certificate does not match its key."
+    monkeypatch.setattr(hookenv, "status_get", lambda: ("blocked", why))
+    # WHEN an action runs THEN it works against the registry that answers, and says why the
+    # unit is blocked
+    h = hook.call(content.images, {})
+    assert h.failures == []
+    assert h.result()["unit-blocked"] == why
 
 
 def test_catalog_pagination_follows_the_link_header(target, upstream):

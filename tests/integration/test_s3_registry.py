@@ -16,7 +16,7 @@ import uuid
 import pytest
 import yaml
 
-from charms.layer.docker_registry import container, paths, render, settings, workload
+from charms.layer.docker_registry import clients, container, paths, render, settings, workload
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
 from tests.support.net import free_port
@@ -181,3 +181,14 @@ def test_registry_stores_images_in_s3_and_serves_them_back(s3, units, tmp_path):
         run("skopeo", "inspect", "--tls-verify=false", f"docker://{netloc2}/s3/test:1")
     )
     assert inspected2["Digest"] == inspected["Digest"]
+
+
+def test_the_catalog_tells_an_unreachable_s3_from_a_reachable_one(engine, units):
+    # GIVEN a registry on S3 WHEN the S3 endpoint goes away THEN /v2/ still answers (it never
+    # touches storage) but the storage probe the status relies on says it is not reachable
+    with moto_s3(host=docker_bridge_gateway()) as s3:
+        s3.create_bucket(BUCKET)
+        _name, netloc = units(s3_options(s3))
+        assert clients.storage_answers(f"http://{netloc}") is True
+    assert clients.probe(f"http://{netloc}")
+    assert clients.storage_answers(f"http://{netloc}") is False

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from charms.layer.docker_registry import auth, container, paths, render, settings, workload
+from charms.layer.docker_registry.errors import RegistryCharmError
 from tests.support import certs
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
@@ -212,3 +213,35 @@ def test_the_registry_logs_json_lines_naming_its_service(unit):
     ]
     unnamed = [line for line in own if line.get("service") != "registry"]
     assert own and not unnamed, unnamed[:2]
+
+
+def test_a_registry_name_another_program_holds_is_refused_and_its_container_left_alone(unit):
+    # GIVEN a container the charm did not create, under the name registry-name gives this unit
+    host, apply, _state = unit
+    victim = host.container_name("registry")
+    subprocess.run(
+        ["docker", "create", "--name", victim, registry_image_ref()],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        before = container.inspect(victim)
+        # WHEN the charm applies THEN it refuses, naming the option, and touches nothing
+        with pytest.raises(RegistryCharmError, match=r"^registry-name: a container named"):
+            apply()
+        after = container.inspect(victim)
+        assert (after.id, after.running) == (before.id, False)
+    finally:
+        subprocess.run(["docker", "rm", "-f", victim], capture_output=True, check=False)
+
+
+def test_a_container_an_earlier_charm_revision_ran_is_adopted(unit):
+    # GIVEN the registry as an earlier revision ran it: its config-hash label, no owner label
+    _host, apply, state = unit
+    first = apply()
+    subprocess.run(["docker", "rm", "-f", state["name"]], check=True, capture_output=True)
+    subprocess.run(["docker", *first.run.argv()], check=True, capture_output=True)
+    assert container.OWNER_LABEL not in container.inspect(state["name"]).labels
+    # WHEN the upgraded charm applies a new config THEN it replaces its own container
+    assert apply({"log-level": "debug"}).action == "recreated"
+    assert container.OWNER_LABEL in container.inspect(state["name"]).labels

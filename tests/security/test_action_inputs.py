@@ -50,3 +50,23 @@ def test_a_file_that_is_not_an_image_list_is_refused_without_echoing_it(content)
 def test_no_reference_that_skopeo_or_docker_would_read_as_an_option(reference):
     with pytest.raises(imagelists.BadReference):
         imagelists.parse_reference(reference)
+
+
+@pytest.mark.parametrize("reference", ["docker.io/-q.x/a:1", "-q.x/registry:2"])
+def test_no_reference_whose_host_starts_with_a_dash(reference):
+    with pytest.raises(imagelists.BadReference):
+        imagelists.parse_reference(reference)
+
+
+def test_docker_is_never_handed_a_reference_where_an_option_may_stand(monkeypatch):
+    # GIVEN a reference that slipped past every check WHEN docker is asked about it
+    from charms.layer.docker_registry import container
+
+    asked: list[tuple] = []
+    monkeypatch.setattr(container, "docker", lambda *args, **kw: asked.append(args) or "")
+    container.image_id("-q.x/registry:2")
+    container.pull("-q.x/registry:2")
+    container.tag("-q.x/registry:2", "-r")
+    # THEN "--" ends docker's options before it
+    for args in asked:
+        assert args[args.index("--") + 1].startswith("-")

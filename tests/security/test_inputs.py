@@ -75,6 +75,14 @@ def test_a_ca_blob_writes_only_its_pem_blocks(config):
 # ---------------------------------------------------------------- http-host and netlocs
 
 
+@pytest.mark.parametrize("image", ["-q.x/registry:2", "--help", "-/registry:2"])
+def test_registry_image_never_starts_with_a_dash(config, image):
+    # docker read "-q.x/registry:2" as an option ("Run 'docker image inspect --help'")
+    assert problems(config, **{"registry-image": image}) == {
+        "registry-image": "is not a valid image reference"
+    }
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -142,7 +150,8 @@ def test_tls_client_auth_without_a_ca_blocks_instead_of_serving_everyone(charm):
     assert charm.applied == []
 
 
-def test_the_debug_listener_binds_the_units_own_address(config):
+def test_the_debug_listener_binds_the_loopback_only(config):
+    # pprof, expvar and /metrics answer without auth on it: never from another host
     from charms.layer.docker_registry import render
 
     parsed = settings.parse({**config, "prometheus-metrics": True})
@@ -156,7 +165,7 @@ def test_the_debug_listener_binds_the_units_own_address(config):
         realm="r",
     )
     binds = {port: bind for bind, port, _ in desired.run.ports}
-    assert binds == {5000: "", 5001: "10.1.2.3"}
+    assert binds == {5000: "", 5001: "127.0.0.1"}
 
 
 def test_a_file_the_hook_cannot_write_blocks_naming_it(charm, monkeypatch):
@@ -203,3 +212,79 @@ def test_a_refused_dockerd_reload_is_said(charm, monkeypatch):
     charm.hook("install")
     assert charm.status[0] == "active"
     assert "Warning: dockerd did not reload daemon.json" in charm.status[1]
+
+
+def test_a_registry_error_quoted_in_the_status_names_no_internal_address(
+    config, sandbox, world, monkeypatch
+):
+    # GIVEN a new storage endpoint the registry cannot reach: it dies naming the address
+    from charms.layer.docker_registry import workload
+    from tests.unit.test_workload import _apply, make_desired
+
+    outcome, managed = _apply(make_desired(config, sandbox), sandbox)
+    world.action = "recreated"
+    # only the restored last good container answers
+    monkeypatch.setattr(workload.clients, "probe", lambda url, timeout=3: bool(world.docker))
+    world_line = (
+        'level=fatal msg="s3aws: Put \\"http://10.20.30.40:9000/registry\\": dial tcp '
+        '10.20.30.40:9000: connect: connection refused; lookup minio.internal:9000; [fd00::5]:443"'
+    )
+    monkeypatch.setattr(workload.container, "last_log_line", lambda name: world_line)
+    bad = make_desired(config, sandbox, **{"log-level": "debug"})
+    outcome, _ = _apply(bad, sandbox, managed_files=managed, last_good=outcome.last_good)
+    # THEN the status quotes the cause, not where the storage lives
+    assert outcome.action == "rolled-back"
+    assert "connection refused" in outcome.problem
+    for internal in ("10.20.30.40", "minio.internal", "fd00::5", "http://"):
+        assert internal not in outcome.problem
+
+
+def test_action_reports_are_readable_by_root_only(monkeypatch, tmp_path):
+    from charms.layer.docker_registry import actions, paths
+
+    monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path))
+    path = actions.write_report("images", {"repositories": {"team/app": ["1"]}}, [])
+    assert (tmp_path.joinpath(path).stat().st_mode & 0o777) == 0o600
+
+
+def test_ready_only_when_the_object_storage_answered(charm):
+    # GIVEN S3 storage whose endpoint the registry cannot reach (its /v2/ still answers)
+    charm.config |= {
+        "storage-s3-region": "r",
+        "storage-s3-bucket": "b",
+        "storage-s3-regionendpoint": "http://10.99.0.1:9000",
+    }
+    charm.storage = False
+    charm.hook("install")
+    # THEN the unit blocks naming the options, and not the endpoint's address
+    assert charm.status == (
+        "blocked",
+        "storage-s3-*: the registry cannot reach its storage backend.",
+    )
+    # WHEN the storage answers THEN Ready
+    charm.storage = True
+    charm.hook("update-status")
+    assert charm.status[0] == "active"
+
+
+def test_proxy_credentials_reach_the_registry_through_a_private_env_file_never_argv(config):
+    from charms.layer.docker_registry import render
+
+    proxy = f"http://user:{SECRET}@proxy.example:3128"
+    parsed = settings.parse(
+        {**config, "registry-http-proxy": proxy, "registry-https-proxy": proxy}
+    )
+    desired = render.desired(
+        parsed,
+        host=Host(),
+        unit_address="10.1.2.3",
+        tls=None,
+        http_secret="s",
+        htpasswd="",
+        realm="r",
+    )
+    argv = render.ContainerRun(desired.run, "h").argv()
+    assert SECRET not in " ".join(argv) and "-e" not in argv and "--env" not in argv
+    assert argv[argv.index("--env-file") + 1] == render.ENV_FILE
+    env = next(f for f in desired.files if f.path == render.ENV_FILE)
+    assert (env.mode, env.mount) == (0o600, False) and SECRET in env.content

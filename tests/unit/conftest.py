@@ -25,6 +25,14 @@ def config(defaults) -> dict:
     return dict(defaults)
 
 
+@pytest.fixture(autouse=True)
+def registry_lock_in_tmp(monkeypatch, tmp_path):
+    """The registry lock file (an absolute host path outside a sandbox) stays in tmp_path."""
+    from charms.layer.docker_registry import workload
+
+    monkeypatch.setattr(workload, "LOCK_FILE", str(tmp_path / "registry.lock"))
+
+
 FAKE_DIGEST = "sha256:" + "c" * 64
 
 

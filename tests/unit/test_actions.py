@@ -53,12 +53,19 @@ class Containers:
     def __init__(self):
         self.running: dict[str, bool] = {}
         self.calls: list[tuple] = []
+        self.foreign: set[str] = set()  # containers another program created (no owner label)
 
     def inspect(self, name):
         if name not in self.running:
             return None
+        labels = {} if name in self.foreign else {container.OWNER_LABEL: container.owner()}
         return container.ContainerState(
-            name=name, id="0" * 64, running=self.running[name], status="", image_id=""
+            name=name,
+            id="0" * 64,
+            running=self.running[name],
+            status="",
+            image_id="",
+            labels=labels,
         )
 
     def stop(self, name, timeout=10):
@@ -154,6 +161,21 @@ def test_stop_of_our_container_stops_removes_flags_and_blocks(hook, containers):
     assert is_flag_set(actions.STOPPED_FLAG)
     assert hook.statuses == [("blocked", "registry container is stopped.")]
     assert hook.results == [{"outcome": "success", "raw": "stopped registry and removed it"}]
+
+
+def test_stop_and_start_leave_a_container_the_charm_did_not_create_alone(hook, containers):
+    # GIVEN registry-name names a container another program created
+    containers.running["registry"] = False
+    containers.foreign.add("registry")
+    # WHEN stop or start runs THEN it fails naming the option and touches nothing
+    actions.run(lifecycle.stop)
+    actions.run(lifecycle.start)
+    assert containers.calls == []
+    assert not is_flag_set(actions.STOPPED_FLAG)
+    assert [
+        f.startswith("registry-name: the container registry was not created")
+        for f in hook.failures
+    ] == [True, True]
 
 
 def test_stop_without_remove_keeps_the_container(hook, containers):

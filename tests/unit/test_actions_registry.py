@@ -19,9 +19,11 @@ from charms.layer.docker_registry import (
     content,
     copies,
     gc,
+    paths,
     registry_api,
     render,
     transfer,
+    workload,
 )
 
 SECRET = "act-s3cr3t"
@@ -117,7 +119,9 @@ def test_every_action_fails_clearly_when_the_registry_is_not_ready(hook, body, p
     assert hook.failures == ["the registry is not ready: Waiting for the registry."]
 
 
-def test_an_endpoint_without_the_configured_flag_is_not_ready(hook):
+def test_an_endpoint_without_the_configured_flag_is_not_ready(hook, monkeypatch):
+    # GIVEN the last hook left the registry not answering (and it still does not)
+    monkeypatch.setattr(clients, "probe", lambda url, timeout=3: False)
     unitdata.kv().set(clients.ENDPOINT_KEY, ENDPOINT.as_dict())
     run(hook, content.images)
     assert hook.failures[0].startswith("the registry is not ready")
@@ -378,8 +382,12 @@ def test_plan_from_the_saved_run_spec():
     assert plan.argv(delete_untagged=True) == [
         "run",
         "--rm",
+        "--name",
+        "registry-gc",  # a name the charm knows: it can stop it and never runs two
         "--network",
         "none",
+        "--label",
+        f"{container.OWNER_LABEL}={container.owner()}",
         "--volume",
         "/etc/docker/registry/config.yml:/etc/docker/registry/config.yml:ro",
         "--volume",
@@ -407,9 +415,18 @@ class FakeDocker:
         self.calls: list[tuple] = []
         self.fail_gc = fail_gc
         self.running = True
+        self.gc_left = None  # a GC container the docker CLI gave up on
+        self.gc_stuck = False  # ... and which cannot be removed
 
     def inspect(self, name):
+        if name.endswith("-gc"):  # the GC container: gone once its run ended (--rm)
+            return self.gc_left
         return type("S", (), {"running": self.running})()
+
+    def remove(self, name):
+        self.calls.append(("rm", name))
+        if self.gc_left and not self.gc_stuck:
+            self.gc_left = None
 
     def stop(self, name, timeout=10):
         self.calls.append(("stop", name))
@@ -429,7 +446,7 @@ class FakeDocker:
 @pytest.fixture
 def fake_docker(monkeypatch, tmp_path):
     fake = FakeDocker()
-    for name in ("inspect", "stop", "start", "docker"):
+    for name in ("inspect", "stop", "start", "docker", "remove"):
         monkeypatch.setattr(gc.container, name, getattr(fake, name))
     monkeypatch.setattr(gc.workload, "wait_answering", lambda url, timeout: True)
     monkeypatch.setattr(
@@ -477,6 +494,45 @@ def test_gc_failure_still_restarts_the_registry(ready, fake_docker):
         "garbage-collect failed: docker run failed: boom; the registry was restarted"
     ]
     assert [c[0] for c in fake_docker.calls] == ["stop", "docker", "start", "ready"]
+
+
+def test_a_gc_the_docker_cli_gave_up_on_is_stopped_before_the_registry_comes_back(
+    ready, fake_docker
+):
+    # GIVEN the docker CLI times out while the GC container keeps running
+    def timed_out(*args, timeout=0):
+        fake_docker.calls.append(("docker", "run"))
+        fake_docker.gc_left = type("S", (), {"running": True})()
+        raise gc.DockerError("docker run timed out after 3600s")
+
+    gc.container.docker = timed_out
+    run(ready, content.garbage_collect)
+    # THEN the GC container is removed before the registry starts again
+    assert [c[0] for c in fake_docker.calls] == ["stop", "docker", "rm", "start", "ready"]
+    assert fake_docker.calls[2] == ("rm", "registry-gc")
+    assert ready.failures[0].startswith("garbage-collect failed: docker run timed out")
+
+
+def test_a_gc_that_cannot_be_stopped_leaves_the_registry_stopped(ready, fake_docker):
+    def timed_out(*args, timeout=0):
+        fake_docker.calls.append(("docker", "run"))
+        fake_docker.gc_left = type("S", (), {"running": True})()
+        fake_docker.gc_stuck = True
+        raise gc.DockerError("docker run timed out after 3600s")
+
+    gc.container.docker = timed_out
+    run(ready, content.garbage_collect)
+    assert "start" not in [c[0] for c in fake_docker.calls]
+    assert "registry-gc could not be stopped, so the registry stays stopped" in ready.failures[0]
+
+
+def test_a_gc_is_refused_while_a_hook_or_another_gc_holds_the_registry(ready, fake_docker):
+    with workload.registry_lock(paths.current()):
+        run(ready, content.garbage_collect)
+    assert [c[0] for c in fake_docker.calls] == ["ready"]  # the status as it was, nothing else
+    assert ready.failures == [
+        "another garbage-collect, start/stop or hook is working on the registry"
+    ]
 
 
 def test_gc_with_object_storage_reports_unknown(ready, fake_docker):

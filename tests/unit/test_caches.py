@@ -24,6 +24,13 @@ from charms.layer.docker_registry import (
 from charms.layer.docker_registry.errors import ConfigError
 from tests.unit.test_handlers import PASSWORD, charm  # noqa: F401 - the hook harness fixture
 
+
+def _ours(name: str) -> container.ContainerState:
+    """A running container this unit created."""
+    labels = {container.OWNER_LABEL: container.owner()}
+    return container.ContainerState(name, "1", True, "running", "", labels)
+
+
 SECRET = "Up-Stream-Secret-9"
 TWO = "docker.io=https://registry-1.docker.io,port=5002 ghcr.io=https://ghcr.io,port=5003"
 
@@ -474,7 +481,9 @@ def test_a_cache_taken_out_goes_and_its_port_closes(charm, upstreams, monkeypatc
     _, removed = upstreams
     charm.config["caches"] = TWO
     charm.hook("install")
-    monkeypatch.setattr(container, "inspect", lambda name: "ghcr.io" in name or None)
+    monkeypatch.setattr(
+        container, "inspect", lambda name: _ours(name) if "ghcr.io" in name else None
+    )
     charm.config["caches"] = "docker.io=https://registry-1.docker.io,port=5002"
     charm.hook("config-changed")
     assert removed == ["registry-cache-ghcr.io-docker-registry-0"]
@@ -506,7 +515,7 @@ def test_the_stop_hook_removes_every_cache_container_too(charm, upstreams, monke
     _, removed = upstreams
     charm.config["caches"] = TWO
     charm.hook("install")
-    monkeypatch.setattr(container, "inspect", lambda name: True)
+    monkeypatch.setattr(container, "inspect", _ours)
     charm.hook("stop")
     # THEN the push registry and both caches are removed (their storage stays)
     assert removed == [

@@ -30,6 +30,8 @@ with open(LOG, "a") as log:
 with open(STATE) as fh:
     state = json.load(fh)
 sub = "image " + args[1] if args[:1] == ["image"] else args[0]
+if "--" in args:  # as docker's flag parser: "--" ends the options and is not an argument
+    args.remove("--")
 
 def save():
     with open(STATE, "w") as fh:
@@ -286,7 +288,7 @@ def test_image_id_is_the_local_id_or_none(fake_docker):
     fake_docker.add_image(IMAGE)
     assert container.image_id(IMAGE) == IMAGE_ID
     assert container.image_id("registry:3") is None
-    assert fake_docker.calls[0] == ["image", "inspect", "--format", "{{.Id}}", IMAGE]
+    assert fake_docker.calls[0] == ["image", "inspect", "--format", "{{.Id}}", "--", IMAGE]
 
 
 def test_image_id_raises_other_docker_errors(fake_docker):
@@ -314,8 +316,8 @@ def test_small_commands_pass_their_arguments(fake_docker):
     container.stop("reg", timeout=5)
     container.remove("reg")
     assert fake_docker.calls == [
-        ["tag", "a:1", "a:latest"],
-        ["pull", "b:2"],
+        ["tag", "--", "a:1", "a:latest"],
+        ["pull", "--", "b:2"],
         ["start", "reg"],
         ["stop", "--time", "5", "reg"],
         ["rm", "--force", "reg"],
@@ -332,7 +334,9 @@ def test_small_commands_pass_their_arguments(fake_docker):
 def converge(desired: render.Desired, **kw) -> tuple[str, list[str]]:
     """As workload.apply calls it: the wanted hash and the current container looked up first."""
     run = render.ContainerRun(desired.run, workload.config_hash(desired))
-    return workload.converge(run, container.inspect(desired.run.name), **kw), run.argv()
+    argv = run.argv()  # as docker is asked: labelled with this unit as owner
+    argv[1:1] = ["--label", f"{container.OWNER_LABEL}={container.owner()}"]
+    return workload.converge(run, container.inspect(desired.run.name), **kw), argv
 
 
 def test_converge_fails_when_the_image_is_absent(fake_docker, config):
@@ -341,14 +345,21 @@ def test_converge_fails_when_the_image_is_absent(fake_docker, config):
     assert fake_docker.mutating_calls() == []
 
 
-def test_converge_creates_a_missing_container_labelled_with_the_config_hash(fake_docker, config):
+def test_converge_creates_a_missing_container_labelled_with_the_config_hash(
+    fake_docker, config, monkeypatch
+):
+    monkeypatch.setenv("JUJU_MODEL_UUID", "m-1")
+    monkeypatch.setenv("JUJU_UNIT_NAME", "docker-registry/0")
     fake_docker.add_image(IMAGE)
     desired = make_desired(config)
     action, argv = converge(desired)
     assert action == "created"
     assert fake_docker.mutating_calls() == [argv]
     created = fake_docker.load_state()["containers"]["registry"]
-    assert created["Config"]["Labels"] == {render.HASH_LABEL: desired.config_hash(IMAGE_ID)}
+    assert created["Config"]["Labels"] == {
+        render.HASH_LABEL: desired.config_hash(IMAGE_ID),
+        container.OWNER_LABEL: "m-1/docker-registry/0",  # this unit created it
+    }
     assert argv[-1] == IMAGE
 
 

@@ -256,7 +256,7 @@ def test_resource_naming_another_image_is_tagged_as_the_configured_ref(fake_dock
     tarball_holds(fake_docker, ["docker-registry-charm/registry:2.8.2"])
     engine.ensure_image(IMAGE, lambda: tarball)
     assert fake_docker.mutating_calls()[1:] == [
-        ["tag", "docker-registry-charm/registry:2.8.2", IMAGE]
+        ["tag", "--", "docker-registry-charm/registry:2.8.2", IMAGE]
     ]
     assert container.image_id(IMAGE) is not None
 
@@ -283,7 +283,7 @@ def test_absent_image_without_resource_is_pulled(fake_docker):
     fake_docker.state["remote"] = [IMAGE]
     fake_docker.save()
     assert engine.ensure_image(IMAGE, lambda: None).token == ""
-    assert fake_docker.mutating_calls() == [["pull", IMAGE]]
+    assert fake_docker.mutating_calls() == [["pull", "--", IMAGE]]
     assert container.image_id(IMAGE) is not None
 
 

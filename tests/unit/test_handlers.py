@@ -44,6 +44,7 @@ class Charm(FakeJuju):
         self.ports: set[str] = set()
         self.applied = []  # Desired objects given to workload.apply
         self.answering = True
+        self.storage: bool | None = None  # what the catalog probe finds of object storage
         self.action = "created"
         self.install_error = None
         self.problem = ""  # set: workload.apply rolled the new config back
@@ -105,6 +106,10 @@ def charm(tmp_path, monkeypatch) -> Charm:
     )
     monkeypatch.setattr(auth, "htpasswd_line", lambda user, pw, existing=None: f"{user}:$2y$x\n")
     monkeypatch.setattr(workload, "apply", fake.apply)
+    # no registry runs here: whether it reaches object storage cannot be told
+    monkeypatch.setattr(
+        "charms.layer.docker_registry.clients.storage_answers", lambda *a, **kw: fake.storage
+    )
 
     def load():
         _load_interfaces(monkeypatch)
@@ -162,13 +167,72 @@ def test_not_answering_waits_with_the_reason(charm):
     )
 
 
-def test_metrics_open_and_close_the_debug_port(charm):
+def test_metrics_listener_never_opens_its_port(charm):
+    # GIVEN prometheus-metrics WHEN the unit is configured
     charm.config["prometheus-metrics"] = True
     charm.hook("install")
-    assert charm.ports == {"5000/TCP", "5001/TCP"}
-    charm.config |= {"prometheus-metrics": False, "registry-port": 5443}
-    charm.hook("config-changed")
-    assert charm.ports == {"5443/TCP"}
+    # THEN the debug listener runs, published on the unit's loopback only (pprof and expvar are
+    # on it too, without auth), and its port is not opened
+    desired = charm.applied[-1][0]
+    assert "debug:" in desired.config_yaml
+    assert (charm.unit_private_address, 5001, 5001) in desired.run.ports  # the sandbox's loopback
+    assert charm.ports == {"5000/TCP"}
+
+
+def relation_data_model():
+    """The interface layer's own pydantic model of the unit data, as loaded for this hook."""
+    return sys.modules["relations.cos_agent.provides"].CosAgentProviderUnitData
+
+
+def test_a_collector_turns_metrics_on_and_gets_job_rules_and_dashboard(
+    charm, tmp_path, monkeypatch
+):
+    (tmp_path / "cos").symlink_to(ROOT / "cos")  # the charm directory holds them
+    monkeypatch.setenv("JUJU_MODEL_NAME", "lab")
+    monkeypatch.setenv("JUJU_MODEL_UUID", "f1b2c3d4-1111-4222-8333-444455556666")
+    charm.config["debug-port"] = 5099
+    charm.hook("install")
+    assert "debug:" not in charm.applied[-1][0].config_yaml  # prometheus-metrics is off
+    # WHEN a COS collector (a subordinate) joins over cos-agent
+    rid = charm.relate("cos-agent", {"grafana-agent/0": {}})
+    charm.hook("cos-agent-relation-joined", rid, "grafana-agent/0")
+    # THEN the metrics listener is on, on the loopback only
+    desired = charm.applied[-1][0]
+    assert "debug:" in desired.config_yaml
+    assert (charm.unit_private_address, 5099, 5001) in desired.run.ports
+    assert charm.ports == {"5000/TCP"}
+    # AND the unit data passes the interface's own model: the localhost job, the charm's alert
+    # rules for this application, its dashboard
+    data = relation_data_model().model_validate_json(charm.local[rid]["config"])
+    assert data.metrics_scrape_jobs == [
+        {
+            "job_name": "cos-agent_0_registry",
+            "metrics_path": "/metrics",
+            "static_configs": [{"targets": ["localhost:5099"]}],
+        }
+    ]
+    rules = [r for g in data.metrics_alert_rules["groups"] for r in g["rules"]]
+    assert {r["alert"] for r in rules} >= {"DockerRegistryDown", "DockerRegistryStorageErrors"}
+    assert all('juju_application="docker-registry"' in r["expr"] for r in rules)
+    assert len(data.dashboards) == 1
+    # WHEN the collector goes THEN the listener goes back to what the config says: off
+    charm.depart(rid, "grafana-agent/0")
+    charm.hook("cos-agent-relation-departed", rid, "grafana-agent/0")
+    assert "debug:" not in charm.applied[-1][0].config_yaml
+    assert all(port != 5099 for _, port, _ in charm.applied[-1][0].run.ports)
+
+
+def test_collector_with_debug_port_on_registry_port_blocks(charm):
+    charm.config |= {"debug-port": 5000}
+    charm.hook("install")
+    rid = charm.relate("cos-agent", {"grafana-agent/0": {}})
+    charm.hook("cos-agent-relation-joined", rid, "grafana-agent/0")
+    assert charm.status == (
+        "blocked",
+        "Invalid charm config: debug-port: must differ from registry-port while cos-agent is"
+        " related",
+    )
+    assert len(charm.applied) == 1  # only the install-time apply
 
 
 def test_stopped_by_operator_is_reported_and_respected(charm):
@@ -280,7 +344,15 @@ def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypat
     from charms.layer.docker_registry import container
 
     removed = []
-    monkeypatch.setattr(container, "inspect", lambda name: object())
+    ours = container.ContainerState(
+        name="registry-docker-registry-0",
+        id="1",
+        running=True,
+        status="running",
+        image_id="",
+        labels={container.OWNER_LABEL: container.owner()},
+    )
+    monkeypatch.setattr(container, "inspect", lambda name: ours)
     monkeypatch.setattr(container, "stop", lambda name: removed.append(("stop", name)))
     monkeypatch.setattr(container, "remove", lambda name: removed.append(("rm", name)))
     charm.hook("install")

@@ -54,7 +54,7 @@ def test_behind_a_proxy_clients_dial_the_proxy_and_the_certificate_names_it(conf
     decided = _decide(config | {"prometheus-metrics": True}, proxies=["192.0.2.9"])
     assert (decided.netloc, decided.proxied) == ("192.0.2.9:5000", True)
     assert "192.0.2.9" in decided.sans
-    assert decided.ports == {"5000/TCP", "5001/TCP"}
+    assert decided.ports == {"5000/TCP"}  # the debug listener is on the loopback only
 
 
 def test_an_invalid_proxy_address_blocks_and_is_left_out(config):

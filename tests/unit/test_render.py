@@ -199,11 +199,16 @@ def test_run_argv_production(config):
         "--publish",
         "5443:5000",
         "--publish",
-        "10.1.2.3:9100:5001",
+        "127.0.0.1:9100:5001",
         "--volume",
         "/etc/docker/registry/config.yml:/etc/docker/registry/config.yml:ro",
         "--volume",
         "/srv/registry:/var/lib/registry",
+        # the log goes to journald, tagged with the container name (COS collectors read it)
+        "--log-driver",
+        "journald",
+        "--log-opt",
+        "tag=registry",
         "registry:2",
     ]
 

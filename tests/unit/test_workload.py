@@ -14,6 +14,7 @@ from charms.layer.docker_registry import paths, render, settings, workload
 
 SECRET_PASSWORD = "pa55-word"
 IMAGE_ID = "registry:2"  # what the config hash is taken with (no docker here)
+OURS = {workload.container.OWNER_LABEL: workload.container.owner()}
 
 
 def make_desired(config, host, *, tls=None, **overrides) -> render.Desired:
@@ -270,7 +271,7 @@ def test_a_rolled_back_config_is_not_retried_until_it_changes(config, sandbox, w
     good = make_desired(config, sandbox)
     outcome, managed = _apply(good, sandbox)
     last_good = outcome.last_good
-    world.containers[good.run.name] = types.SimpleNamespace(running=True, labels={}, ports=())
+    world.containers[good.run.name] = types.SimpleNamespace(running=True, labels=OURS, ports=())
     bad = make_desired(config, sandbox, **{"log-level": "debug"})
     failed = {"hash": bad.config_hash("registry:2"), "problem": "The new config did not start"}
     converged = len(world.converged)
@@ -317,7 +318,7 @@ def test_ports_the_container_being_replaced_publishes_are_not_in_the_way(config,
     # GIVEN our container (from a hook whose registry never answered: no last good state)
     # holding the port
     world.containers["registry-docker-registry-0"] = types.SimpleNamespace(
-        running=True, labels={}, ports=(("10.0.0.1", 5000),)
+        running=True, labels=OURS, ports=(("10.0.0.1", 5000),)
     )
     world.busy_ports = {5000}
     world.action = "recreated"

@@ -20,7 +20,7 @@ from . import secrets
 from .execution import Executor, Outcome
 from .lookup import find_relation, match_endpoints, resolve_charm
 from .meta import action_params, convert_config_value, load_charm_meta
-from .model import Model, ModelError, iso, now
+from .model import Model, ModelError, iso, now, write_private
 from .scheduler import Scheduler
 from .state import (
     Application,
@@ -315,7 +315,7 @@ class Controller:
             "started": iso(),
         }
         apath = self.model.root / "actions" / f"{aid}.json"
-        apath.write_text(json.dumps(record, indent=1, sort_keys=True))
+        write_private(apath, json.dumps(record, indent=1, sort_keys=True))
         event = Event(seq=self.scheduler.next_seq(), unit=unit, action=action, action_id=str(aid))
         out = self.executor.run_charm(event)
         with edit(self.model) as st:
@@ -332,7 +332,7 @@ class Controller:
             record["return-code"] = out.rc
             record["stdout"] = out.output
             record["completed"] = iso()
-            apath.write_text(json.dumps(record, indent=1, sort_keys=True))
+            write_private(apath, json.dumps(record, indent=1, sort_keys=True))
         self.settle()
         return record
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import machine as unit_machine
-from .model import Model, now, unit_dirname
+from .model import Model, now, unit_dirname, write_private
 from .state import Event, Status, edit, load
 
 HOOK_TIMEOUT = int(os.environ.get("LOCALJUJU_HOOK_TIMEOUT", "900"))
@@ -127,7 +127,7 @@ class Executor:
             "pending": {},
         }
         ctx_path = self._ctx_path(event.unit)
-        ctx_path.write_text(json.dumps(ctx))
+        write_private(ctx_path, json.dumps(ctx))
         return ctx_path
 
     def run_command(self, event: Event, command: str, timeout: float) -> Outcome:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .model import Model
+from .model import Model, write_private
 
 STATUSES = ("maintenance", "blocked", "waiting", "active")
 
@@ -109,7 +109,7 @@ class ToolContext:
     # context (pending changes) -------------------------------------------------------
     def _save_ctx(self):
         tmp = self.ctx_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.ctx))
+        write_private(tmp, json.dumps(self.ctx))
         os.replace(tmp, self.ctx_path)
 
     def _state(self) -> dict:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .hooktools_base import STATUSES, Args, ToolContext, ToolError, _apply, _out, read_settings
-from .model import iso, now
+from .model import iso, now, write_private
 
 
 class UnitTools(ToolContext):
@@ -90,7 +90,7 @@ class UnitTools(ToolContext):
         with self.model.lock():
             rec = json.loads(path.read_text())
             fn(rec)
-            path.write_text(json.dumps(rec, indent=1, sort_keys=True))
+            write_private(path, json.dumps(rec, indent=1, sort_keys=True))
 
     def action_set(self, argv):
         pairs = []

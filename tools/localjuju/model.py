@@ -28,6 +28,16 @@ import time
 import uuid
 from pathlib import Path
 
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (0600): the model's state,
+    hook contexts, action records and the fakes' files hold passwords and keys."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 HOOK_TOOLS = [
     "config-get",
     "relation-get",
@@ -128,6 +138,7 @@ class Model:
     def ensure(self, name: str | None = None) -> None:
         """Create the model directory and hook-tool launchers (idempotent)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # state.json, contexts and records hold the model's secrets
         for sub in ("units", "actions", "resources", "fakes", "clients"):
             (self.root / sub).mkdir(exist_ok=True)
         if not self.state_file.exists():
@@ -180,7 +191,7 @@ class Model:
 
     def _write(self, state: dict) -> None:
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        write_private(tmp, json.dumps(state, indent=1, sort_keys=True))
         os.replace(tmp, self.state_file)
 
     # --- logs ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .base import Fake
 from .containerd import ContainerdClientFake
+from .cos_collector import CosCollectorFake
 from .faulty_easyrsa import FaultyEasyRSAFake
 from .haproxy import HaproxyFake
 from .nrpe import NrpeFake
@@ -20,6 +21,7 @@ FAKES: dict[str, type[Fake]] = {
     "containerd": ContainerdClientFake,
     "nrpe": NrpeFake,
     "haproxy": HaproxyFake,
+    "cos-collector": CosCollectorFake,
 }
 
 

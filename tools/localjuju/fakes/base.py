@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..hooktools_base import _apply, effective_config
+from ..model import write_private
 
 
 class FakeContext:
@@ -162,4 +163,4 @@ class Fake:
     def save(self, name: str, value) -> None:
         d = self.model.fake_dir(self.app)
         d.mkdir(parents=True, exist_ok=True)
-        (d / name).write_text(json.dumps(value, indent=1, sort_keys=True))
+        write_private(d / name, json.dumps(value, indent=1, sort_keys=True))

@@ -258,3 +258,15 @@ def test_a_failed_hook_shows_as_error_until_resolved(juju):
     for unit in ("dummy/0", "dummy/1"):
         juju.cli("resolved", unit)
     juju.wait(dummy_active, error=jubilant.any_error, timeout=30)
+
+
+def test_the_models_state_contexts_records_and_fakes_files_are_private(juju):
+    # the model holds the charm's secrets (config values, relation data, action results): the
+    # basic-auth password sat in 0644 files beside a 0600 connection.json
+    root = Path(juju.model)
+    assert root.stat().st_mode & 0o777 == 0o700
+    written = [root / "state.json", *root.glob("actions/*.json"), *root.glob("fakes/**/*.json")]
+    written += list(root.glob("ctx/*.json"))
+    assert len(written) > 2
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o600, path

@@ -51,8 +51,11 @@ class Params(settings.Reader):
 
 def run(body: Callable[[Params], dict]) -> None:
     """Run an action body with its params; action-set its results or action-fail."""
+    blocked = _blocked_reason()  # as the unit stood when the action began
     try:
         results = body(Params(hookenv.action_get() or {}))
+        if results and blocked:  # the action worked; the operator still has something to fix
+            results["unit-blocked"] = blocked
         if results:
             hookenv.action_set(results)
     except RegistryCharmError as exc:
@@ -108,10 +111,24 @@ def _status_message() -> str:
     return message or state or "unknown status"
 
 
+def _blocked_reason() -> str:
+    try:
+        state, message = hookenv.status_get()
+    except Exception:  # noqa: BLE001 - status-get missing or failing: nothing to add
+        return ""
+    return message if state == "blocked" else ""
+
+
 def ready() -> clients.Endpoint:
-    """Where the registry answers, as saved by the last successful hook."""
+    """Where the registry answers, as saved by the last successful hook. A unit blocked for
+    another reason (a certificate that does not fit, a config it refused) still serves its
+    last good registry there: an action works while it answers."""
     endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
-    if endpoint is None or not is_flag_set(CONFIGURED_FLAG) or is_flag_set(STOPPED_FLAG):
+    if (
+        endpoint is None
+        or is_flag_set(STOPPED_FLAG)
+        or not (is_flag_set(CONFIGURED_FLAG) or clients.probe(endpoint.local_url))
+    ):
         raise ActionError(f"the registry is not ready: {_status_message()}")
     return endpoint
 
@@ -208,7 +225,7 @@ def write_report(kind: str, body: dict, notes: list[str]) -> str:
     ident = os.environ.get("JUJU_ACTION_UUID", "")[:8] or uuid.uuid4().hex[:8]
     path = directory / f"{kind}-{stamp}-{ident}.json"
     try:
-        files.write_if_changed(path, json.dumps(body, indent=1) + "\n", 0o644)
+        files.write_if_changed(path, json.dumps(body, indent=1) + "\n", 0o600)
         reports = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in reports[:-KEEP_REPORTS]:
             old.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from charms.layer.docker_registry import (
     caches,
     clients,
     container,
+    cos,
     engine,
     files,
     nrpe,
@@ -84,6 +85,7 @@ def registry(
         http_secret=common.http_secret,
         htpasswd=common.htpasswd,
         realm=hookenv.service_name(),
+        collector=inputs.collector,
     )
     outcome, managed = workload.apply(
         desired,
@@ -101,6 +103,7 @@ def registry(
         last_good=kv.get(KV_LAST_GOOD),
         failed=kv.get(KV_FAILED),
         secrets=config.secret_values,
+        recorded=recorded_name(kv.get(KV_RUN)),
     )
     kv.set(KV_MANAGED_FILES, managed)
     kv.set(KV_RUN, outcome.run.as_record())
@@ -109,6 +112,25 @@ def registry(
     if outcome.action != "unchanged":
         hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
     return desired, outcome
+
+
+def recorded_name(record: dict | None) -> tuple[str, ...]:
+    """The container a run record names (what the charm last ran), to adopt."""
+    run = render.ContainerRun.from_record(record)
+    return (run.spec.name,) if run else ()
+
+
+def tell_collector(endpoint, config: settings.Settings) -> None:
+    """The related COS collector scrapes localhost:<debug-port>/metrics and gets the alert rules
+    and dashboards (through the cos_agent interface layer)."""
+    cos.publish(
+        endpoint,
+        debug_port=config.debug_port,
+        charm_dir=Path(hookenv.charm_dir()),
+        topology=cos.topology(
+            hookenv.application_name(), hookenv.local_unit(), hookenv.charm_name()
+        ),
+    )
 
 
 def tell_this_unit(
@@ -142,6 +164,18 @@ def tell_this_unit(
         client_key_file=str(client_key),
     )
     kv.set(clients.ENDPOINT_KEY, endpoint.as_dict())
+
+
+def storage_unreachable(config: settings.Settings, url: str) -> str:
+    """Why "Ready" would be untrue of object storage the registry cannot reach ("" if it can,
+    or when that cannot be told): /v2/ answers whether or not the storage does."""
+    if config.storage.kind == "filesystem":
+        return ""
+    basic = config.basic_auth
+    answers = clients.storage_answers(url, *((basic.user, basic.password) if basic else ()))
+    if answers is not False:
+        return ""
+    return f"storage-{config.storage.kind}-*: the registry cannot reach its storage backend."
 
 
 def _resource() -> Path | None:
@@ -255,6 +289,7 @@ def _cache(config, cache, verdict, inputs: Inputs, plan: Plan, host, common: Sha
         last_good=record.get("last_good"),
         failed=record.get("failed"),
         secrets=config.secret_values,
+        recorded=recorded_name(record.get("run")),
     )
     if outcome.action != "unchanged":
         hookenv.log(f"cache container {wanted.run.name}: {outcome.action}")
@@ -280,7 +315,8 @@ def remove_cache(host: paths.Host, record: dict) -> None:
     """A cache taken out of ``caches`` (or a unit going away): its container and files go,
     its stored content stays (adding the upstream again finds it warm)."""
     run = render.ContainerRun.from_record(record.get("run"))
-    if run and container.inspect(run.spec.name):
+    state = container.inspect(run.spec.name) if run else None
+    if run and state and workload.ours(state, (run.spec.name,)):
         container.stop(run.spec.name)
         container.remove(run.spec.name)
     files.sync(host, [], record.get("managed", []))

@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 from charmhelpers.core import hookenv, unitdata
 
-from charms.layer.docker_registry import actions, caches, clients, custom_registries, status
+from charms.layer.docker_registry import (
+    actions,
+    caches,
+    clients,
+    custom_registries,
+    settings,
+    status,
+)
 from charms.layer.docker_registry.actions import ActionError, Params
 from charms.layer.docker_registry.custom_registries import Access, ClientConfigError
 
@@ -60,7 +67,9 @@ def client_config(params: Params) -> dict:
     return results
 
 
-def _caches(config, access: Access, mirror_for: tuple[str, ...]) -> dict[str, str]:
+def _caches(
+    config: settings.Settings, access: Access, mirror_for: tuple[str, ...]
+) -> dict[str, str]:
     """Each upstream with a pull-through cache -> the cache's URL, at the host clients reach
     the push registry by (a cache has its own port there, behind haproxy too)."""
     cached = caches.cache_endpoints(
@@ -104,7 +113,7 @@ def _has_clients() -> bool:
     return any(hookenv.related_units(rid) for rid in hookenv.relation_ids("docker-registry"))
 
 
-def _access(endpoint: clients.Endpoint, config, notes: list[str]) -> Access:
+def _access(endpoint: clients.Endpoint, config: settings.Settings, notes: list[str]) -> Access:
     username = password = ""
     if config.token_auth:
         notes.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import ssl
 import urllib.error
@@ -136,6 +137,28 @@ def probe(url: str, timeout: float = 3) -> bool:
         return _asks_for_client_cert(exc)
     except (OSError, ValueError):
         return False
+
+
+def storage_answers(
+    url: str, user: str = "", password: str = "", timeout: float = 15
+) -> bool | None:
+    """Whether the registry at ``url`` reaches its storage backend: /v2/ answers without
+    touching storage, the catalog lists it. True (200), False (a 5xx: the storage failed),
+    None when it cannot tell (token auth, mutual TLS, the registry itself unreachable)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(f"{url}/v2/_catalog?n=1")  # noqa: S310 - http(s) only
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:  # noqa: S310
+            return resp.status == 200
+    except urllib.error.HTTPError as exc:
+        return False if exc.code >= 500 else None
+    except (OSError, ValueError):
+        return None
 
 
 def _asks_for_client_cert(error: object) -> bool:

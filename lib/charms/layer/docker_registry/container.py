@@ -8,6 +8,7 @@ by matching text in ``docker ps`` output.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from charms.layer.docker_registry.errors import DockerError
 
 DOCKER = "docker"
+# every container the charm runs carries the unit that runs it (in its model): a container
+# without it, or with another owner, is not the charm's to stop, remove or replace
+OWNER_LABEL = "docker-registry.owner"
 _LOADED_RE = re.compile(r"^Loaded image(?: ID)?: (\S+)$", re.MULTILINE)
 
 
@@ -92,7 +96,7 @@ def _published(data: dict) -> tuple[tuple[str, int], ...]:
 
 def image_id(ref: str) -> str | None:
     try:
-        out = docker("image", "inspect", "--format", "{{.Id}}", ref, timeout=30)
+        out = docker("image", "inspect", "--format", "{{.Id}}", "--", ref, timeout=30)
     except DockerError as exc:
         if "no such" in str(exc).lower():
             return None
@@ -101,7 +105,7 @@ def image_id(ref: str) -> str | None:
 
 
 def pull(ref: str) -> None:
-    docker("pull", ref, timeout=900)
+    docker("pull", "--", ref, timeout=900)  # "--": a reference is never an option
 
 
 def load(tarball: str) -> list[str]:
@@ -111,7 +115,7 @@ def load(tarball: str) -> list[str]:
 
 
 def tag(source: str, target: str) -> None:
-    docker("tag", source, target, timeout=30)
+    docker("tag", "--", source, target, timeout=30)
 
 
 def start(name: str) -> None:
@@ -126,8 +130,14 @@ def remove(name: str) -> None:
     docker("rm", "--force", name, timeout=60)
 
 
+def owner() -> str:
+    """This unit, as the owner label names it: ``<model uuid>/<unit name>``."""
+    return f"{os.environ.get('JUJU_MODEL_UUID', '')}/{os.environ.get('JUJU_UNIT_NAME', '')}"
+
+
 def run(argv: list[str]) -> str:
-    return docker(*argv, timeout=120).strip()
+    """`docker run` ``argv`` (which starts with "run"), labelled with this unit as owner."""
+    return docker(argv[0], "--label", f"{OWNER_LABEL}={owner()}", *argv[1:], timeout=120).strip()
 
 
 def last_log_line(name: str) -> str:

@@ -7,12 +7,16 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
 
 from charms.layer.docker_registry import actions, clients, container, render, status
 from charms.layer.docker_registry.actions import ActionError, Params
+
+if TYPE_CHECKING:  # imported where used, at run time: only some actions need them
+    from charms.layer.docker_registry import gc, imagelists, registry_api
 
 # action-set carries about 128 KiB of values in all
 RESULTS_JSON_LIMIT = 64 * 1024
@@ -151,7 +155,7 @@ def rmi(params: Params) -> dict:
         api.close()
 
 
-def _delete(api, ref) -> dict:
+def _delete(api: registry_api.Registry, ref: imagelists.Reference) -> dict:
     reference = ref.digest or ref.tag
     digest = api.digest(ref.path, reference)
     if digest is None:
@@ -236,7 +240,7 @@ def _cache_garbage_collect(host: str, *, delete_untagged: bool, dry_run: bool) -
     return _gc_results(result, dry_run, f"the cache of {host}")
 
 
-def _gc_results(result, dry_run: bool, what: str) -> dict:
+def _gc_results(result: gc.GcResult, dry_run: bool, what: str) -> dict:
     reclaimed = "unknown" if result.reclaimed is None else str(result.reclaimed)
     eligible = (
         f"{result.blobs_eligible} blob(s) and {result.manifests_eligible} manifest(s)"

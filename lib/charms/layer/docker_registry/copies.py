@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charmhelpers.core import hookenv
 
 from charms.layer.docker_registry import actions, clients, paths, settings
 from charms.layer.docker_registry.actions import ActionError, Params
+
+if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
+    from charms.layer.docker_registry import registry_api, transfer
+    from charms.layer.docker_registry.imagelists import Item
 
 MAX_LIST_FILE = 1024 * 1024
 IMPORT_DIR = "/var/lib/docker-registry-charm/import"  # oci-archives extracted while importing
@@ -155,7 +160,7 @@ class _Destination:
 
     endpoint: clients.Endpoint
     config: settings.Settings
-    target: Any  # transfer.Target
+    target: transfer.Target
 
 
 def _destination() -> _Destination:
@@ -164,7 +169,16 @@ def _destination() -> _Destination:
     return _Destination(endpoint, config, actions.transfer_target(endpoint, config))
 
 
-def _copy_all(verb, items, dest: _Destination, notes, *, concurrency, checks=None, **copy_args):
+def _copy_all(
+    verb: str,
+    items: list[Item],
+    dest: _Destination,
+    notes: list[str],
+    *,
+    concurrency: int,
+    checks: dict[str, Any] | None = None,
+    **copy_args: Any,
+) -> None:
     """The tail mirror and import share: skip what the registry already has, copy the rest
     ``concurrency`` at a time, logging progress to the action."""
     from charms.layer.docker_registry import transfer
@@ -203,7 +217,9 @@ def _images_resource() -> str:
     return str(path)
 
 
-def _api_or_none(endpoint: clients.Endpoint, config: settings.Settings, notes: list[str]):
+def _api_or_none(
+    endpoint: clients.Endpoint, config: settings.Settings, notes: list[str]
+) -> registry_api.Registry | None:
     """The registry API for the already-there check; None (everything copied) without it."""
     from charms.layer.docker_registry import registry_api
 
@@ -214,13 +230,21 @@ def _api_or_none(endpoint: clients.Endpoint, config: settings.Settings, notes: l
         return None
 
 
-def present_check(api, target, *, arch="", all_platforms=True, tls_verify=True, env=None):
+def present_check(
+    api: registry_api.Registry | None,
+    target: transfer.Target,
+    *,
+    arch: str = "",
+    all_platforms: bool = True,
+    tls_verify: bool = True,
+    env: dict[str, str] | None = None,
+) -> Callable[[Item], str]:
     """Why an item need not be copied: the registry has the digest a copy would write there
     (mirror: the source's manifest, for ``arch`` unless all platforms; OCI archives: theirs),
     or, for docker save archives, a manifest with the same config (image ID)."""
     from charms.layer.docker_registry import imagelists, registry_api, transfer
 
-    def present(item) -> str:
+    def present(item: Item) -> str:
         if api is None:
             return ""
         ref = transfer.parse_reference(item.dest)
@@ -248,7 +272,9 @@ def present_check(api, target, *, arch="", all_platforms=True, tls_verify=True, 
     return present
 
 
-def _cluster_needs(items, endpoint, prefix: str, layout: str) -> dict[str, str]:
+def _cluster_needs(
+    items: list[Item], endpoint: clients.Endpoint, prefix: str, layout: str
+) -> dict[str, str]:
     """What points the cluster at the copies: CK's image-registry option, or (mirror layout)
     client-config with the images' hosts for containerd to mirror."""
     from charms.layer.docker_registry import imagelists
@@ -267,7 +293,16 @@ def _cluster_needs(items, endpoint, prefix: str, layout: str) -> dict[str, str]:
     }
 
 
-def _outcome(kind, items, endpoint, prefix, dry_run, notes, info, layout="image-registry"):
+def _outcome(
+    kind: str,
+    items: list[Item],
+    endpoint: clients.Endpoint,
+    prefix: str,
+    dry_run: bool,
+    notes: list[str],
+    info: dict[str, str],
+    layout: str = "image-registry",
+) -> dict:
     """Results within what action-set carries (a summary, problems first when not all fit);
     every image in the report file, whose path is in the results."""
     from charms.layer.docker_registry import imagelists
@@ -339,6 +374,6 @@ def _outcome(kind, items, endpoint, prefix, dry_run, notes, info, layout="image-
     raise ActionError("; ".join(problems), summary)
 
 
-def _names(items) -> str:
+def _names(items: list[Item]) -> str:
     names = ", ".join(i.source for i in items[:20])
     return names + (f" and {len(items) - 20} more" if len(items) > 20 else "")

@@ -35,8 +35,14 @@ class GcPlan:
     env_file: str = ""
     storage_dir: str = ""  # host directory of filesystem storage; "" for s3/swift
 
+    @property
+    def gc_name(self) -> str:
+        """The GC container's own name: the charm can find it, stop it and never run two."""
+        return f"{self.name}-gc"
+
     def argv(self, *, delete_untagged: bool = False, dry_run: bool = False) -> list[str]:
-        argv = ["run", "--rm", "--network", "none"]
+        argv = ["run", "--rm", "--name", self.gc_name, "--network", "none"]
+        argv += ["--label", f"{container.OWNER_LABEL}={container.owner()}"]
         for volume in self.volumes:
             argv += ["--volume", volume]
         if self.env_file:
@@ -100,7 +106,44 @@ def garbage_collect(
     wait: float = 60,
     timeout: float = 3600,
 ) -> GcResult:
-    """Run the GC; a dry run leaves the registry serving (it only reads)."""
+    """Run the GC; a dry run leaves the registry serving (it only reads).
+
+    Under the registry lock (hooks that recreate the container, start and stop take it too).
+    A GC the docker CLI gave up on (its timeout) is stopped before the registry starts again;
+    if it cannot be, the registry stays stopped rather than serve beside it."""
+    with workload.registry_lock(paths.current(), wait=0, busy=GcError):
+        return _garbage_collect(
+            plan,
+            probe_url=probe_url,
+            delete_untagged=delete_untagged,
+            dry_run=dry_run,
+            wait=wait,
+            timeout=timeout,
+        )
+
+
+def _stop_gc(plan: GcPlan) -> bool:
+    """Stop and remove the GC container if it is there; True when none is left running."""
+    try:
+        if container.inspect(plan.gc_name):
+            container.remove(plan.gc_name)
+        left = container.inspect(plan.gc_name)
+    except DockerError:
+        return False
+    return not (left and left.running)
+
+
+def _garbage_collect(
+    plan: GcPlan,
+    *,
+    probe_url: str,
+    delete_untagged: bool,
+    dry_run: bool,
+    wait: float,
+    timeout: float,
+) -> GcResult:
+    if not _stop_gc(plan):  # one left by an action that was killed: never two at once
+        raise GcError(f"garbage-collect: {plan.gc_name} is still running and cannot be stopped")
     state = container.inspect(plan.name)
     was_running = bool(state and state.running)
     measurable = bool(plan.storage_dir) and os.path.isdir(plan.storage_dir)
@@ -110,6 +153,7 @@ def garbage_collect(
     failure: DockerError | None = None
     output = ""
     answering = not stop_registry
+    gc_stopped = True
     try:
         if stop_registry:
             container.stop(plan.name)
@@ -118,8 +162,9 @@ def garbage_collect(
         )
     except DockerError as exc:
         failure = exc
+        gc_stopped = _stop_gc(plan)  # after a timeout the GC container may still run
     finally:
-        if stop_registry:
+        if stop_registry and gc_stopped:
             try:
                 container.start(plan.name)
                 answering = workload.wait_answering(probe_url, wait)
@@ -127,6 +172,11 @@ def garbage_collect(
                 failure = failure or exc
                 answering = False
     downtime = time.monotonic() - started if stop_registry else 0.0
+    if not gc_stopped:
+        raise GcError(
+            f"garbage-collect failed: {failure}; {plan.gc_name} could not be stopped, so the "
+            "registry stays stopped (run the start action once it is gone)"
+        )
     if failure is not None:
         restarted = (
             ""

@@ -49,7 +49,7 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HOST_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$")
+_HOST_RE = re.compile(r"^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$")
 _TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _ARCH_MARK = "\x00"  # stands for {{ arch }} between splitting a line and expanding it
 _STATIC_RE = re.compile(r"^(?:ci|v(\d+)\.(\d+))-static$")
@@ -348,26 +348,33 @@ def read_list_file(path: str, limit: int = MAX_LIST_FILE, what: str = "file") ->
         info = os.fstat(fd)  # the file opened, whatever the path points at by now
         if not stat.S_ISREG(info.st_mode):
             raise ListError(f"{what}: {path} is not a regular file")
-        if info.st_size > limit:
-            raise ListError(f"{what}: larger than {limit // 1024 // 1024} MiB")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(65536, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        data = _read_at_most(fd, limit, declared=info.st_size)
     except OSError as exc:
         raise ListError(f"{what}: cannot read {path}: {exc.strerror or 'unreadable'}") from None
     finally:
         os.close(fd)
-    if size > limit:
+    if data is None:
         raise ListError(f"{what}: larger than {limit // 1024 // 1024} MiB")
     try:
-        return b"".join(chunks).decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ListError(f"{what}: {path} is not UTF-8 text, so not an image list") from None
+
+
+def _read_at_most(fd: int, limit: int, declared: int) -> bytes | None:
+    """Up to ``limit`` bytes of an open file; None when it holds more (whatever its size said
+    when opened: a file may grow while read)."""
+    if declared > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return None if size > limit else b"".join(chunks)
 
 
 @dataclass
@@ -438,26 +445,16 @@ def parse_list(
     plain: list[str] = []
     form = ""
     for lineno, line in enumerate((text or "").splitlines(), 1):
-        if "\x00" in line:
-            raise ListError(f"{_where(what, lineno)}: binary data, not an image list")
-        words = _words(line, what, lineno)
-        if not words:
+        entry = _list_line(line, what, lineno)
+        if entry is None:
             continue
-        is_key = words[0].endswith(":")
-        form = form or ("keyed" if is_key else "plain")
-        if (form == "keyed") != is_key:
+        key, images = entry
+        form = form or ("keyed" if key else "plain")
+        if (form == "keyed") != bool(key):
             expected = "a `KEY: image …` line" if form == "keyed" else "images, not a `KEY:` line"
             raise ListError(f"{_where(what, lineno)}: expected {expected} like the lines before")
-        images = words[1:] if is_key else words
-        for word in images:
-            _check_image(word, what, lineno, echo=echo, require_host=require_host and not is_key)
-        if is_key:
-            key = words[0][:-1]
-            if not (_STATIC_RE.match(key) or _UPSTREAM_RE.match(key)):
-                raise ListError(
-                    f"{_where(what, lineno)}: a key that is neither vX.Y-static, ci-static "
-                    "nor vX.Y.Z-upstream"
-                )
+        _check_line(key, images, what, lineno, echo=echo, require_host=require_host)
+        if key:
             keyed.append((lineno, key, images))
         else:
             plain += images
@@ -473,9 +470,33 @@ def parse_list(
     return result
 
 
-def _select(
-    keyed: list[tuple[int, str, list[str]]], release: str, arches: tuple[str, ...]
-) -> ImageList:
+def _list_line(line: str, what: str, lineno: int) -> tuple[str, list[str]] | None:
+    """A line as (its container-images.txt key or "", its images); None when blank."""
+    if "\x00" in line:
+        raise ListError(f"{_where(what, lineno)}: binary data, not an image list")
+    words = _words(line, what, lineno)
+    if not words:
+        return None
+    key = words[0][:-1] if words[0].endswith(":") else ""
+    return key, (words[1:] if key else words)
+
+
+def _check_line(
+    key: str, images: list[str], what: str, lineno: int, *, echo: bool, require_host: bool
+) -> None:
+    for word in images:
+        _check_image(word, what, lineno, echo=echo, require_host=require_host and not key)
+    if key and not (_STATIC_RE.match(key) or _UPSTREAM_RE.match(key)):
+        raise ListError(
+            f"{_where(what, lineno)}: a key that is neither vX.Y-static, ci-static "
+            "nor vX.Y.Z-upstream"
+        )
+
+
+def _by_release(
+    keyed: list[tuple[int, str, list[str]]],
+) -> tuple[dict[tuple[int, int], list[str]], dict[Release, list[str]]]:
+    """container-images.txt's lines as (static images by minor, upstream images by patch)."""
     statics: dict[tuple[int, int], list[str]] = {}
     upstreams: dict[Release, list[str]] = {}
     for _, key, entries in keyed:
@@ -487,6 +508,13 @@ def _select(
             major, minor, patch, pre = upstream.groups()
             found = Release(int(major), int(minor), int(patch), pre or "")
             upstreams.setdefault(found, []).extend(entries)
+    return statics, upstreams
+
+
+def _select(
+    keyed: list[tuple[int, str, list[str]]], release: str, arches: tuple[str, ...]
+) -> ImageList:
+    statics, upstreams = _by_release(keyed)
     series = sorted(set(statics) | {r.series for r in upstreams})
     known = ", ".join(f"{a}.{b}" for a, b in series) or "none"
     if not release:

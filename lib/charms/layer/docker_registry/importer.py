@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, BinaryIO
 
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.imagelists import (
@@ -87,25 +88,29 @@ def scan(path: str) -> Scan:
     out = Scan()
     if stat.S_ISREG(info.st_mode):
         _scan_file(path, out, strict=True)
+    elif stat.S_ISDIR(info.st_mode) and _is_layout(path):
+        _scan_layout(path, out)
     elif stat.S_ISDIR(info.st_mode):
-        if _is_layout(path):
-            _scan_layout(path, out)
-        else:
-            for entry in sorted(os.scandir(path), key=lambda e: e.name):
-                child = os.path.join(path, entry.name)
-                if ":" in entry.name:
-                    out.notes.append(f"skipped {child}: its name has ':'")
-                elif entry.is_file(follow_symlinks=False):
-                    _scan_file(child, out, strict=False)
-                elif entry.is_dir(follow_symlinks=False) and _is_layout(child):
-                    _scan_layout(child, out)
-                else:
-                    out.notes.append(f"skipped {child}: not an image archive or OCI layout")
+        _scan_directory(path, out)
     else:
         raise ArchiveError(f"path: {path} is not a regular file or a directory")
     if not out.archives:
         raise ArchiveError(f"path: no image archive or OCI layout at {path}")
     return out
+
+
+def _scan_directory(path: str, out: Scan) -> None:
+    """Each archive and layout directly in ``path``; anything else is skipped with a note."""
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        child = os.path.join(path, entry.name)
+        if ":" in entry.name:
+            out.notes.append(f"skipped {child}: its name has ':'")
+        elif entry.is_file(follow_symlinks=False):
+            _scan_file(child, out, strict=False)
+        elif entry.is_dir(follow_symlinks=False) and _is_layout(child):
+            _scan_layout(child, out)
+        else:
+            out.notes.append(f"skipped {child}: not an image archive or OCI layout")
 
 
 def _is_layout(directory: str) -> bool:
@@ -130,7 +135,7 @@ def _scan_file(path: str, out: Scan, *, strict: bool) -> None:
         out.notes.append(f"{path} holds no image")
 
 
-def _open_regular(path: str):
+def _open_regular(path: str) -> BinaryIO:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY)
     handle = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
@@ -167,14 +172,14 @@ def _clean(name: str) -> str:
     return posixpath.normpath(name).lstrip("/") if name not in ("", ".", "./") else "."
 
 
-def _member_file(tar: tarfile.TarFile, member: tarfile.TarInfo):
+def _member_file(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     handle = tar.extractfile(member)
     if handle is None:  # not a regular file: callers checked, this keeps it so
         raise ArchiveError(f"{member.name} is not a regular file")
     return handle
 
 
-def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, what: str):
+def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, what: str) -> Any:
     if not member.isreg() or member.size > MAX_INDEX:
         raise ArchiveError(f"its {what} is not a small regular file")
     data = _member_file(tar, member).read()
@@ -219,7 +224,7 @@ def _scan_layout(directory: str, out: Scan) -> None:
     out.images += _oci_images(directory, "oci", index)
 
 
-def _oci_images(origin: str, kind: str, index) -> list[ArchiveImage]:
+def _oci_images(origin: str, kind: str, index: Any) -> list[ArchiveImage]:
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list):
         raise ArchiveError("its index.json lists no manifests")

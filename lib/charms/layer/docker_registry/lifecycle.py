@@ -5,7 +5,7 @@ from __future__ import annotations
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import clear_flag, set_flag
 
-from charms.layer.docker_registry import container, render, settings, status
+from charms.layer.docker_registry import container, paths, render, settings, status, workload
 from charms.layer.docker_registry.actions import (
     RUN_KEY,
     STOPPED_FLAG,
@@ -29,12 +29,32 @@ def _target(params: Params) -> str:
     raise ActionError("name: only this unit's registry container (registry-name) is managed")
 
 
+def _ours(state: container.ContainerState) -> None:
+    last = render.ContainerRun.from_record(unitdata.kv().get(RUN_KEY))
+    if not workload.ours(state, (last.spec.name,) if last else ()):
+        raise ActionError(
+            f"registry-name: the container {state.name} was not created by this charm; "
+            "it is left alone"
+        )
+
+
 def stop(params: Params) -> dict:
+    with workload.registry_lock(paths.current(), wait=60):  # never beside a GC or a hook
+        return _stop(params)
+
+
+def start(params: Params) -> dict:
+    with workload.registry_lock(paths.current(), wait=60):
+        return _start(params)
+
+
+def _stop(params: Params) -> dict:
     name = _target(params)
     remove = params.flag("remove", True)
     state = container.inspect(name)
     if state is None:
         raise ActionError(f"no container named {name}")
+    _ours(state)
     set_flag(STOPPED_FLAG)  # hooks leave it stopped until the start action
     if state.running:
         container.stop(name)
@@ -44,9 +64,11 @@ def stop(params: Params) -> dict:
     return {"outcome": "success", "raw": f"stopped {name}" + (" and removed it" if remove else "")}
 
 
-def start(params: Params) -> dict:
+def _start(params: Params) -> dict:
     name = _target(params)
     state = container.inspect(name)
+    if state is not None:
+        _ours(state)
     clear_flag(STOPPED_FLAG)
     if state is None:
         last = render.ContainerRun.from_record(unitdata.kv().get(RUN_KEY))

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Nagios check installed by the docker-registry charm: does the registry answer /v2/?"""
 
+from __future__ import annotations
+
 import argparse
 import base64
 import ssl
@@ -14,7 +16,7 @@ class Critical(Exception):
     """What the check prints before exiting 2."""
 
 
-def _parse(argv):
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True, help="scheme://address:port of the registry")
     parser.add_argument("--ca-file", default="", help="CA certificate for https")
@@ -25,7 +27,7 @@ def _parse(argv):
     return parser.parse_args(argv)
 
 
-def _request(args, url):
+def _request(args: argparse.Namespace, url: str) -> urllib.request.Request:
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked by main
         url, headers={"User-Agent": "check_docker_registry"}
     )
@@ -40,7 +42,7 @@ def _request(args, url):
     return request
 
 
-def _tls_context(args, url):
+def _tls_context(args: argparse.Namespace, url: str) -> ssl.SSLContext | None:
     if not url.startswith("https://"):
         return None
     try:
@@ -57,7 +59,9 @@ def _tls_context(args, url):
     return context
 
 
-def _get(request, url, timeout, context):
+def _get(
+    request: urllib.request.Request, url: str, timeout: float, context: ssl.SSLContext | None
+) -> tuple[int, float]:
     """(HTTP status, seconds taken)."""
     started = time.monotonic()
     try:
@@ -74,7 +78,7 @@ def _get(request, url, timeout, context):
     return code, time.monotonic() - started
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     url = args.url.rstrip("/") + "/v2/"
     try:

@@ -4,7 +4,8 @@ Production leaves ``DOCKER_REGISTRY_SANDBOX`` unset: paths are the real host pat
 the container keeps its configured name and ports are published on every address.
 The local model (tools/localjuju) sets it per unit so several units share one host:
 host paths live under that directory, the container name gets the unit as suffix and
-ports are published on the unit's own address. Nothing else knows about it.
+ports are published on the unit's own address (also what stands for the unit's loopback).
+Nothing else knows about it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ class Host:
     def publish_address(self, unit_address: str) -> str:
         """Address ports are published on ("" = every address)."""
         return unit_address if self.sandbox else ""
+
+    def log_driver(self) -> str:
+        """The registry's log goes to journald, where COS collectors (and journalctl) read it;
+        the local model's host may run no journald, so its units keep docker's default."""
+        return "" if self.sandbox else "journald"
+
+    def loopback_address(self, unit_address: str) -> str:
+        """Address a listener only this machine may reach is published on: the loopback (the
+        local model's units share one host, so each one's own address stands for its
+        loopback)."""
+        return unit_address if self.sandbox else "127.0.0.1"
 
 
 def current() -> Host:

@@ -38,6 +38,8 @@ class Inputs:
     peers: dict[str, str]  # every unit (this one too) -> its address; {} without a proxy
     clients: bool
     nrpe: list[str]
+    served_https: bool = False  # what the last serving hook told clients was https
+    collector: bool = False  # a COS collector is related over cos-agent
     secret: SecretRead | None = None  # what the credentials option names, read in this hook
 
 
@@ -83,10 +85,21 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
             "tls-client-auth needs a CA to verify clients: "
             "set tls-ca-blob (with tls-cert-blob and tls-key-blob) or relate cert-provider."
         )
+    if (
+        not problem
+        and tls is None
+        and not inputs.tls_joined  # (a certificate in flight: clients are not told http)
+        and inputs.served_https
+        and (config.basic_auth or config.token_auth)
+    ):
+        problem = _tls_gone(config)
     _serving_facts(config, inputs, tls, netloc, bool(proxy_netloc), when_serving)
+    if inputs.collector and config.debug_port == config.registry_port:
+        raise ConfigError(
+            [("debug-port", "must differ from registry-port while cos-agent is related")]
+        )
+    # the debug listener is on the loopback only: its port is never opened
     ports = {f"{config.registry_port}/TCP"}
-    if config.prometheus_metrics:
-        ports.add(f"{config.debug_port}/TCP")
     ports |= {f"{cache.port}/TCP" for cache in config.caches}
     return Plan(
         netloc=netloc,
@@ -101,6 +114,18 @@ def decide(config: Settings, inputs: Inputs) -> Plan:
         problem=problem,
         report=report,
         when_serving=when_serving,
+    )
+
+
+def _tls_gone(config: Settings) -> str:
+    """TLS went away (cert-provider removed, its certificate gone) under a registry with auth:
+    its clients would be told plain http and send their credentials in clear. The running
+    registry keeps its last certificate until the operator decides."""
+    auth = "auth-basic-password" if config.basic_auth else "auth-token-*"
+    return (
+        f"TLS is gone while {auth} is set; still serving https with the last certificate: "
+        "relate cert-provider or set tls-cert-blob and tls-key-blob, "
+        f"or unset {auth} to serve plain http."
     )
 
 
@@ -164,7 +189,12 @@ def _client_identity(
 
 
 def _serving_facts(
-    config: Settings, inputs: Inputs, tls, netloc: str, proxied: bool, when: status.Report
+    config: Settings,
+    inputs: Inputs,
+    tls: TlsMaterial | None,
+    netloc: str,
+    proxied: bool,
+    when: status.Report,
 ) -> None:
     """What the status says of a registry that serves: where, how, and what is wrong."""
     when.ready_at, when.scheme, when.proxied = netloc, "https" if tls else "http", proxied

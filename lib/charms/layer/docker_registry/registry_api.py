@@ -163,7 +163,7 @@ class Registry:
             return Response(resp.status, headers_out, body)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _check(self, resp: Response, what: str, ok=(200,)) -> Response:
+    def _check(self, resp: Response, what: str, ok: tuple[int, ...] = (200,)) -> Response:
         if resp.status in ok:
             return resp
         code = resp.error_code()

@@ -48,6 +48,7 @@ class Layout:
     tls: TlsPaths
     storage_prefix: str = ""  # under the push registry's storage root ("" = that root)
     port_option: str = "registry-port"
+    name_option: str = "registry-name"  # what a name taken by another container names
 
     @property
     def config_file(self) -> str:
@@ -89,6 +90,7 @@ def cache_layout(settings: Settings, cache: UpstreamCache) -> Layout:
         tls,
         storage_prefix=f"{CACHES_DIR}/{slug}",
         port_option=f"caches ({cache.host}) port",
+        name_option=f"caches ({cache.host})",
     )
 
 
@@ -108,6 +110,7 @@ class HostFile:
     content: str = field(repr=False)
     mode: int = PRIVATE
     mount: bool = True
+    option: str = ""  # the option that names its path ("" for the charm's own file names)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class RunSpec:
     mounts: tuple[tuple[str, str], ...]  # (host path, container path), read-only unless storage
     env_file: str = ""
     storage_mount: tuple[str, str] | None = None
+    log_driver: str = ""  # "" = the engine's default; journald: tagged with the container name
 
     def volumes(self) -> list[str]:
         """``--volume`` values: config files read-only, the storage directory writable."""
@@ -140,6 +144,8 @@ class RunSpec:
             argv += ["--volume", volume]
         if self.env_file:
             argv += ["--env-file", self.env_file]
+        if self.log_driver:
+            argv += ["--log-driver", self.log_driver, "--log-opt", f"tag={self.name}"]
         return [*argv, self.image]
 
     def as_record(self) -> dict:
@@ -151,6 +157,7 @@ class RunSpec:
             "mounts": [list(m) for m in self.mounts],
             "env_file": self.env_file,
             "storage_mount": list(self.storage_mount) if self.storage_mount else None,
+            "log_driver": self.log_driver,
         }
 
     @classmethod
@@ -163,6 +170,7 @@ class RunSpec:
             mounts=tuple((str(h), str(c)) for h, c in record.get("mounts", [])),
             env_file=record.get("env_file", ""),
             storage_mount=(str(storage[0]), str(storage[1])) if storage else None,
+            log_driver=str(record.get("log_driver", "")),
         )
 
 
@@ -196,6 +204,7 @@ class Desired:
     scheme: str
     config_dir: str = paths.CONFIG_DIR  # holds the files and the last good copies
     port_option: str = "registry-port"  # what a port conflict names
+    name_option: str = "registry-name"  # what a name another container holds names
 
     def config_hash(self, image_id: str) -> str:
         """Changes whenever anything the running registry depends on changes."""
@@ -260,6 +269,12 @@ def _storage_params(storage: S3Storage | SwiftStorage, prefix: str = "") -> dict
     return params
 
 
+def metrics_listener(settings: Settings, collector: bool) -> bool:
+    """The debug listener (/metrics) runs when prometheus-metrics asks for it or while a COS
+    collector is related."""
+    return settings.prometheus_metrics or collector
+
+
 def config_context(
     settings: Settings,
     *,
@@ -268,10 +283,12 @@ def config_context(
     realm: str,
     cache: UpstreamCache | None = None,
     offline: bool = False,
+    collector: bool = False,
 ) -> dict:
     """Plain values for templates/config.yml.j2: the push registry's, or with ``cache`` one
     pull-through cache's. ``offline``: the cache's upstream cannot be reached, so it serves
-    what it holds as a read-only registry (a 2.8 proxy does not start without its upstream)."""
+    what it holds as a read-only registry (a 2.8 proxy does not start without its upstream).
+    ``collector``: a COS collector is related, so the metrics listener is on."""
     layout = cache_layout(settings, cache) if cache else registry_layout(settings)
     storage: dict = {"kind": settings.storage.kind}
     if isinstance(settings.storage, (S3Storage, SwiftStorage)):
@@ -307,7 +324,7 @@ def config_context(
             "password": settings.cache.password,
         }
     debug = None
-    if settings.prometheus_metrics and not cache:
+    if metrics_listener(settings, collector) and not cache:
         debug = {"addr": f":{CONTAINER_DEBUG_PORT}", "prometheus": True}
     http_host = settings.http_host.url if settings.http_host and not cache else ""
     return {
@@ -361,6 +378,7 @@ def desired(
     templates_dir: Path = TEMPLATES_DIR,
     cache: UpstreamCache | None = None,
     offline: bool = False,
+    collector: bool = False,
 ) -> Desired:
     """Everything the registry (or, with ``cache``, that pull-through cache) needs: files to
     write and how to run the container.
@@ -369,7 +387,13 @@ def desired(
     """
     layout = cache_layout(settings, cache) if cache else registry_layout(settings)
     context = config_context(
-        settings, tls=tls, http_secret=http_secret, realm=realm, cache=cache, offline=offline
+        settings,
+        tls=tls,
+        http_secret=http_secret,
+        realm=realm,
+        cache=cache,
+        offline=offline,
+        collector=collector,
     )
     config = render_config(context, templates_dir)
     files = [HostFile(layout.config_file, config)]
@@ -378,19 +402,25 @@ def desired(
     if settings.token_auth:
         files.append(HostFile(layout.token_bundle_file, settings.token_auth.root_certs, PUBLIC))
     if tls:
-        files.append(HostFile(layout.tls.cert, tls.cert, PUBLIC))
-        files.append(HostFile(layout.tls.key, tls.key, PRIVATE))
+        # the push registry's TLS files are where tls-*-path say; a cache's are its own
+        def option(name: str) -> str:
+            return "" if cache else name
+
+        files.append(HostFile(layout.tls.cert, tls.cert, PUBLIC, option=option("tls-cert-path")))
+        files.append(HostFile(layout.tls.key, tls.key, PRIVATE, option=option("tls-key-path")))
         if tls.ca:
-            files.append(HostFile(layout.tls.ca, tls.ca, PUBLIC))
+            files.append(HostFile(layout.tls.ca, tls.ca, PUBLIC, option=option("tls-ca-path")))
     env = _env_file(settings)
     if env:
         files.append(HostFile(layout.env_file, env, PRIVATE, mount=False))
     bind = host.publish_address(unit_address)
     ports = [(bind, layout.port, CONTAINER_PORT)]
-    if settings.prometheus_metrics and not cache:
-        # the debug listener also serves pprof and expvar, without auth: only on the unit's
-        # own address (where its scraper reaches it), never on every address
-        ports.append((bind or unit_address, settings.debug_port, CONTAINER_DEBUG_PORT))
+    if metrics_listener(settings, collector) and not cache:
+        # registry 2.8 serves /metrics only on its debug listener, beside pprof and expvar and
+        # without auth: on the loopback only, where the COS collector on this machine scrapes
+        ports.append(
+            (host.loopback_address(unit_address), settings.debug_port, CONTAINER_DEBUG_PORT)
+        )
     storage_mount = None
     if settings.storage.kind == "filesystem":
         storage_dir = "/".join(p for p in (paths.STORAGE_DIR, layout.storage_prefix) if p)
@@ -407,6 +437,7 @@ def desired(
         ),
         env_file=str(host.path(layout.env_file)) if env else "",
         storage_mount=storage_mount,
+        log_driver=host.log_driver(),
     )
     return Desired(
         config_yaml=config,
@@ -415,4 +446,5 @@ def desired(
         scheme="https" if tls else "http",
         config_dir=layout.config_dir,
         port_option=layout.port_option,
+        name_option=layout.name_option,
     )

@@ -43,12 +43,14 @@ S3_LOG_LEVELS = (
     "debugwithrequesterrors",
     "debugwitheventstreambody",
 )
-# A docker image reference: [host[:port]/]path[:tag][@digest], lower-case path.
+# A docker image reference: [host[:port]/]path[:tag][@digest], lower-case path; never a
+# leading '-' (docker would read the reference as an option).
 _IMAGE_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"
+    r"^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?/)?"
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")  # tls-*-path file names
 _CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # config and actions
 # What htpasswd and the registry both take as a user name: no ':' (the htpasswd separator), no
 # leading '-' (htpasswd would read an option), no spaces or control characters.
@@ -317,6 +319,11 @@ class Reader:
             return default
         if value.rsplit("/", 1)[0] not in TLS_PATH_DIRS:
             self.fail(option, "must name a file directly in " + " or ".join(TLS_PATH_DIRS))
+            return default
+        if not _FILE_NAME_RE.match(value.rsplit("/", 1)[1]):
+            # ':' and ',' would end docker's --volume value; a leading '.' or '-' hides the
+            # file or reads as an option
+            self.fail(option, "must be a file name of letters, digits, '.', '_' and '-'")
             return default
         return value
 

@@ -236,7 +236,7 @@ def _signed_by_any(leaf: str, issuers: tuple[str, ...]) -> bool:
     return proc.returncode == 0
 
 
-def _pair_problem(cert: str, key: str, ca: str, now) -> tuple[str, str] | None:
+def _pair_problem(cert: str, key: str, ca: str, now: datetime.datetime) -> tuple[str, str] | None:
     """Why a certificate/key pair is unusable, as (which part, why); None when usable.
 
     Parts: "cert", "key", "ca". The leaf must match the key, be valid now, have extensions
@@ -303,11 +303,13 @@ def _named(problem: tuple[str, str], parts: dict[str, str]) -> str:
     return f"the {parts[part]} {why}"
 
 
-def _now(now) -> datetime.datetime:
+def _now(now: datetime.datetime | None) -> datetime.datetime:
     return now or datetime.datetime.now(datetime.timezone.utc)
 
 
-def blob_problem(*, cert: str, key: str, ca: str = "", now=None) -> tuple[str, str] | None:
+def blob_problem(
+    *, cert: str, key: str, ca: str = "", now: datetime.datetime | None = None
+) -> tuple[str, str] | None:
     """Check TLS material given by config; returns (option, why) or None when usable."""
     problem = _pair_problem(cert, key, ca, _now(now))
     if problem is None:
@@ -316,7 +318,9 @@ def blob_problem(*, cert: str, key: str, ca: str = "", now=None) -> tuple[str, s
     return _BLOB_OPTIONS[part], _BLOB_WHY.get(why, why)
 
 
-def server_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None:
+def server_pair_problem(
+    *, cert: str, key: str, ca: str, now: datetime.datetime | None = None
+) -> str | None:
     """Why a server certificate and key (e.g. from cert-provider) cannot be served with ``ca``
     given to clients; None when they can. The registry refuses to start on a key that does not
     match, and clients refuse a certificate that is expired or not from the CA."""
@@ -324,7 +328,9 @@ def server_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None
     return None if problem is None else _named(problem, _SERVER_PARTS)
 
 
-def client_pair_problem(*, cert: str, key: str, ca: str, now=None) -> str | None:
+def client_pair_problem(
+    *, cert: str, key: str, ca: str, now: datetime.datetime | None = None
+) -> str | None:
     """Why a client certificate cannot authenticate to a registry trusting ``ca`` (None: it can).
 
     Besides the pair checks, an extended key usage, when present, must allow client auth.

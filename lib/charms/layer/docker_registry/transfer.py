@@ -177,7 +177,9 @@ def _no_option(*references: str) -> None:
             raise TransferError("refusing an image name that starts with '-'")
 
 
-def _run(argv, what, timeout, env, text=True) -> subprocess.CompletedProcess:
+def _run(
+    argv: list[str], what: str, timeout: float, env: dict[str, str] | None, text: bool = True
+) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
             argv, capture_output=True, text=text, timeout=timeout, check=False, env=env

@@ -10,9 +10,13 @@ until something in it changes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import re
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +33,39 @@ from charms.layer.docker_registry.render import (
 LAST_GOOD = ".last-good"  # in a registry's config dir: private copies of its last good files
 LAST_GOOD_DIR = f"{paths.CONFIG_DIR}/{LAST_GOOD}"
 START_BOUND = 20  # seconds a recreated registry has to answer before it is rolled back
+LOCK_FILE = "/var/lib/docker-registry-charm/registry.lock"  # see registry_lock
+LOCK_WAIT = 300  # seconds a hook or start/stop waits for a garbage collection to end
+
+
+class LockBusy(RegistryCharmError):
+    """Another holder of the registry lock did not let go in time."""
+
+
+@contextlib.contextmanager
+def registry_lock(
+    host: paths.Host, wait: float = LOCK_WAIT, busy: type[RegistryCharmError] = LockBusy
+) -> Iterator[None]:
+    """One holder at a time of the registry's containers: garbage-collect (which stops the
+    registry), hooks that recreate it, and the start/stop actions. ``wait`` 0: fail at once
+    with ``busy`` when it is held; else wait up to ``wait`` seconds."""
+    path = host.path(LOCK_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with path.open("a") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise busy(
+                        "another garbage-collect, start/stop or hook is working on the registry"
+                    ) from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -88,6 +125,34 @@ def _check_ports(desired: Desired, before: ContainerRun | None, current) -> None
             raise RegistryCharmError(f"{option} {port} is already in use on this host.")
 
 
+def ours(state: container.ContainerState, recorded: tuple[str, ...] = ()) -> bool:
+    """Whether the charm created this container: it carries this unit as owner, or it is one
+    an earlier charm revision ran (its config-hash label, under a name the unit kv recorded)."""
+    owner = state.labels.get(container.OWNER_LABEL)
+    if owner is not None:
+        return owner == container.owner()
+    return HASH_LABEL in state.labels and state.name in recorded
+
+
+def _check_ours(desired: Desired, current, recorded: tuple[str, ...]) -> None:
+    if current and not ours(current, recorded):
+        raise RegistryCharmError(
+            f"{desired.name_option}: a container named {desired.run.name} exists that this charm "
+            "did not create; choose another name or remove that container."
+        )
+
+
+def _check_foreign_files(host: paths.Host, desired: Desired, managed: list[str]) -> None:
+    """A file already at a path an option names, which the charm did not write (it is not in
+    its record), is another program's: never overwritten (nor, later, removed)."""
+    for f in desired.files:
+        if f.option and f.path not in managed and host.path(f.path).exists():
+            raise RegistryCharmError(
+                f"{f.option}: {f.path} exists and was not written by this charm; "
+                "name another path or move that file away."
+            )
+
+
 def _backup_name(path: str) -> str:
     return path.strip("/").replace("/", "__")
 
@@ -118,11 +183,22 @@ def _restore(host: paths.Host, config_dir: str, last_good: dict, managed: list[s
     return [f.path for f in restored]
 
 
+# what the registry's error lines quote of the network: URLs, addresses and host:port pairs
+# (a storage or upstream endpoint's internal address does not belong in the status)
+_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'`]+", re.IGNORECASE)
+_ADDRESS_RE = re.compile(
+    r"\[[0-9a-f:.]+\](?::\d+)?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)+:\d+\b",
+    re.IGNORECASE,
+)
+
+
 def _scrub(line: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
             line = line.replace(secret, "***")
-    return line[:300]
+    line = _URL_RE.sub("<url>", line)
+    return _ADDRESS_RE.sub("<address>", line)[:300]
 
 
 def config_hash(desired: Desired) -> str:
@@ -145,13 +221,16 @@ def apply(
     last_good: dict | None = None,
     failed: dict | None = None,
     secrets: tuple[str, ...] = (),
+    recorded: tuple[str, ...] = (),
 ) -> tuple[Outcome, list[str]]:
     """Write files, converge the container and wait for /v2/ to answer; roll back to
     ``last_good`` when a recreated registry does not answer within ``wait``.
 
     ``image_id``: the local image ``desired.run.image`` names (part of the config hash).
     ``failed`` ({"hash", "problem"}) is the new config that was rolled back before: it is not
-    tried again. Returns the outcome and the list of files the charm now manages.
+    tried again. ``recorded``: container names the unit kv holds as run by the charm (an
+    earlier revision's container there, without an owner label, is adopted). Returns the
+    outcome and the list of files the charm now manages.
     """
     last_good = last_good or {}
     url = probe_url(desired)
@@ -165,8 +244,11 @@ def apply(
     if desired.run.storage_mount:
         files.ensure_dir(Path(desired.run.storage_mount[0]))
     current = container.inspect(desired.run.name)
+    recorded = (*recorded, *((before.spec.name,) if before else ()))
+    _check_ours(desired, current, recorded)
     if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
         _check_ports(desired, before, current)
+    _check_foreign_files(host, desired, managed_files)
     files.sync(host, desired.files, managed_files)
     managed = [f.path for f in desired.files]
     action = converge(
@@ -223,7 +305,7 @@ def converge(
         container.stop(name)
         container.remove(name)
     renamed = previous_name and previous_name != name and container.inspect(previous_name)
-    if renamed:
+    if renamed and ours(renamed, (previous_name,)):
         container.stop(previous_name)
         container.remove(previous_name)
     container.run(run.argv())
