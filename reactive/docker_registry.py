@@ -30,6 +30,7 @@ from charms.reactive import (
 from charms.layer.docker_registry import (
     actions,
     clients,
+    credentials,
     engine,
     paths,
     publish,
@@ -102,8 +103,10 @@ def reconcile() -> None:
         return  # a watched flag changed, but nothing this pipeline reads did
     _last["inputs"] = inputs
     _last["report"] = report = status.Report()
+    if inputs.secret is None:  # credentials unset: a secret set later is taken afresh
+        unitdata.kv().unset(credentials.RECORD_KEY)
     try:
-        config = settings.parse(inputs.config)
+        config = settings.parse(credentials.effective_config(inputs.config, inputs.secret))
         plan = decide(config, inputs)
     except ConfigError as exc:
         # the running registry, its clients and the proxy keep the last good config
@@ -112,6 +115,7 @@ def reconcile() -> None:
     except InstallError as exc:  # openssl, which checks tls-*-blob, is gone
         report.block(str(exc) + ".")
         return
+    unitdata.kv().set(credentials.RECORD_KEY, credentials.record_of(inputs.secret))
     report.add(plan.report)
     try:
         with workload.registry_lock(paths.current()):  # never beside a garbage collection
@@ -158,10 +162,11 @@ def gather() -> Inputs:
         issued = {c.common_name: (c.cert, c.key) for c in provider.server_certs}
     client_cert = provider.get_client_cert() if tls_joined else (None, None)
     nrpe = is_flag_set("nrpe-external-master.available")
+    config = dict(hookenv.config())
     # (cleared in the hook its last unit departs: the listener goes back to what config says)
     collector = is_flag_set("endpoint.cos-agent.joined")
     return Inputs(
-        config=dict(hookenv.config()),
+        config=config,
         address=hookenv.unit_private_ip(),
         public_address=hookenv.unit_public_ip() if tls_joined else "",
         hostname=socket.gethostname(),
@@ -176,6 +181,11 @@ def gather() -> Inputs:
         peers=_peer_addresses() if website.relations else {},
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
+        # the latest revision: Juju then tells this unit of the next one (secret-changed)
+        secret=credentials.with_record(
+            credentials.read(config.get(credentials.OPTION), refresh=True),
+            unitdata.kv().get(credentials.RECORD_KEY),
+        ),
         served_https=_served_https(),
         collector=collector,
     )

@@ -20,6 +20,11 @@ and parses), so `jubilant.Juju(model=DIR, cli_binary="tools/localjuju/juju")` dr
     refresh APP --path CHARM_DIR [--resource name=path]...   (alias: upgrade-charm)
     attach-resource APP name=path...
     show-status-log UNIT                      resolved UNIT [--no-retry]
+    add-secret NAME [key=value|key#base64=v|key#file=path...] [--file f.yaml] [--info I]
+    update-secret ID|NAME [key=value...] [--file f.yaml] [--info I] [--name N] [--auto-prune]
+    grant-secret ID|NAME APP[,APP]            revoke-secret ID|NAME APP[,APP]
+    remove-secret ID|NAME [--revision N]      secrets [--format json|yaml]
+    show-secret ID|NAME [--reveal] [--format json|yaml]
     update-status [UNIT]  (local model only: Juju's timer firing update-status now)
     destroy               (local model only: removes every relation and unit the Juju way)
 The model directory defaults to build/model (env LOCALJUJU_MODEL).
@@ -38,6 +43,9 @@ import yaml
 
 from .controller import Controller
 from .model import Model, ModelError
+from .secrets import find as find_secret
+from .secrets import listing as secret_listing
+from .secrets import parse_content
 from .state import load
 from .status import config_report, juju_status, task_report, unit_report
 
@@ -199,8 +207,57 @@ def build_parser() -> argparse.ArgumentParser:
     ar = verb("attach-resource")
     ar.add_argument("app")
     ar.add_argument("resources", nargs="+")
+    _secret_verbs(verb)
     verb("destroy")
     return p
+
+
+def _secret_verbs(verb) -> None:
+    for name in ("add-secret", "update-secret"):
+        v = verb(name)
+        v.add_argument("secret")
+        v.add_argument("content", nargs="*")
+        v.add_argument("--file")
+        v.add_argument("--info")
+        if name == "update-secret":
+            v.add_argument("--name")
+            v.add_argument("--auto-prune", action="store_true")
+    for name in ("grant-secret", "revoke-secret"):
+        v = verb(name)
+        v.add_argument("secret")
+        v.add_argument("apps")
+    v = verb("remove-secret")
+    v.add_argument("secret")
+    v.add_argument("--revision", type=int)
+    v = verb("secrets")
+    v.add_argument("--format", choices=["json", "yaml"], default="yaml")
+    v.add_argument("--owner")
+    v = verb("show-secret")
+    v.add_argument("secret")
+    v.add_argument("--reveal", action="store_true")
+    v.add_argument("--format", choices=["json", "yaml"], default="yaml")
+
+
+def _secrets(ctl: Controller, model: Model, v: str, args) -> int:
+    if v == "add-secret":
+        print(ctl.add_secret(args.secret, parse_content(args.content, args.file), args.info))
+    elif v == "update-secret":
+        content = parse_content(args.content, args.file) if args.content or args.file else None
+        ctl.update_secret(args.secret, content, description=args.info, name=args.name)
+    elif v == "grant-secret":
+        ctl.grant_secret(args.secret, args.apps)
+    elif v == "revoke-secret":
+        ctl.revoke_secret(args.secret, args.apps)
+    elif v == "remove-secret":
+        ctl.remove_secret(args.secret, args.revision)
+    elif v == "secrets":
+        _print(secret_listing(load(model)), args.format)
+    else:  # show-secret
+        st = load(model)
+        xid, _ = find_secret(st, args.secret)
+        one = secret_listing(st, xid if args.reveal else None)[xid]
+        _print({xid: one}, args.format)
+    return _errors(ctl)
 
 
 VERB_ALIASES = {"relate": "integrate", "upgrade-charm": "refresh"}
@@ -298,6 +355,8 @@ def _dispatch(ctl: Controller, model: Model, args) -> int:
     if v == "attach-resource":
         ctl.attach_resource(args.app, _resources(args.resources))
         return _errors(ctl)
+    if v.endswith("-secret") or v == "secrets":
+        return _secrets(ctl, model, v, args)
     if v == "destroy":
         ctl.destroy()
         print(f"Destroyed the model at {model.root}")

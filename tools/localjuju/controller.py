@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import machine as unit_machine
+from . import secrets
 from .execution import Executor, Outcome
 from .lookup import find_relation, match_endpoints, resolve_charm
 from .meta import action_params, convert_config_value, load_charm_meta
@@ -217,6 +218,31 @@ class Controller:
             if res not in info.meta.resource_names:
                 raise ModelError(f'unknown resource "{res}"')
             info.resources[res] = self._store_resource(app, res, path)
+
+    # user secrets (secrets.py): only update-secret queues a hook
+    def add_secret(self, name: str, content: dict[str, str], info: str | None = None) -> str:
+        self.model.ensure()
+        with edit(self.model) as st:
+            return secrets.add(st, name, content, info)
+
+    def grant_secret(self, identifier: str, apps: str) -> None:
+        with edit(self.model) as st:
+            secrets.grant(st, identifier, apps)
+
+    def revoke_secret(self, identifier: str, apps: str) -> None:
+        with edit(self.model) as st:
+            secrets.revoke(st, identifier, apps)
+
+    def update_secret(
+        self, identifier: str, content: dict[str, str] | None, **fields: str | None
+    ) -> None:
+        with edit(self.model) as st:
+            secrets.update(st, self.scheduler, identifier, content, **fields)
+        self.settle()
+
+    def remove_secret(self, identifier: str, revision: int | None = None) -> None:
+        with edit(self.model) as st:
+            secrets.remove(st, identifier, revision)
 
     def resolve_unit(self, unit: str) -> str:
         """``app/leader`` names the application's leader, as in `juju run` and `juju exec`."""

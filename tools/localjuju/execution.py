@@ -103,6 +103,9 @@ class Executor:
             env["JUJU_REMOTE_APP"] = event.remote_app or ""
             if event.departing:
                 env["JUJU_DEPARTING_UNIT"] = event.departing
+        if event.secret_id:
+            env["JUJU_SECRET_ID"] = event.secret_id
+            env["JUJU_SECRET_LABEL"] = ""
         return env
 
     def charm_file(self, event: Event) -> Path:

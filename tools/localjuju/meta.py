@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,46 @@ def _yaml_file(path: Path) -> dict[str, Any]:
     return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
 
 
+JUJU_VERSION = (3, 4, 0)  # what the local model's agents report (JUJU_VERSION, status)
+_JUJU_ASSUMES = re.compile(r"^juju\s*(>=|<)\s*([0-9]+(?:\.[0-9]+){0,2})$")
+
+
+def unmet_assumes(assumes: list[Any]) -> list[str]:
+    """The metadata's ``assumes`` entries this model does not meet (Juju refuses to deploy or
+    refresh to such a charm): ``juju >= X`` / ``juju < X``; nested any-of/all-of; any other
+    feature (k8s-api, ...) is one a machine model has not."""
+    unmet = []
+    for entry in assumes or []:
+        if isinstance(entry, dict):
+            kind, items = next(iter(entry.items()))
+            missing = unmet_assumes(items)
+            if (kind == "all-of" and missing) or (kind == "any-of" and len(missing) == len(items)):
+                unmet.extend(missing)
+            continue
+        match = _JUJU_ASSUMES.match(str(entry).strip())
+        if not match:
+            unmet.append(f"charm requires feature {entry!r}")
+            continue
+        wanted = tuple(int(p) for p in match.group(2).split("."))
+        wanted += (0,) * (3 - len(wanted))
+        have = JUJU_VERSION
+        meets = have >= wanted if match.group(1) == ">=" else have < wanted
+        if not meets:
+            unmet.append(f"charm requires Juju version {match.group(1)} {match.group(2)}")
+    return unmet
+
+
 def load_charm_meta(charm_dir: Path) -> CharmMeta:
-    """Endpoints, config options, resources and actions of a charm directory."""
+    """Endpoints, config options, resources and actions of a charm directory; a charm whose
+    ``assumes`` this model does not meet is refused, as Juju refuses it."""
     md = _yaml_file(charm_dir / "metadata.yaml")
+    unmet = unmet_assumes(md.get("assumes") or [])
+    if unmet:
+        version = ".".join(map(str, JUJU_VERSION))
+        raise ModelError(
+            "Charm feature requirements cannot be met:\n"
+            + "".join(f"  - {why} (model version {version})\n" for why in unmet)
+        )
     endpoints = {}
     for role in ("provides", "requires", "peers"):
         for name, spec in (md.get(role) or {}).items():
@@ -65,6 +103,10 @@ def _parse_config_string(option: str, kind: str, raw: str) -> Any:
 def convert_config_value(option: str, spec: dict[str, Any], raw: Any) -> Any:
     """Convert a CLI/file value to the option's type, refusing what Juju refuses."""
     kind = spec.get("type", "string")
+    if kind == "secret":  # a secret URI (Juju checks its shape, not that it is granted)
+        if not (isinstance(raw, str) and re.match(r"^secret:(//[0-9a-f-]+/)?[0-9a-v]{20}$", raw)):
+            raise ModelError(f'option "{option}" expected a secret URI, got {raw!r}')
+        return raw
     value = _parse_config_string(option, kind, raw) if isinstance(raw, str) else raw
     # bool is an int in Python, not in Juju
     if (kind in CONFIG_TYPES and not isinstance(value, CONFIG_TYPES[kind])) or (

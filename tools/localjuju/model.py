@@ -62,6 +62,9 @@ HOOK_TOOLS = [
     "application-version-set",
     "resource-get",
     "juju-reboot",
+    "secret-get",
+    "secret-info-get",
+    "secret-ids",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

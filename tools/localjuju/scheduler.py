@@ -188,7 +188,8 @@ class Scheduler:
         st.units[unit].agent = "idle"
 
     def commit(self, st: ModelState, unit: str, pending: dict[str, Any]) -> None:
-        """Apply relation-set/open-port writes; queue relation-changed where a databag changed."""
+        """Apply relation-set/open-port writes and the secret revisions read; queue
+        relation-changed where a databag changed."""
         app = st.units[unit].app
         for rid, changes in (pending.get("relations") or {}).items():
             rel = st.relations.get(int(rid))
@@ -204,6 +205,7 @@ class Scheduler:
                         ev = self.relation_hook(st, v, rel, "changed")
                         ev.remote_app = app
                         st.queue.append(ev)
+        _track_secrets(st, unit, pending.get("secrets") or {})
         ports = st.units[unit].ports
         for op, spec in pending.get("ports") or []:
             if op == "open" and spec not in ports:
@@ -243,3 +245,10 @@ class Scheduler:
         if app and app.leader == unit:
             app.leader = None
         return unit
+
+
+def _track_secrets(st: ModelState, unit: str, read: dict[str, int]) -> None:
+    """The revision of each secret a hook's secret-get handed out is the one the unit tracks."""
+    for xid, revision in read.items():
+        if xid in st.secrets:
+            st.secrets[xid]["tracking"][unit] = revision

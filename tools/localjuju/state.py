@@ -158,6 +158,7 @@ class Event:
     internal: str | None = None  # drop-unit | drop-relation | elect
     app: str | None = None  # elect: the application
     after: list[str] = field(default_factory=list)
+    secret_id: str | None = None  # secret-changed: the secret's URI (JUJU_SECRET_ID)
 
     @property
     def name(self) -> str:
@@ -188,6 +189,7 @@ class Event:
             internal=d.get("internal"),
             app=d.get("app"),
             after=list(d.get("after") or []),
+            secret_id=d.get("secret_id"),
         )
 
     def to_json(self) -> JSON:
@@ -205,6 +207,7 @@ class Event:
             "action_id",
             "internal",
             "app",
+            "secret_id",
         ):
             value = getattr(self, key)
             if value is not None:
@@ -301,6 +304,7 @@ class ModelState:
     leader_data: dict[str, dict[str, str]] = field(default_factory=dict)
     queue: list[Event] = field(default_factory=list)
     dying: list[str] = field(default_factory=list)  # units whose removal is queued
+    secrets: dict[str, JSON] = field(default_factory=dict)  # user secrets (secrets.py)
 
     @classmethod
     def from_json(cls, d: JSON) -> ModelState:
@@ -321,6 +325,7 @@ class ModelState:
             leader_data={k: dict(v) for k, v in (d.get("leader_data") or {}).items()},
             queue=[Event.from_json(e) for e in d.get("queue") or []],
             dying=list(d.get("dying") or []),
+            secrets=dict(d.get("secrets") or {}),
         )
 
     def to_json(self) -> JSON:
@@ -338,6 +343,7 @@ class ModelState:
             "leader_data": {k: dict(v) for k, v in self.leader_data.items()},
             "queue": [e.to_json() for e in self.queue],
             "dying": list(self.dying),
+            "secrets": dict(self.secrets),
         }
 
     # --- look-ups that raise the CLI's errors -------------------------------------------

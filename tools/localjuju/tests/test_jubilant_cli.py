@@ -145,6 +145,57 @@ def test_exec_runs_in_the_units_hook_context_on_its_machine(juju, tmp_path):
     assert (task.return_code, task.stdout, task.stderr) == (7, "out\n", "err\n")
 
 
+def _secret_get(juju: jubilant.Juju, unit: str, *args: str) -> dict:
+    return json.loads(juju.exec("secret-get", *args, "--format", "json", unit=unit).stdout)
+
+
+def test_user_secrets_as_an_operator_uses_them_through_jubilant(juju):
+    # GIVEN a user secret, not granted yet: the unit cannot read it
+    uri = juju.add_secret("creds", {"password": "one"}, info="for dummy")
+    assert uri.startswith("secret:") and len(uri.unique_identifier) == 20
+    with pytest.raises(jubilant.TaskError) as denied:
+        juju.exec("secret-get", uri, unit="dummy/0")
+    assert denied.value.task.stderr.strip() == "ERROR permission denied"
+    # WHEN granted (no hook) THEN the unit reads the latest revision and tracks it
+    hooks = seen(juju, "dummy/0")["hooks"]
+    juju.grant_secret(uri, "dummy")
+    assert seen(juju, "dummy/0")["hooks"] == hooks
+    assert _secret_get(juju, "dummy/0", uri) == {"password": "one"}
+    assert juju.exec("secret-get", uri, "password", unit="dummy/0").stdout == "one\n"
+    # WHEN the content changes THEN secret-changed runs on the unit that read it, only there
+    juju.update_secret(uri, {"password": "two"})
+    changed = seen(juju, "dummy/0")
+    assert changed["hooks"][-1] == "secret-changed"
+    assert changed["env"][-1]["JUJU_SECRET_ID"] == uri
+    assert "secret-changed" not in seen(juju, "dummy/1")["hooks"]
+    # the unit keeps its revision until it refreshes; --peek looks without moving
+    assert _secret_get(juju, "dummy/0", uri) == {"password": "one"}
+    assert _secret_get(juju, "dummy/0", uri, "--peek") == {"password": "two"}
+    assert _secret_get(juju, "dummy/0", uri, "--refresh") == {"password": "two"}
+    assert _secret_get(juju, "dummy/0", uri) == {"password": "two"}
+    # the application owns no secret of its own
+    assert juju.exec("secret-ids", "--format", "json", unit="dummy/0").stdout == "[]\n"
+    with pytest.raises(jubilant.TaskError):
+        juju.exec("secret-info-get", uri, unit="dummy/0")
+    (listed,) = juju.secrets()
+    assert (listed.uri, listed.name, listed.revision) == (uri, "creds", 2)
+    assert [a.target for a in listed.access or []] == ["application-dummy"]
+    assert juju.show_secret("creds", reveal=True).content == {"password": "two"}
+
+
+def test_a_revoked_or_removed_secret_fails_secret_get_as_in_juju(juju):
+    (secret,) = juju.secrets()
+    juju.cli("revoke-secret", secret.uri, "dummy")
+    with pytest.raises(jubilant.TaskError) as denied:
+        juju.exec("secret-get", secret.uri, unit="dummy/0")
+    assert denied.value.task.stderr.strip() == "ERROR permission denied"
+    juju.remove_secret(secret.uri)
+    with pytest.raises(jubilant.TaskError) as gone:
+        juju.exec("secret-get", secret.uri, unit="dummy/0")
+    assert gone.value.task.stderr.strip().endswith("not found")
+    assert juju.secrets() == []
+
+
 def test_show_unit_has_ports_leadership_and_relation_data(juju):
     info = juju.show_unit("dummy/0")
     assert info.leader and "5000/tcp" in info.opened_ports

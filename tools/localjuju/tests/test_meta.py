@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.localjuju.meta import ModelError, action_params
+from tools.localjuju.meta import ModelError, action_params, unmet_assumes
 
 ROOT = Path(__file__).resolve().parents[3]
 MIRROR = yaml.safe_load((ROOT / "actions.yaml").read_text())["mirror"]
@@ -29,3 +29,21 @@ def test_a_boolean_is_no_number(key, value):
 def test_the_message_names_every_type_of_a_list():
     with pytest.raises(ModelError, match='"release" must be of type string/number'):
         action_params("mirror", MIRROR, {"release": [1]})
+
+
+@pytest.mark.parametrize(
+    ("assumes", "unmet"),
+    [
+        (["juju >= 3.3"], []),
+        (["juju >= 3.4.1"], ["charm requires Juju version >= 3.4.1"]),
+        (["juju < 4"], []),
+        ([{"any-of": ["juju >= 4", "juju >= 3.1"]}], []),
+        ([{"all-of": ["juju >= 3.1", "k8s-api"]}], ["charm requires feature 'k8s-api'"]),
+    ],
+)
+def test_assumes_as_juju_3_4_weighs_them(assumes, unmet):
+    assert unmet_assumes(assumes) == unmet
+
+
+def test_the_charm_assumes_what_the_local_model_is():
+    assert unmet_assumes(yaml.safe_load((ROOT / "metadata.yaml").read_text())["assumes"]) == []

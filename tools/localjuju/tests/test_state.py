@@ -106,8 +106,21 @@ RAW = {
         },
         {"internal": "drop-unit", "unit": "a/0", "after": ["a/0"], "seq": 10},
         {"internal": "elect", "app": "a", "after": ["a/0"], "seq": 11},
+        {"unit": "a/1", "hook": "secret-changed", "secret_id": "secret:" + "x" * 20, "seq": 12},
     ],
     "dying": ["a/0"],
+    "secrets": {
+        "x" * 20: {
+            "name": "creds",
+            "description": None,
+            "revisions": {"1": {"pass": "1"}},
+            "latest": 1,
+            "grants": ["a"],
+            "tracking": {"a/1": 1},
+            "created": "2026-01-01T00:00:00Z",
+            "updated": "2026-01-01T00:00:00Z",
+        }
+    },
 }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
 
-from charms.layer.docker_registry import clients, paths, settings, status
+from charms.layer.docker_registry import clients, credentials, paths, settings, status
 from charms.layer.docker_registry.errors import RegistryCharmError
 
 STOPPED_FLAG = "docker-registry.stopped"  # set by the stop action, cleared by start
@@ -74,7 +74,7 @@ def registry_container() -> str:
     """This unit's registry container name (the default one when the config does not parse)."""
     name = hookenv.config().get("registry-name") or "registry"
     try:
-        name = settings.parse(hookenv.config()).registry_name
+        name = settings.parse(config_in_effect()).registry_name
     except RegistryCharmError:
         name = name if settings.is_container_name(str(name)) else "registry"
     return paths.current().container_name(name)
@@ -90,7 +90,7 @@ def report_restarted(name: str) -> None:
     from charms.layer.docker_registry import workload
 
     try:
-        settings.parse(hookenv.config())
+        settings.parse(config_in_effect())
     except RegistryCharmError:  # what serves is the last good config; the next hook blocks
         set_status(status.Report(waiting=["Started; the next hook checks the config."]))
         return
@@ -133,9 +133,18 @@ def ready() -> clients.Endpoint:
     return endpoint
 
 
+def config_in_effect() -> dict:
+    """The config with the credentials secret's keys in place, at the revision the last hook
+    applied (an action does not move this unit to a newer one)."""
+    raw = dict(hookenv.config())
+    return credentials.effective_config(
+        raw, credentials.read(raw.get(credentials.OPTION), refresh=False)
+    )
+
+
 def config() -> settings.Settings:
     try:
-        return settings.parse(hookenv.config())
+        return settings.parse(config_in_effect())
     except RegistryCharmError as exc:
         raise ActionError(f"invalid charm config: {exc}") from exc
 

@@ -35,6 +35,7 @@ def hook(name):
                 "JUJU_REMOTE_UNIT",
                 "JUJU_REMOTE_APP",
                 "JUJU_DEPARTING_UNIT",
+                "JUJU_SECRET_ID",
                 "JUJU_MODEL_NAME",
                 "JUJU_AVAILABILITY_ZONE",
                 "DOCKER_REGISTRY_SANDBOX",

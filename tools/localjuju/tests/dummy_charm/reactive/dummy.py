@@ -14,6 +14,7 @@ HOOKS = [
     "remove",
     "upgrade-charm",
     "update-status",
+    "secret-changed",  # (charm-tools makes no file for it: hooks/secret-changed is the layer's)
 ] + [
     f"{endpoint}-relation-{kind}"
     for endpoint in ("docker-registry", "cert-provider", "peer")
