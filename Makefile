@@ -41,7 +41,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy -p charms.layer.docker_registry
-	$(VENV)/bin/mypy reactive/docker_registry.py
+	$(VENV)/bin/mypy --disallow-untyped-defs --check-untyped-defs reactive/docker_registry.py
 	$(VENV)/bin/mypy tools/localjuju
 
 fmt: venv

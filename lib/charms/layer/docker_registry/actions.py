@@ -14,12 +14,16 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
 
 from charms.layer.docker_registry import clients, credentials, paths, settings, status
 from charms.layer.docker_registry.errors import RegistryCharmError
+
+if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
+    from charms.layer.docker_registry import imagelists, registry_api, transfer
 
 STOPPED_FLAG = "docker-registry.stopped"  # set by the stop action, cleared by start
 CONFIGURED_FLAG = "docker-registry.configured"  # the registry answered in the last hook
@@ -158,7 +162,7 @@ def _credentials(config: settings.Settings) -> tuple[str, str]:
     return (basic.user, basic.password) if basic else ("", "")
 
 
-def transfer_target(endpoint: clients.Endpoint, config: settings.Settings):
+def transfer_target(endpoint: clients.Endpoint, config: settings.Settings) -> transfer.Target:
     from charms.layer.docker_registry import transfer
 
     user, password = _credentials(config)
@@ -172,7 +176,7 @@ def transfer_target(endpoint: clients.Endpoint, config: settings.Settings):
     )
 
 
-def api(endpoint: clients.Endpoint, config: settings.Settings):
+def api(endpoint: clients.Endpoint, config: settings.Settings) -> registry_api.Registry:
     """A client for the registry API: its public URL, else this unit's own address."""
     from charms.layer.docker_registry import registry_api
 
@@ -207,7 +211,7 @@ def action_log(line: str) -> None:
         hookenv.log(line)
 
 
-def reference(text: str, name: str):
+def reference(text: str, name: str) -> imagelists.Reference:
     from charms.layer.docker_registry import transfer
 
     try:

@@ -11,6 +11,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from charmhelpers.core import hookenv, unitdata
 
@@ -77,7 +78,7 @@ def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Share
 
 def registry(
     config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host, common: Shared
-):
+) -> tuple[render.Desired, workload.Outcome]:
     """Files and container, health-gated: (desired, outcome); records what runs."""
     kv = unitdata.kv()
     digests = option_digests(inputs.config, common.http_secret)
@@ -139,7 +140,7 @@ def option_digests(options: dict, key: str) -> dict[str, str]:
     }
 
 
-def tell_collector(endpoint, config: settings.Settings) -> None:
+def tell_collector(endpoint: Any, config: settings.Settings) -> None:
     """The related COS collector scrapes localhost:<debug-port>/metrics and gets the alert rules
     and dashboards (through the cos_agent interface layer)."""
     cos.publish(
@@ -153,7 +154,13 @@ def tell_collector(endpoint, config: settings.Settings) -> None:
 
 
 def tell_this_unit(
-    config, inputs: Inputs, plan: Plan, host, scheme: str, local_url: str, report: status.Report
+    config: settings.Settings,
+    inputs: Inputs,
+    plan: Plan,
+    host: paths.Host,
+    scheme: str,
+    local_url: str,
+    report: status.Report,
 ) -> None:
     """A serving registry: this unit's nrpe check and docker learn of it, and actions where
     it answers (the endpoint record)."""
@@ -243,7 +250,7 @@ def pull_through_caches(
     plan: Plan,
     host: paths.Host,
     common: Shared,
-    report,
+    report: status.Report,
 ) -> None:
     """One registry container per upstream in ``caches``, each through the same health-gated
     apply as the push registry (own files, last good state and rollback). A cache whose
@@ -282,7 +289,16 @@ def pull_through_caches(
     kv.set(KV_CACHES, kept)
 
 
-def _cache(config, cache, verdict, inputs: Inputs, plan: Plan, host, common: Shared, record):
+def _cache(
+    config: settings.Settings,
+    cache: settings.UpstreamCache,
+    verdict: caches.Verdict,
+    inputs: Inputs,
+    plan: Plan,
+    host: paths.Host,
+    common: Shared,
+    record: dict,
+) -> tuple[dict, str]:
     """Converge one cache, given what the probe found of its upstream: (its new record, what
     the status says of it or "" when serving)."""
     # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy

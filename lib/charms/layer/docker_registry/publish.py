@@ -3,6 +3,8 @@ own endpoint objects (passed in: this module reads no hook tool itself)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from charms.reactive import is_flag_set
 
 from charms.layer.docker_registry import clients, proxy
@@ -10,7 +12,7 @@ from charms.layer.docker_registry.plan import Inputs, Plan
 from charms.layer.docker_registry.settings import Settings
 
 
-def proxy_public_addresses(website) -> list[str]:
+def proxy_public_addresses(website: Any) -> list[str]:  # the http layer's Endpoint
     """What each haproxy unit wrote back on ``website`` (raw ``public-address``), in order."""
     found: list[str] = []
     for unit in website.all_joined_units:
@@ -20,7 +22,7 @@ def proxy_public_addresses(website) -> list[str]:
     return found
 
 
-def to_clients(registry, config: Settings, plan: Plan, scheme: str) -> None:
+def to_clients(registry: Any, config: Settings, plan: Plan, scheme: str) -> None:
     """docker-registry: netloc, URL, credentials and CA to every client (containerd, docker).
     Image requests from clients are acknowledged: the registry serves what is pushed to it."""
     if not registry.relations:
@@ -39,7 +41,7 @@ def to_clients(registry, config: Settings, plan: Plan, scheme: str) -> None:
         registry.mark_completed()
 
 
-def to_proxy(website, config: Settings, inputs: Inputs, plan: Plan) -> None:
+def to_proxy(website: Any, config: Settings, inputs: Inputs, plan: Plan) -> None:
     """website: the leader speaks for the application, one service with every unit a server;
     the other units offer no port, so haproxy does not make a default service of them."""
     if not website.relations:

@@ -13,7 +13,7 @@ import ipaddress
 import json
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -270,7 +270,13 @@ class Reader:
             return default
         return value
 
-    def choice(self, option: str, default: str, choices: tuple[str, ...], fold=str.lower) -> str:
+    def choice(
+        self,
+        option: str,
+        default: str,
+        choices: tuple[str, ...],
+        fold: Callable[[str], str] = str.lower,
+    ) -> str:
         value = self.text(option, default)
         folded = fold(value)
         if folded not in choices:
@@ -285,7 +291,7 @@ class Reader:
             return default
         return value
 
-    def url(self, option: str, schemes=("http", "https")) -> str:
+    def url(self, option: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
         value = self.single_line(option)
         if not value:
             return ""
@@ -328,7 +334,7 @@ class Reader:
         return value
 
 
-def url_problem(value: str, schemes=("http", "https")) -> str:
+def url_problem(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
     """Why ``value`` is not an acceptable URL, or "" when it is."""
     if any(c.isspace() for c in value):
         return "must be a URL without spaces"
@@ -368,6 +374,21 @@ def parse_http_host(value: str) -> tuple[HttpHost | None, str]:
     return HttpHost(url=url, scheme=parts.scheme, netloc=netloc, hostname=hostname, path=path), ""
 
 
+def _basic_auth(r: Reader, user: str, password: str) -> BasicAuth | None:
+    if not password.isprintable():
+        r.fail("auth-basic-password", "must be a single line of printable characters")
+    elif len(password) > MAX_PASSWORD:
+        r.fail("auth-basic-password", f"must be at most {MAX_PASSWORD} characters")
+    elif not _USER_RE.match(user):
+        r.fail(
+            "auth-basic-user",
+            "must be 1-64 of letters, digits and _ . @ + - (not starting with . @ + -)",
+        )
+    else:
+        return BasicAuth(user=user, password=password)
+    return None
+
+
 def _auth(r: Reader) -> BasicAuth | TokenAuth | None:
     user = r.single_line("auth-basic-user", "admin")
     password = r.text("auth-basic-password")
@@ -377,19 +398,7 @@ def _auth(r: Reader) -> BasicAuth | TokenAuth | None:
     token_given = [o for o, v in token_values.items() if v] + (
         ["auth-token-root-certs"] if r.config.get("auth-token-root-certs") else []
     )
-    basic = None
-    if password:
-        if not password.isprintable():
-            r.fail("auth-basic-password", "must be a single line of printable characters")
-        elif len(password) > MAX_PASSWORD:
-            r.fail("auth-basic-password", f"must be at most {MAX_PASSWORD} characters")
-        elif not _USER_RE.match(user):
-            r.fail(
-                "auth-basic-user",
-                "must be 1-64 of letters, digits and _ . @ + - (not starting with . @ + -)",
-            )
-        else:
-            basic = BasicAuth(user=user, password=password)
+    basic = _basic_auth(r, user, password) if password else None
     if not token_given:
         return basic
     if password:

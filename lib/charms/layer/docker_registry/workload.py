@@ -19,7 +19,7 @@ import fcntl
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -91,7 +91,7 @@ def probe_url(desired: Desired) -> str:
     return f"{desired.scheme}://{clients.bracket(bind or '127.0.0.1')}:{port}"
 
 
-def wait_answering(url: str, timeout: float, alive=None) -> bool:
+def wait_answering(url: str, timeout: float, alive: Callable[[], bool] | None = None) -> bool:
     """Whether /v2/ answers within ``timeout``; ``alive()`` returning False (the container
     exited) ends the wait at once instead of at the bound."""
     deadline = time.monotonic() + timeout
@@ -104,7 +104,7 @@ def wait_answering(url: str, timeout: float, alive=None) -> bool:
         time.sleep(max(0.0, 0.25 - (time.monotonic() - probed)))  # one probe a quarter second
 
 
-def still_starting(name: str):
+def still_starting(name: str) -> Callable[[], bool]:
     """``alive`` for wait_answering: the container ``name`` runs and has not exited since the
     first look (its restart policy starts it again: a higher restart count says it exited)."""
     first: list[int] = []
@@ -144,7 +144,9 @@ def _last_run(last_good: dict) -> ContainerRun | None:
     return ContainerRun.from_record(last_good.get("run"))
 
 
-def _check_ports(desired: Desired, before: ContainerRun | None, current) -> None:
+def _check_ports(
+    desired: Desired, before: ContainerRun | None, current: container.ContainerState | None
+) -> None:
     """Ports another program holds would leave the new container stuck in Created; ports our
     own containers (the one being replaced, the last good one) publish are not in the way."""
     ours = {(b, p) for b, p, _ in before.spec.ports} if before else set()
@@ -165,7 +167,9 @@ def ours(state: container.ContainerState, recorded: tuple[str, ...] = ()) -> boo
     return HASH_LABEL in state.labels and state.name in recorded
 
 
-def _check_ours(desired: Desired, current, recorded: tuple[str, ...]) -> None:
+def _check_ours(
+    desired: Desired, current: container.ContainerState | None, recorded: tuple[str, ...]
+) -> None:
     if current and not ours(current, recorded):
         raise RegistryCharmError(
             f"{desired.name_option}: a container named {desired.run.name} exists that this charm "
@@ -248,7 +252,7 @@ def apply(
     managed_files: list[str],
     allow_start: bool,
     wait: float = START_BOUND,
-    announce=None,
+    announce: Callable[[container.ContainerState | None], None] | None = None,
     last_good: dict | None = None,
     failed: dict | None = None,
     secrets: tuple[str, ...] = (),
@@ -343,7 +347,7 @@ def converge(
     current: container.ContainerState | None,
     *,
     allow_start: bool = True,
-    announce=None,
+    announce: Callable[[container.ContainerState | None], None] | None = None,
     previous_name: str = "",
     keep: str = "",
 ) -> str:
