@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jubilant
 import pytest
@@ -213,6 +214,26 @@ def deploy_ca(juju: jubilant.Juju, app: str = "easyrsa", num_units: int = 1) -> 
     return app
 
 
+def deploy_registry(
+    juju: jubilant.Juju,
+    charm_dir: Path,
+    image_tar: Path,
+    app: str,
+    config: dict | None = None,
+    **deploy: Any,
+) -> str:
+    """Deploy the charm as ``app`` with the registry image built here (option and resource);
+    its first unit."""
+    juju.deploy(
+        charm_dir,
+        app,
+        config={"registry-image": REGISTRY_IMAGE, **(config or {})},
+        resources={"registry-image": str(image_tar)},
+        **deploy,
+    )
+    return unit_of(juju, app)
+
+
 def unit_address(juju: jubilant.Juju, unit: str) -> str:
     return juju.status().get_units(unit.split("/")[0])[unit].public_address
 
@@ -384,6 +405,7 @@ class Helpers:
     fire_update_status = staticmethod(fire_update_status)
     docker_on = staticmethod(docker_on)
     deploy_ca = staticmethod(deploy_ca)
+    deploy_registry = staticmethod(deploy_registry)
     easyrsa_client_pair_of = staticmethod(easyrsa_client_pair_of)
     is_local = staticmethod(is_local)
     http_get = staticmethod(http_get)

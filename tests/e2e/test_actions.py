@@ -48,15 +48,15 @@ def upstream(upstream_registry):
 
 @pytest.fixture(scope="module")
 def registry(juju, charm_dir, registry_image_tar, helpers):
-    juju.deploy(
+    helpers.deploy_registry(
+        juju,
         charm_dir,
+        registry_image_tar,
         APP,
-        config={
-            "registry-image": helpers.registry_image,
+        {
             "auth-basic-password": PASSWORD,
             "storage-delete": True,
         },
-        resources={"registry-image": str(registry_image_tar)},
     )
     helpers.deploy_ca(juju)
     juju.integrate(f"{APP}:cert-provider", "easyrsa:client")

@@ -23,13 +23,9 @@ def upstream(upstream_registry):
 
 
 def test_pull_through_cache(juju, charm_dir, registry_image_tar, helpers, upstream):
-    juju.deploy(
-        charm_dir,
-        APP,
-        config={"registry-image": helpers.registry_image, "cache-remoteurl": upstream},
-        resources={"registry-image": str(registry_image_tar)},
+    unit = helpers.deploy_registry(
+        juju, charm_dir, registry_image_tar, APP, {"cache-remoteurl": upstream}
     )
-    unit = helpers.unit_of(juju, APP)
     netloc = f"{helpers.unit_address(juju, unit)}:5000"
     helpers.wait_for_unit(juju, unit, "active", f"Ready at {netloc} (http).")
     inspect = subprocess.run(

@@ -66,15 +66,15 @@ def caches_option(upstreams) -> str:
 
 @pytest.fixture(scope="module")
 def registry(juju, charm_dir, registry_image_tar, helpers, caches_option) -> Registry:
-    juju.deploy(
+    helpers.deploy_registry(
+        juju,
         charm_dir,
+        registry_image_tar,
         APP,
-        config={
-            "registry-image": helpers.registry_image,
+        {
             "auth-basic-password": PASSWORD,
             "caches": caches_option,
         },
-        resources={"registry-image": str(registry_image_tar)},
     )
     helpers.deploy_ca(juju)
     juju.integrate(f"{APP}:cert-provider", "easyrsa:client")

@@ -81,13 +81,7 @@ def workload(d: Deployed, unit: str | None = None) -> jubilant.statustypes.Statu
 
 @pytest.fixture(scope="module")
 def deployed(juju, charm_dir, registry_image_tar, helpers):
-    juju.deploy(
-        charm_dir,
-        APP,
-        config={"registry-image": helpers.registry_image},
-        resources={"registry-image": str(registry_image_tar)},
-    )
-    unit = helpers.unit_of(juju, APP)
+    unit = helpers.deploy_registry(juju, charm_dir, registry_image_tar, APP)
     d = Deployed(juju, unit, helpers.unit_address(juju, unit), helpers)
     helpers.wait_for_unit(juju, unit, "active", d.ready)
     ref = f"e2e-core-{uuid.uuid4().hex[:6]}:1"

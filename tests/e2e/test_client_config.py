@@ -80,11 +80,8 @@ def sources(request, helpers) -> str:
 @pytest.fixture(scope="module")
 def registry(juju, charm_dir, registry_image_tar, helpers, sources) -> Registry:
     """https (the real easyrsa), basic auth, the listed images mirrored in the mirror layout."""
-    juju.deploy(
-        charm_dir,
-        APP,
-        config={"registry-image": helpers.registry_image, "auth-basic-password": PASSWORD},
-        resources={"registry-image": str(registry_image_tar)},
+    helpers.deploy_registry(
+        juju, charm_dir, registry_image_tar, APP, {"auth-basic-password": PASSWORD}
     )
     helpers.deploy_ca(juju)
     juju.integrate(f"{APP}:cert-provider", "easyrsa:client")
@@ -150,13 +147,7 @@ def test_plain_http_without_auth_as_canonicals_own_test_does(
 ):
     # GIVEN a second registry: no TLS, no auth, an image pushed to it
     juju = registry.juju
-    juju.deploy(
-        charm_dir,
-        "plain",
-        config={"registry-image": helpers.registry_image},
-        resources={"registry-image": str(registry_image_tar)},
-    )
-    unit = helpers.unit_of(juju, "plain")
+    unit = helpers.deploy_registry(juju, charm_dir, registry_image_tar, "plain")
     netloc = f"{helpers.unit_address(juju, unit)}:5000"
     helpers.wait_for_unit(juju, unit, "active", f"Ready at {netloc} (http).")
     pushed = push_busybox(juju, unit, helpers, f"{netloc}/busybox:1.36")

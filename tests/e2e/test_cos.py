@@ -84,13 +84,7 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def deployed(juju: jubilant.Juju, charm_dir, registry_image_tar, helpers):
-    juju.deploy(
-        charm_dir,
-        APP,
-        config={"registry-image": helpers.registry_image},
-        resources={"registry-image": str(registry_image_tar)},
-    )
-    unit = helpers.unit_of(juju, APP)
+    unit = helpers.deploy_registry(juju, charm_dir, registry_image_tar, APP)
     address = helpers.unit_address(juju, unit)
     helpers.wait_for_unit(juju, unit, "active", f"Ready at {address}:5000 (http).")
     juju.deploy("fake:cos-collector", COLLECTOR)

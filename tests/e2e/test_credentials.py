@@ -56,13 +56,7 @@ def pull(session: Session, hosts: Path, base: Path) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def session(juju, charm_dir, registry_image_tar, helpers, tmp_path_factory) -> Session:
     uri = juju.add_secret("registry-credentials", {"auth-basic-password": FIRST})
-    juju.deploy(
-        charm_dir,
-        APP,
-        config={"registry-image": helpers.registry_image},
-        resources={"registry-image": str(registry_image_tar)},
-    )
-    unit = helpers.unit_of(juju, APP)
+    unit = helpers.deploy_registry(juju, charm_dir, registry_image_tar, APP)
     netloc = f"{helpers.unit_address(juju, unit)}:5000"
     helpers.wait_for_unit(juju, unit, "active", f"Ready at {netloc} (http).")
     juju.grant_secret(uri, APP)

@@ -140,11 +140,8 @@ def config_files(model) -> list[str]:
 @pytest.fixture(scope="module")
 def deployed(juju, charm_dir, registry_image_tar, helpers):
     # a port of its own: other modules (and other models on this host) use 5000
-    juju.deploy(
-        charm_dir,
-        APP,
-        config={"registry-image": helpers.registry_image, "registry-port": free_port()},
-        resources={"registry-image": str(registry_image_tar)},
+    helpers.deploy_registry(
+        juju, charm_dir, registry_image_tar, APP, {"registry-port": free_port()}
     )
     helpers.wait_for_unit(juju, UNIT, "active")
     push(juju, "before-faults")

@@ -6,12 +6,7 @@ import urllib.error
 def test_deploy_one_unit_answers(juju, charm_dir, registry_image_tar, helpers):
     # GIVEN the built charm and the offline registry image as the registry-image resource
     # WHEN one unit is deployed
-    juju.deploy(
-        charm_dir,
-        "docker-registry",
-        config={"registry-image": helpers.registry_image},
-        resources={"registry-image": str(registry_image_tar)},
-    )
+    helpers.deploy_registry(juju, charm_dir, registry_image_tar, "docker-registry")
     # THEN it reports Ready at its own address and the registry answers there
     unit = helpers.unit_of(juju, "docker-registry")
     address = helpers.unit_address(juju, unit)

@@ -103,11 +103,8 @@ def dockerd_before() -> list[tuple[int, str]]:
 
 @pytest.fixture(scope="module")
 def session(juju, charm_dir, registry_image_tar, helpers):
-    juju.deploy(
-        charm_dir,
-        APP,
-        config={"registry-image": helpers.registry_image, "auth-basic-password": PASSWORD},
-        resources={"registry-image": str(registry_image_tar)},
+    helpers.deploy_registry(
+        juju, charm_dir, registry_image_tar, APP, {"auth-basic-password": PASSWORD}
     )
     helpers.deploy_ca(juju)
     juju.deploy("fake:containerd", "containerd")
