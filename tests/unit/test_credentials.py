@@ -12,6 +12,7 @@ import os
 import stat
 
 import pytest
+import yaml
 
 from charms.layer.docker_registry import credentials, settings
 from charms.layer.docker_registry.credentials import SecretRead, effective_config
@@ -168,6 +169,42 @@ def test_read_failures_say_why_in_the_operators_words(secret_get, error, why):
 
 def test_unset_option_reads_nothing(secret_get):
     assert credentials.read("", refresh=True) is None
+
+
+def test_add_owned_gives_the_content_in_a_private_file_never_as_an_argument(tmp_path, monkeypatch):
+    # GIVEN a `secret-add` on PATH that records its argv and the file it was given
+    seen = tmp_path / "seen.json"
+    tool = tmp_path / "bin" / "secret-add"
+    tool.parent.mkdir()
+    tool.write_text(
+        "#!/usr/bin/env python3\nimport json, os, stat, sys\n"
+        "path = sys.argv[sys.argv.index('--file') + 1]\n"
+        "mode = stat.S_IMODE(os.stat(path).st_mode)\n"
+        f"json.dump({{'argv': sys.argv[1:], 'mode': mode, 'file': open(path).read()}}, "
+        f"open({str(seen)!r}, 'w'))\n"
+        "print('secret:cu0abc')\n"
+    )
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tool.parent}:{os.environ['PATH']}")
+    # WHEN a secret is added
+    uri = credentials.add_owned({"http-secret": SECRET_PASSWORD}, "shared")
+    # THEN its URI comes back; the value went through a 0600 file, not the command line
+    record = json.loads(seen.read_text())
+    assert uri == "secret:cu0abc"
+    assert SECRET_PASSWORD not in " ".join(record["argv"]) and record["mode"] == 0o600
+    assert yaml.safe_load(record["file"]) == {"http-secret": SECRET_PASSWORD}
+
+
+def test_add_owned_without_secret_add_gives_no_uri(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert credentials.add_owned({"http-secret": "x"}, "shared") == ""
+
+
+def test_read_owned_gives_one_key(secret_get):
+    secret_get.set({"http-secret": SECRET_PASSWORD})
+    assert credentials.read_owned(URI, "http-secret") == SECRET_PASSWORD
+    secret_get.set(error="permission denied")
+    assert credentials.read_owned(URI, "http-secret") == ""
 
 
 # --- the hooks ----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class Charm(FakeJuju):
         self.action = "created"
         self.install_error = None
         self.problem = ""  # set: workload.apply rolled the new config back
+        self.owned_secrets: dict[str, dict[str, str]] | None = {}  # None: secret-add fails
 
     @property
     def status(self):
@@ -67,6 +68,16 @@ class Charm(FakeJuju):
             failed={"hash": "h", "problem": self.problem} if self.problem else {},
         )
         return outcome, [f.path for f in desired.files]
+
+    def add_owned(self, content, description):
+        if self.owned_secrets is None:
+            return ""
+        uri = f"secret:owned{len(self.owned_secrets)}"
+        self.owned_secrets[uri] = dict(content)
+        return uri
+
+    def read_owned(self, uri, key):
+        return (self.owned_secrets or {}).get(uri, {}).get(key, "")
 
     def ensure_engine(self, install):
         if self.install_error:
@@ -107,6 +118,8 @@ def charm(tmp_path, monkeypatch) -> Charm:
     )
     monkeypatch.setattr(auth, "htpasswd_line", lambda user, pw, existing=None: f"{user}:$2y$x\n")
     monkeypatch.setattr(workload, "apply", fake.apply)
+    monkeypatch.setattr("charms.layer.docker_registry.credentials.add_owned", fake.add_owned)
+    monkeypatch.setattr("charms.layer.docker_registry.credentials.read_owned", fake.read_owned)
     # no registry runs here: whether it reaches object storage cannot be told
     monkeypatch.setattr(
         "charms.layer.docker_registry.clients.storage_answers", lambda *a, **kw: fake.storage
@@ -329,16 +342,47 @@ def test_a_certificate_takes_effect_in_the_hook_that_brings_it_text_dump_and_all
     assert json.loads(charm.local[clients]["tls_ca"]) == ca.cert
 
 
-def test_http_secret_shared_through_leadership(charm):
+def served_http_secret(charm) -> str:
+    desired, _ = charm.applied[-1]
+    return yaml.safe_load(desired.config_yaml)["http"]["secret"]
+
+
+def test_http_secret_shared_through_a_juju_secret_leader_data_holds_only_its_uri(charm):
+    # GIVEN a new leader WHEN install runs
     charm.hook("install")
-    secret = charm.leader_data["http-secret"]
-    assert len(secret) >= 32
+    # THEN the shared secret is in a secret the application owns; leader data names it only
+    uri = charm.leader_data["http-secret-id"]
+    secret = charm.owned_secrets[uri]["http-secret"]
+    assert len(secret) >= 32 and secret not in charm.leader_data.values()
+    assert served_http_secret(charm) == secret
+    # AND it stays, and another unit (not the leader) serves with the same one
     charm.hook("update-status")
-    assert charm.leader_data["http-secret"] == secret
+    assert charm.leader_data["http-secret-id"] == uri and len(charm.owned_secrets) == 1
     charm.leader = False
     charm.hook("config-changed")
-    desired, _ = charm.applied[-1]
-    assert yaml.safe_load(desired.config_yaml)["http"]["secret"] == secret
+    assert served_http_secret(charm) == secret
+
+
+def test_an_earlier_revisions_http_secret_moves_into_a_juju_secret_unchanged(charm):
+    # GIVEN leader data as an earlier revision left it: the value itself
+    charm.leader_data["http-secret"] = "s" * 43
+    # WHEN the upgraded leader runs a hook
+    charm.hook("upgrade-charm")
+    # THEN the same value is served, now from a Juju secret, and gone from leader data
+    assert served_http_secret(charm) == "s" * 43
+    assert charm.owned_secrets[charm.leader_data["http-secret-id"]]["http-secret"] == "s" * 43
+    assert not charm.leader_data["http-secret"]
+
+
+def test_without_secret_add_each_unit_keeps_its_own_http_secret(charm):
+    # GIVEN a Juju whose secret-add fails
+    charm.owned_secrets = None
+    # WHEN the leader installs THEN it serves with a secret of its own, never in leader data
+    charm.hook("install")
+    first = served_http_secret(charm)
+    assert len(first) >= 32 and first not in charm.leader_data.values()
+    charm.hook("update-status")
+    assert served_http_secret(charm) == first
 
 
 def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypatch):

@@ -1,4 +1,5 @@
-"""Hook tools for user secrets: secret-get, secret-info-get, secret-ids.
+"""Hook tools for secrets: secret-get, secret-info-get, secret-ids, and secret-add for the
+secrets a charm owns (its application's, made by the leader, or its unit's).
 
 A unit reads a secret its application was granted. Without a flag it gets the revision it
 tracks (the latest, the first time); --refresh moves it to the latest, --peek shows the latest
@@ -10,6 +11,7 @@ own secrets, so none here.
 from __future__ import annotations
 
 from .hooktools_base import Args, ToolContext, ToolError, _out
+from .model import ModelError, new_xid
 
 
 def _xid(identifier: str) -> str:
@@ -30,7 +32,7 @@ class SecretTools(ToolContext):
         secret = self._state().get("secrets", {}).get(xid)
         if secret is None:
             raise ToolError(f'secret "{xid}" not found', 1)
-        if self.app not in secret["grants"]:
+        if self.app not in secret["grants"] and secret.get("owner") not in (self.app, self.unit):
             raise ToolError("permission denied", 1)
         pending = self.ctx.setdefault("pending", {}).setdefault("secrets", {})
         tracked = pending.get(xid, secret["tracking"].get(self.unit))
@@ -60,3 +62,27 @@ class SecretTools(ToolContext):
     def secret_ids(self, argv):
         a = Args(argv, {"--format": True, "-o": True})
         return _out([], a.get("--format"))
+
+    def secret_add(self, argv):
+        a = Args(argv, {"--file": True, "--label": True, "--description": True, "--owner": True,
+                        "--expire": True, "--rotate": True})  # fmt: skip
+        owner = a.get("--owner") or "application"
+        if owner not in ("application", "unit"):
+            raise ToolError(f'secret owner "{owner}" not valid', 2)
+        from .secrets import entry, parse_content  # here: the other tools start without it
+
+        try:
+            content = parse_content(a.pos, a.get("--file"))
+        except ModelError as exc:
+            raise ToolError(str(exc), 1) from None
+        xid = new_xid()
+        with self.model.transaction() as state:
+            if owner == "application" and not self._is_leader(state):
+                raise ToolError("this unit is not the leader", 1)
+            state.setdefault("secrets", {})[xid] = entry(
+                content,
+                owner=self.app if owner == "application" else self.unit,
+                label=a.get("--label"),
+                description=a.get("--description"),
+            )
+        return f"secret:{xid}"

@@ -62,6 +62,7 @@ HOOK_TOOLS = [
     "application-version-set",
     "resource-get",
     "juju-reboot",
+    "secret-add",
     "secret-get",
     "secret-info-get",
     "secret-ids",
@@ -72,6 +73,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def now() -> float:
     return time.time()
+
+
+_XID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+
+
+def new_xid() -> str:
+    """A 20-character id in the alphabet of Juju's (xid) secret ids."""
+    number = uuid.uuid4().int
+    return "".join(_XID_ALPHABET[(number >> (5 * i)) & 31] for i in range(20))
 
 
 def iso(ts: float | None = None) -> str:

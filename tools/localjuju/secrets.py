@@ -15,25 +15,17 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .model import ModelError, iso
+from .model import ModelError, iso, new_xid
 from .scheduler import Scheduler
 from .state import ModelState
 
 # what Juju accepts as a content key
 KEY_RE = re.compile(r"^([a-z](?:-?[a-z0-9]){2,})$")
-_XID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
-
-
-def new_xid() -> str:
-    """A 20-character id in the alphabet of Juju's (xid) secret ids."""
-    number = uuid.uuid4().int
-    return "".join(_XID_ALPHABET[(number >> (5 * i)) & 31] for i in range(20))
 
 
 def xid_of(identifier: str) -> str:
@@ -92,9 +84,15 @@ def add(st: ModelState, name: str, content: dict[str, str], description: str | N
     if any(s.get("name") == name for s in st.secrets.values()):
         raise ModelError(f'secret with name "{name}" already exists')
     xid = new_xid()
-    st.secrets[xid] = {
-        "name": name,
-        "description": description,
+    st.secrets[xid] = entry(content, name=name, description=description)
+    return f"secret:{xid}"
+
+
+def entry(content: dict[str, str], **about: str | None) -> dict[str, Any]:
+    """A new secret as state.json keeps it: its first revision and ``about`` it (a user
+    secret's name and description; a charm's secret's owner, label and description)."""
+    return {
+        **about,
         "revisions": {"1": content},
         "latest": 1,
         "grants": [],
@@ -102,7 +100,6 @@ def add(st: ModelState, name: str, content: dict[str, str], description: str | N
         "created": iso(),
         "updated": iso(),
     }
-    return f"secret:{xid}"
 
 
 def grant(st: ModelState, identifier: str, apps: str) -> None:
@@ -170,7 +167,7 @@ def listing(st: ModelState, reveal_id: str | None = None) -> dict[str, Any]:
     for xid, secret in st.secrets.items():
         out[xid] = {
             "revision": secret["latest"],
-            "owner": "<model>",
+            "owner": secret.get("owner") or "<model>",
             "name": secret.get("name"),
             "description": secret.get("description"),
             "created": secret["created"],

@@ -196,6 +196,24 @@ def test_a_revoked_or_removed_secret_fails_secret_get_as_in_juju(juju):
     assert juju.secrets() == []
 
 
+def test_the_leader_adds_a_secret_its_application_owns_and_every_unit_reads(juju):
+    # GIVEN content in a file on the leader's machine WHEN the leader runs secret-add --file
+    uri = juju.exec(
+        "echo 'shared-key: s3cr3t' > /tmp/owned.yaml && secret-add --file /tmp/owned.yaml",
+        unit="dummy/0",
+    ).stdout.strip()
+    # THEN it gets a URI, and every unit of the application reads the content
+    assert uri.startswith("secret:")
+    assert _secret_get(juju, "dummy/1", uri) == {"shared-key": "s3cr3t"}
+    # AND another unit may not add one for the application, as in Juju
+    with pytest.raises(jubilant.TaskError) as refused:
+        juju.exec("secret-add", "other-key=x", unit="dummy/1")
+    assert "not the leader" in refused.value.task.stderr
+    (owned,) = [s for s in juju.secrets() if s.uri.endswith(uri.removeprefix("secret:"))]
+    assert owned.owner == "dummy"
+    juju.cli("exec", "--unit", "dummy/0", "--", "rm", "/tmp/owned.yaml")
+
+
 def test_show_unit_has_ports_leadership_and_relation_data(juju):
     info = juju.show_unit("dummy/0")
     assert info.leader and "5000/tcp" in info.opened_ports

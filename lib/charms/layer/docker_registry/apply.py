@@ -22,6 +22,7 @@ from charms.layer.docker_registry import (
     clients,
     container,
     cos,
+    credentials,
     engine,
     files,
     nrpe,
@@ -40,6 +41,9 @@ KV_IMAGE_DIGEST = "docker-registry.resource-digest"
 KV_RUN = actions.RUN_KEY  # render.ContainerRun record of what runs (start, garbage-collect)
 KV_TRUST = "docker-registry.docker-trust"
 KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
+HTTP_SECRET_ID = "http-secret-id"  # noqa: S105 - leader data: the URI of the Juju secret
+HTTP_SECRET_KEY = "http-secret"  # noqa: S105 - that secret's key
+LEGACY_HTTP_SECRET = "http-secret"  # noqa: S105 - leader data of earlier revisions: the value
 KV_LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
 KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
 KV_GOOD_OPTIONS = "docker-registry.last-good-options"  # option -> keyed digest of its value
@@ -215,11 +219,24 @@ def _resource() -> Path | None:
 
 
 def _http_secret(leader: bool) -> str:
-    """One secret for every unit (uploads that hop between units behind a proxy)."""
-    shared = hookenv.leader_get("http-secret")
-    if not shared and leader:
-        shared = secrets.token_urlsafe(32)
-        hookenv.leader_set({"http-secret": shared})
+    """One secret for every unit (uploads that hop between units behind a proxy), in a Juju
+    secret the application owns: leader data holds only its URI, since leader-set takes its
+    values as command-line arguments. An earlier revision's value in leader data is moved into
+    such a secret (the same value: no registry restarts for it)."""
+    uri = hookenv.leader_get(HTTP_SECRET_ID)
+    shared = credentials.read_owned(uri, HTTP_SECRET_KEY) if uri else ""
+    legacy = hookenv.leader_get(LEGACY_HTTP_SECRET) or ""
+    if leader and not shared:
+        shared = legacy or secrets.token_urlsafe(32)
+        uri = credentials.add_owned(
+            {HTTP_SECRET_KEY: shared}, "the http.secret every docker-registry unit shares"
+        )
+        if uri:
+            hookenv.leader_set({HTTP_SECRET_ID: uri, LEGACY_HTTP_SECRET: None})
+        else:
+            hookenv.log("secret-add failed: the http secret is kept on this unit", hookenv.WARNING)
+            shared = legacy
+    shared = shared or legacy
     if shared:
         return shared
     kv = unitdata.kv()

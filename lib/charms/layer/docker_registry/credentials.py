@@ -16,6 +16,7 @@ import base64
 import dataclasses
 import json
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,3 +150,26 @@ def _as_option(key: str, value: str) -> str:
     if key == "tls-key-blob" and tls.has_pem(value):
         return base64.b64encode(value.encode()).decode()
     return value
+
+
+def add_owned(content: Mapping[str, str], description: str) -> str:
+    """A new secret this application owns, holding ``content``: its URI, "" when secret-add
+    failed. The content goes in a 0600 file (mkstemp), never on secret-add's command line."""
+    with tempfile.NamedTemporaryFile("w", prefix="secret-", suffix=".yaml") as file:
+        json.dump(dict(content), file)  # JSON is YAML, which --file takes
+        file.flush()
+        argv = ["secret-add", "--description", description, "--file", file.name]
+        try:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=TIMEOUT, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    uri = proc.stdout.strip()
+    return uri if proc.returncode == 0 and uri.startswith("secret:") else ""
+
+
+def read_owned(uri: str, key: str) -> str:
+    """One key of a secret this application owns ("" when it cannot be read)."""
+    secret = read(uri, refresh=False)
+    return (secret.content or {}).get(key, "") if secret else ""
