@@ -50,6 +50,7 @@ class Charm(FakeJuju):
         self.install_error = None
         self.problem = ""  # set: workload.apply rolled the new config back
         self.owned_secrets: dict[str, dict[str, str]] | None = {}  # None: secret-add fails
+        self.owned_unreadable = False  # True: secret-get fails
 
     @property
     def status(self):
@@ -77,6 +78,8 @@ class Charm(FakeJuju):
         return uri
 
     def read_owned(self, uri, key):
+        if self.owned_unreadable:
+            return ""
         return (self.owned_secrets or {}).get(uri, {}).get(key, "")
 
     def ensure_engine(self, install):
@@ -361,6 +364,17 @@ def test_http_secret_shared_through_a_juju_secret_leader_data_holds_only_its_uri
     charm.leader = False
     charm.hook("config-changed")
     assert served_http_secret(charm) == secret
+
+
+def test_an_unreadable_http_secret_is_never_replaced_by_a_new_one(charm):
+    # GIVEN the leader made the shared secret
+    charm.hook("install")
+    uri = charm.leader_data["http-secret-id"]
+    # WHEN secret-get fails in one hook (the secret is there, the read is not)
+    charm.owned_unreadable = True
+    charm.hook("update-status")
+    # THEN no second secret is made and leader data still names the first
+    assert list(charm.owned_secrets) == [uri] and charm.leader_data["http-secret-id"] == uri
 
 
 def test_an_earlier_revisions_http_secret_moves_into_a_juju_secret_unchanged(charm):

@@ -226,7 +226,9 @@ def _http_secret(leader: bool) -> str:
     uri = hookenv.leader_get(HTTP_SECRET_ID)
     shared = credentials.read_owned(uri, HTTP_SECRET_KEY) if uri else ""
     legacy = hookenv.leader_get(LEGACY_HTTP_SECRET) or ""
-    if leader and not shared:
+    if uri and not shared:  # a secret-get that failed once must not rotate it for every unit
+        hookenv.log("secret-get failed: the shared http secret is not read", hookenv.WARNING)
+    if leader and not uri:
         shared = legacy or secrets.token_urlsafe(32)
         uri = credentials.add_owned(
             {HTTP_SECRET_KEY: shared}, "the http.secret every docker-registry unit shares"
