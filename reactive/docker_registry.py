@@ -27,20 +27,13 @@ from charms.reactive import (
     when_not,
 )
 
-from charms.layer.docker_registry import (
-    actions,
-    clients,
-    credentials,
-    engine,
-    paths,
-    publish,
-    settings,
-    status,
-    workload,
-)
-from charms.layer.docker_registry import apply as applying
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
-from charms.layer.docker_registry.plan import Inputs, Plan, decide
+from charms.layer.docker_registry.host import engine, paths, workload
+from charms.layer.docker_registry.pipeline import apply as applying
+from charms.layer.docker_registry.pipeline import clients, publish, status
+from charms.layer.docker_registry.pipeline.plan import Inputs, Plan, decide
 
 INSTALLED = "docker-registry.installed"
 STOPPED = actions.STOPPED_FLAG
@@ -130,7 +123,7 @@ def reconcile() -> None:
 @hook("stop")
 def remove_container() -> None:
     """The unit is going away: remove its container (the stored images stay on disk)."""
-    from charms.layer.docker_registry import container
+    from charms.layer.docker_registry.host import container
 
     set_flag(REMOVED)
     name = actions.registry_container()

@@ -24,7 +24,7 @@ work=${WORK:-$out.layout}
 command -v skopeo >/dev/null || { echo "error: skopeo is not installed" >&2; exit 2; }
 
 # the charm's own list parser: same releases, templates and refusals as the mirror action
-plan=$(PYTHONPATH="$root/lib" python3 -m charms.layer.docker_registry.imagelists "$list" \
+plan=$(PYTHONPATH="$root/lib" python3 -m charms.layer.docker_registry.images.imagelists "$list" \
     --release "$release" --arch "$arch" --source "${SOURCE:-}")
 
 copy=(copy --retry-times 3)

@@ -42,18 +42,11 @@ for extra in (ROOT / "lib", ROOT):
     sys.path.insert(0, str(extra))
 
 
-from charms.layer.docker_registry import (  # noqa: E402
-    auth,
-    container,
-    copies,
-    imagelists,
-    paths,
-    registry_api,
-    render,
-    settings,
-    transfer,
-    workload,
-)
+from charms.layer.docker_registry.actions import copies  # noqa: E402
+from charms.layer.docker_registry.config import settings  # noqa: E402
+from charms.layer.docker_registry.host import auth, container, paths, workload  # noqa: E402
+from charms.layer.docker_registry.images import imagelists, registry_api, transfer  # noqa: E402
+from charms.layer.docker_registry.pipeline import render  # noqa: E402
 from tests.bench import caches, noop_hook, reconfigure  # noqa: E402
 from tests.support import certs  # noqa: E402
 from tests.support.config import charm_defaults  # noqa: E402

@@ -16,7 +16,9 @@ import time
 import uuid
 from pathlib import Path
 
-from charms.layer.docker_registry import container, paths, render, settings, workload
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import render
 from tests.support.config import charm_defaults
 from tests.support.images import make_test_image, registry_image_ref
 from tests.support.net import free_port

@@ -26,15 +26,9 @@ import time
 import uuid
 from pathlib import Path
 
-from charms.layer.docker_registry import (
-    clients,
-    container,
-    files,
-    paths,
-    render,
-    settings,
-    workload,
-)
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import container, files, paths, workload
+from charms.layer.docker_registry.pipeline import clients, render
 from tests.support.config import charm_defaults
 from tests.support.images import registry_image_ref
 from tests.support.net import free_port

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from charms.layer.docker_registry import container, cos, paths, render, settings, workload
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import cos, render
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, registry_image_ref
 from tests.support.net import free_port, get_status

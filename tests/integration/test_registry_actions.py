@@ -24,20 +24,12 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import clear_flag, set_flag
 
-from charms.layer.docker_registry import (
-    actions,
-    auth,
-    clients,
-    container,
-    content,
-    copies,
-    paths,
-    registry_api,
-    render,
-    settings,
-    transfer,
-    workload,
-)
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.actions import content, copies
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import auth, container, paths, workload
+from charms.layer.docker_registry.images import registry_api, transfer
+from charms.layer.docker_registry.pipeline import clients, render
 from tests.support import certs
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
@@ -361,7 +353,7 @@ def test_rmi_deletes_by_digest_with_the_tags_that_shared_it_then_gc_reclaims(
 
 
 def test_gc_restarts_the_registry_even_when_gc_fails(hook, target, monkeypatch):
-    from charms.layer.docker_registry import gc
+    from charms.layer.docker_registry.actions import gc
 
     real_argv = gc.GcPlan.argv
     monkeypatch.setattr(

@@ -15,7 +15,9 @@ import uuid
 import pytest
 import yaml
 
-from charms.layer.docker_registry import clients, container, paths, render, settings, workload
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import clients, render
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
 from tests.support.net import free_port

@@ -15,8 +15,10 @@ import uuid
 import pytest
 import yaml
 
-from charms.layer.docker_registry import auth, container, paths, render, settings, workload
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import RegistryCharmError
+from charms.layer.docker_registry.host import auth, container, paths, workload
+from charms.layer.docker_registry.pipeline import render
 from tests.support import certs
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref

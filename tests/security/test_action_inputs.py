@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from charms.layer.docker_registry import imagelists
 from charms.layer.docker_registry.errors import RegistryCharmError
+from charms.layer.docker_registry.images import imagelists
 
 SECRET = "hunter2-Secret"
 
@@ -60,7 +60,7 @@ def test_no_reference_whose_host_starts_with_a_dash(reference):
 
 def test_docker_is_never_handed_a_reference_where_an_option_may_stand(monkeypatch):
     # GIVEN a reference that slipped past every check WHEN docker is asked about it
-    from charms.layer.docker_registry import container
+    from charms.layer.docker_registry.host import container
 
     asked: list[tuple] = []
     monkeypatch.setattr(container, "docker", lambda *args, **kw: asked.append(args) or "")

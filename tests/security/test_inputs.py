@@ -10,9 +10,10 @@ import os
 
 import pytest
 
-from charms.layer.docker_registry import files, paths, settings, trust
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import ConfigError
-from charms.layer.docker_registry.paths import Host
+from charms.layer.docker_registry.host import files, paths, trust
+from charms.layer.docker_registry.host.paths import Host
 from tests.support import certs
 
 SECRET = "Sec-Ur1ty-Passw0rd"
@@ -154,7 +155,7 @@ def test_tls_client_auth_without_a_ca_blocks_instead_of_serving_everyone(charm):
 
 def test_the_debug_listener_binds_the_loopback_only(config):
     # pprof, expvar and /metrics answer without auth on it: never from another host
-    from charms.layer.docker_registry import render
+    from charms.layer.docker_registry.pipeline import render
 
     parsed = settings.parse({**config, "prometheus-metrics": True})
     desired = render.desired(
@@ -199,7 +200,7 @@ def test_a_file_the_hook_cannot_write_blocks_naming_it(charm, monkeypatch, tmp_p
     def write_files(desired, **kw):
         files.sync(paths.current(), desired.files, [])
 
-    monkeypatch.setattr("charms.layer.docker_registry.workload.apply", write_files)
+    monkeypatch.setattr("charms.layer.docker_registry.host.workload.apply", write_files)
     monkeypatch.setattr(files, "os", _FullDisk())
     # WHEN install runs
     charm.hook("install")
@@ -242,7 +243,7 @@ def test_only_entries_dockerd_accepts_go_into_insecure_registries(
 
 
 def test_a_refused_dockerd_reload_is_said(charm, monkeypatch):
-    monkeypatch.setattr("charms.layer.docker_registry.trust.reload_daemon", lambda: False)
+    monkeypatch.setattr("charms.layer.docker_registry.host.trust.reload_daemon", lambda: False)
     charm.hook("install")
     assert charm.status[0] == "active"
     assert "Warning: dockerd did not reload daemon.json" in charm.status[1]
@@ -252,7 +253,7 @@ def test_a_registry_error_quoted_in_the_status_names_no_internal_address(
     config, sandbox, world, monkeypatch
 ):
     # GIVEN a new storage endpoint the registry cannot reach: it dies naming the address
-    from charms.layer.docker_registry import workload
+    from charms.layer.docker_registry.host import workload
     from tests.unit.test_workload import _apply, make_desired
 
     outcome, managed = _apply(make_desired(config, sandbox), sandbox)
@@ -274,7 +275,8 @@ def test_a_registry_error_quoted_in_the_status_names_no_internal_address(
 
 
 def test_action_reports_are_readable_by_root_only(monkeypatch, tmp_path):
-    from charms.layer.docker_registry import actions, paths
+    from charms.layer.docker_registry import actions
+    from charms.layer.docker_registry.host import paths
 
     monkeypatch.setenv(paths.SANDBOX_ENV, str(tmp_path))
     path = actions.write_report("images", {"repositories": {"team/app": ["1"]}}, [])
@@ -302,7 +304,7 @@ def test_ready_only_when_the_object_storage_answered(charm):
 
 
 def test_proxy_credentials_reach_the_registry_through_a_private_env_file_never_argv(config):
-    from charms.layer.docker_registry import render
+    from charms.layer.docker_registry.pipeline import render
 
     proxy = f"http://user:{SECRET}@proxy.example:3128"
     parsed = settings.parse(

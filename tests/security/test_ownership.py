@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from charms.layer.docker_registry import render, settings
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import RegistryCharmError
+from charms.layer.docker_registry.pipeline import render
 from tests.support import certs
 from tests.unit.test_workload import _apply, make_desired
 

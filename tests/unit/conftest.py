@@ -29,7 +29,7 @@ def config(defaults) -> dict:
 @pytest.fixture(autouse=True)
 def registry_lock_in_tmp(monkeypatch, tmp_path):
     """The registry lock file (an absolute host path outside a sandbox) stays in tmp_path."""
-    from charms.layer.docker_registry import workload
+    from charms.layer.docker_registry.host import workload
 
     monkeypatch.setattr(workload, "LOCK_FILE", str(tmp_path / "registry.lock"))
 
@@ -44,7 +44,7 @@ def fake_skopeo(tmp_path, monkeypatch):
     copy: writes ``digests[source]`` (default FAKE_DIGEST) to --digestfile; a source with
     "missing" fails. inspect --raw: prints ``manifests[source]``. copy --help: lists
     --preserve-digests unless ``old`` is set. Configure through the returned object."""
-    from charms.layer.docker_registry import transfer
+    from charms.layer.docker_registry.images import transfer
 
     state = tmp_path / "skopeo-state.json"
     log = tmp_path / "skopeo.log"

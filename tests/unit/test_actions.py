@@ -12,8 +12,11 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set, set_flag
 
-from charms.layer.docker_registry import actions, container, lifecycle, paths, render, status
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.actions import lifecycle
 from charms.layer.docker_registry.errors import DockerError
+from charms.layer.docker_registry.host import container, paths
+from charms.layer.docker_registry.pipeline import render, status
 
 SECRET = "s3cr3t-value"
 
@@ -97,7 +100,7 @@ def containers(monkeypatch):
 @pytest.fixture
 def answering(monkeypatch):
     """The registry answers on these URLs (workload.wait_answering faked)."""
-    from charms.layer.docker_registry import workload
+    from charms.layer.docker_registry.host import workload
 
     urls: list[str] = []
     asked: list[tuple[str, float]] = []
@@ -237,7 +240,7 @@ def test_invalid_config_keeps_a_valid_configured_name(hook, containers):
 
 def _served(local_url="http://127.0.0.1:5000", scheme="http", proxied=False, notes=()):
     """What the last serving hook left: where it probed the registry, and its status facts."""
-    from charms.layer.docker_registry import clients
+    from charms.layer.docker_registry.pipeline import clients
 
     netloc = "10.0.0.1:5000"
     endpoint = clients.Endpoint(

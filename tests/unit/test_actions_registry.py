@@ -12,19 +12,11 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import set_flag
 
-from charms.layer.docker_registry import (
-    actions,
-    clients,
-    container,
-    content,
-    copies,
-    gc,
-    paths,
-    registry_api,
-    render,
-    transfer,
-    workload,
-)
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.actions import content, copies, gc
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.images import registry_api, transfer
+from charms.layer.docker_registry.pipeline import clients, render
 
 SECRET = "act-s3cr3t"
 ENDPOINT = clients.Endpoint(
@@ -792,7 +784,7 @@ def test_a_5000_image_plan_fits_what_action_set_carries(unit, fake_skopeo):
 
 
 def test_thousands_of_failures_still_fit_and_problems_come_first(unit):
-    from charms.layer.docker_registry.imagelists import Item
+    from charms.layer.docker_registry.images.imagelists import Item
 
     items = [
         Item(f"quay.io/ok/app-{n}:1", f"{NETLOC}/ok/app-{n}:1", status="copied", digest="d")

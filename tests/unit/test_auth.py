@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from charms.layer.docker_registry import auth
 from charms.layer.docker_registry.errors import InstallError
+from charms.layer.docker_registry.host import auth
 
 pytestmark = pytest.mark.skipif(not shutil.which("htpasswd"), reason="needs apache2-utils")
 

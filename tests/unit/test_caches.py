@@ -11,17 +11,10 @@ import threading
 import pytest
 import yaml
 
-from charms.layer.docker_registry import (
-    caches,
-    container,
-    paths,
-    plan,
-    render,
-    settings,
-    status,
-    workload,
-)
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import ConfigError
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import caches, plan, render, status
 from tests.unit.test_handlers import PASSWORD, charm  # noqa: F401 - the hook harness fixture
 
 

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from charms.layer.docker_registry import clients, settings
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.pipeline import clients
 from tests.support import certs
 
 

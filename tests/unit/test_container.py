@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from charms.layer.docker_registry import container, paths, render, settings, workload
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import DockerError
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import render
 
 IMAGE = "registry:2"
 IMAGE_ID = "sha256:" + "a" * 64

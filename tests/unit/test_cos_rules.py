@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from charms.layer.docker_registry import cos
+from charms.layer.docker_registry.pipeline import cos
 
 ROOT = Path(__file__).resolve().parents[2]
 UUID = "f1b2c3d4-1111-4222-8333-444455556666"

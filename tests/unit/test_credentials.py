@@ -14,8 +14,8 @@ import stat
 import pytest
 import yaml
 
-from charms.layer.docker_registry import credentials, settings
-from charms.layer.docker_registry.credentials import SecretRead, effective_config
+from charms.layer.docker_registry.config import credentials, settings
+from charms.layer.docker_registry.config.credentials import SecretRead, effective_config
 from charms.layer.docker_registry.errors import ConfigError
 from tests.support import certs
 from tests.unit.test_handlers import charm  # noqa: F401 - the fixture

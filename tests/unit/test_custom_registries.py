@@ -16,8 +16,10 @@ import tomllib
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import set_flag
 
-from charms.layer.docker_registry import actions, client_config, clients, custom_registries, status
-from charms.layer.docker_registry.custom_registries import Access, ClientConfigError
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.actions import client_config, custom_registries
+from charms.layer.docker_registry.actions.custom_registries import Access, ClientConfigError
+from charms.layer.docker_registry.pipeline import clients, status
 from tests.support import certs, peers
 
 CA = certs.make_ca()[0].cert

@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from charms.layer.docker_registry import imagelists
-from charms.layer.docker_registry.imagelists import ListError
+from charms.layer.docker_registry.images import imagelists
+from charms.layer.docker_registry.images.imagelists import ListError
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = yaml.safe_load((ROOT / "actions.yaml").read_text())

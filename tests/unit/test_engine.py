@@ -16,8 +16,8 @@ import types
 import pytest
 from test_container import IMAGE, IMAGE_ID, FakeDocker
 
-from charms.layer.docker_registry import container, engine
 from charms.layer.docker_registry.errors import InstallError
+from charms.layer.docker_registry.host import container, engine
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from charms.layer.docker_registry import files, paths
-from charms.layer.docker_registry.render import PRIVATE, PUBLIC, HostFile
+from charms.layer.docker_registry.host import files, paths
+from charms.layer.docker_registry.pipeline.render import PRIVATE, PUBLIC, HostFile
 
 
 def mode_of(path) -> int:

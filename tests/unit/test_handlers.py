@@ -16,8 +16,10 @@ import yaml
 from charmhelpers.core import unitdata
 from charms.reactive import clear_flag, is_flag_set, set_flag
 
-from charms.layer.docker_registry import auth, engine, render, tls, workload
+from charms.layer.docker_registry.config import tls
 from charms.layer.docker_registry.errors import InstallError
+from charms.layer.docker_registry.host import auth, engine, workload
+from charms.layer.docker_registry.pipeline import render
 from tests.support import certs
 from tests.support.config import charm_defaults
 from tests.support.fakejuju import (
@@ -94,7 +96,7 @@ def charm(tmp_path, monkeypatch) -> Charm:
     monkeypatch.setenv("JUJU_UNIT_NAME", fake.local_unit)
     # every host path the charm writes (daemon.json, certs.d, …) stays inside tmp_path
     monkeypatch.setenv("DOCKER_REGISTRY_SANDBOX", str(tmp_path / "host"))
-    monkeypatch.setattr("charms.layer.docker_registry.trust.reload_daemon", lambda: True)
+    monkeypatch.setattr("charms.layer.docker_registry.host.trust.reload_daemon", lambda: True)
     patch_hook_tools(
         monkeypatch,
         fake,
@@ -121,11 +123,16 @@ def charm(tmp_path, monkeypatch) -> Charm:
     )
     monkeypatch.setattr(auth, "htpasswd_line", lambda user, pw, existing=None: f"{user}:$2y$x\n")
     monkeypatch.setattr(workload, "apply", fake.apply)
-    monkeypatch.setattr("charms.layer.docker_registry.credentials.add_owned", fake.add_owned)
-    monkeypatch.setattr("charms.layer.docker_registry.credentials.read_owned", fake.read_owned)
+    monkeypatch.setattr(
+        "charms.layer.docker_registry.config.credentials.add_owned", fake.add_owned
+    )
+    monkeypatch.setattr(
+        "charms.layer.docker_registry.config.credentials.read_owned", fake.read_owned
+    )
     # no registry runs here: whether it reaches object storage cannot be told
     monkeypatch.setattr(
-        "charms.layer.docker_registry.clients.storage_answers", lambda *a, **kw: fake.storage
+        "charms.layer.docker_registry.pipeline.clients.storage_answers",
+        lambda *a, **kw: fake.storage,
     )
 
     def load():
@@ -400,7 +407,7 @@ def test_without_secret_add_each_unit_keeps_its_own_http_secret(charm):
 
 
 def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypatch):
-    from charms.layer.docker_registry import container
+    from charms.layer.docker_registry.host import container
 
     removed = []
     ours = container.ContainerState(

@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from charms.layer.docker_registry import imagelists
-from charms.layer.docker_registry.imagelists import Item, ListError, parse_list
+from charms.layer.docker_registry.images import imagelists
+from charms.layer.docker_registry.images.imagelists import Item, ListError, parse_list
 
 NETLOC = "10.0.0.1:5000"
 DIGEST = "sha256:" + "a" * 64

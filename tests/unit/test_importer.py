@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from charms.layer.docker_registry import importer
-from charms.layer.docker_registry.importer import ArchiveError
+from charms.layer.docker_registry.images import importer
+from charms.layer.docker_registry.images.importer import ArchiveError
 
 NETLOC = "10.0.0.1:5000"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

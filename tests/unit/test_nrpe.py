@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from charms.layer.docker_registry import nrpe
-from charms.layer.docker_registry.paths import Host
+from charms.layer.docker_registry.host import nrpe
+from charms.layer.docker_registry.host.paths import Host
 from tests.support import certs
 from tests.support.net import free_port
 
@@ -260,14 +260,14 @@ def test_script_with_an_unreadable_client_certificate_is_critical(script, tmp_pa
 
 
 def test_check_refuses_a_url_that_is_not_http(capsys):
-    from charms.layer.docker_registry import nrpe_check
+    from charms.layer.docker_registry.host import nrpe_check
 
     assert nrpe_check.main(["--url", "file:///etc/passwd"]) == 2
     assert capsys.readouterr().out == "CRITICAL: file:///etc/passwd is not an http(s) URL\n"
 
 
 def test_check_says_when_it_cannot_read_its_credentials(capsys, tmp_path):
-    from charms.layer.docker_registry import nrpe_check
+    from charms.layer.docker_registry.host import nrpe_check
 
     missing = tmp_path / "nope"
     assert (
@@ -277,7 +277,7 @@ def test_check_says_when_it_cannot_read_its_credentials(capsys, tmp_path):
 
 
 def test_check_reports_a_refused_connection(capsys):
-    from charms.layer.docker_registry import nrpe_check
+    from charms.layer.docker_registry.host import nrpe_check
 
     assert nrpe_check.main(["--url", "http://127.0.0.1:9", "--timeout", "2"]) == 2
     assert capsys.readouterr().out.startswith("CRITICAL: http://127.0.0.1:9/v2/")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from charms.layer.docker_registry import paths
+from charms.layer.docker_registry.host import paths
 
 
 def test_production_uses_real_paths_names_and_every_address():

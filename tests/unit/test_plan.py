@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from charms.layer.docker_registry import plan, settings, status
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.pipeline import plan, status
 from tests.support import certs
 
 INPUTS = plan.Inputs(

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import yaml
 
-from charms.layer.docker_registry import proxy
+from charms.layer.docker_registry.pipeline import proxy
 
 UNITS = {
     "docker-registry/2": "10.0.0.12",

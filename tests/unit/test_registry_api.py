@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from charms.layer.docker_registry import registry_api
-from charms.layer.docker_registry.registry_api import Registry, RegistryApiError
+from charms.layer.docker_registry.images import registry_api
+from charms.layer.docker_registry.images.registry_api import Registry, RegistryApiError
 
 SECRET = "api-s3cr3t"
 DIGEST_A = "sha256:" + "a" * 64

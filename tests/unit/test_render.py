@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from charms.layer.docker_registry import paths, render, settings
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import paths
+from charms.layer.docker_registry.pipeline import render
 from tests.support import certs
 
 GOLDEN = Path(__file__).parent / "golden"

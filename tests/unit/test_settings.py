@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from charms.layer.docker_registry import settings
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import ConfigError
 from tests.support import certs
 from tests.support.config import charm_options

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from charms.layer.docker_registry import status
+from charms.layer.docker_registry.pipeline import status
 
 
 def report(**facts) -> status.Report:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from charms.layer.docker_registry import tls
+from charms.layer.docker_registry.config import tls
 from charms.layer.docker_registry.errors import InstallError
 from tests.support import certs
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from charms.layer.docker_registry import transfer
-from charms.layer.docker_registry.transfer import Target, TransferError
+from charms.layer.docker_registry.images import transfer
+from charms.layer.docker_registry.images.transfer import Target, TransferError
 
 SECRET = "tr4nsfer-secret"
 NETLOC = "10.0.0.1:5000"
@@ -263,7 +263,7 @@ def test_errors_never_show_a_proxys_credentials():
 
 
 def test_run_copies_skips_what_is_there_and_counts(fake_skopeo):
-    from charms.layer.docker_registry.imagelists import Item
+    from charms.layer.docker_registry.images.imagelists import Item
 
     items = [
         Item("a:1", f"{NETLOC}/a:1", read="docker://a:1"),

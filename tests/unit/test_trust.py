@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from charms.layer.docker_registry import paths, trust
+from charms.layer.docker_registry.host import paths, trust
 
 
 class Host(paths.Host):

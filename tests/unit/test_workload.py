@@ -10,7 +10,9 @@ import types
 
 import pytest
 
-from charms.layer.docker_registry import paths, render, settings, workload
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import paths, workload
+from charms.layer.docker_registry.pipeline import render
 
 SECRET_PASSWORD = "pa55-word"
 IMAGE_ID = "registry:2"  # what the config hash is taken with (no docker here)

@@ -425,7 +425,7 @@ def fetch(url: str, cafile: str | None = None) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "tls-passthrough"])
 def test_charm_services_active_passive_through_real_haproxy(tmp_path, tls):
-    from charms.layer.docker_registry import proxy
+    from charms.layer.docker_registry.pipeline import proxy
     from tests.support import certs
 
     pair = ca_file = None

@@ -1,8 +1,10 @@
-"""Plain-value library behind the docker-registry charm.
+"""Plain-value library behind the docker-registry charm, in subpackages by role.
 
-Decisions (settings, plan, render, proxy, status, custom_registries) take plain values and
-return plain values. Side effects are in named places: ``apply``, ``workload`` and ``publish``
-for a hook's apply step (``apply`` also reads the resource, leadership data and opened ports
-itself), ``container`` (docker CLI), ``engine`` (packages/daemon), ``files`` and ``trust``
-(host files), and the two HTTP probes ``clients.probe`` and ``caches.probe_upstreams``.
+``config`` turns operator input into typed values; ``pipeline`` decides what a hook does (plan,
+render, proxy, clients, status take and return plain values) and applies it (``apply``,
+``publish``, ``cos``, which also reads the resource, leadership data and opened ports);
+``host`` holds every side effect on the machine (``workload``, ``container``, ``engine``,
+``files``, ``trust``, ``nrpe``); ``images`` the image tooling (lists, references, the registry
+API, skopeo copies, archives); ``actions`` the actions. The two HTTP probes are
+``clients.probe`` and ``caches.probe_upstreams``.
 """

@@ -22,9 +22,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from charms.layer.docker_registry.clients import bracket
-from charms.layer.docker_registry.files import write_if_changed
-from charms.layer.docker_registry.paths import Host
+from charms.layer.docker_registry.host.files import write_if_changed
+from charms.layer.docker_registry.host.paths import Host
+from charms.layer.docker_registry.pipeline.clients import bracket
 
 SCRIPT_PATH = "/usr/local/lib/nagios/plugins/check_docker_registry"
 CREDENTIALS_PATH = "/etc/nagios/docker-registry-check.credentials"

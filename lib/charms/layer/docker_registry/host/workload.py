@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from charms.layer.docker_registry import clients, container, files, paths
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
-from charms.layer.docker_registry.render import (
+from charms.layer.docker_registry.host import container, files, paths
+from charms.layer.docker_registry.pipeline import clients
+from charms.layer.docker_registry.pipeline.render import (
     HASH_LABEL,
     PRIVATE,
     ContainerRun,

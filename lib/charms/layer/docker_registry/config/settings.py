@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from charms.layer.docker_registry import tls
+from charms.layer.docker_registry.config import tls
 from charms.layer.docker_registry.errors import ConfigError
 
 MIB = 1024 * 1024

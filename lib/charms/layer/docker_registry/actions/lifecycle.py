@@ -5,7 +5,6 @@ from __future__ import annotations
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import clear_flag, set_flag
 
-from charms.layer.docker_registry import container, paths, render, settings, status, workload
 from charms.layer.docker_registry.actions import (
     RUN_KEY,
     STOPPED_FLAG,
@@ -15,6 +14,9 @@ from charms.layer.docker_registry.actions import (
     report_restarted,
     set_status,
 )
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import render, status
 
 
 def _target(params: Params) -> str:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from charms.layer.docker_registry import container
 from charms.layer.docker_registry.errors import DockerError, InstallError
+from charms.layer.docker_registry.host import container
 
 InstallPackages = Callable[[list[str]], None]
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from charms.layer.docker_registry.errors import RegistryCharmError
-from charms.layer.docker_registry.imagelists import (
+from charms.layer.docker_registry.images.imagelists import (
     IMAGE_REGISTRY,
     BadReference,
     Item,

@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charms.layer.docker_registry import container
 from charms.layer.docker_registry.errors import RegistryCharmError
-from charms.layer.docker_registry.imagelists import (  # noqa: F401 - transfer's public names
+from charms.layer.docker_registry.host import container
+from charms.layer.docker_registry.images.imagelists import (  # noqa: F401 - transfer's public names
     DOCKER_HUB_HOSTS,
     BadReference,
     Item,

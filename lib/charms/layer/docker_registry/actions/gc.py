@@ -13,8 +13,9 @@ import re
 import time
 from dataclasses import dataclass
 
-from charms.layer.docker_registry import container, paths, render, workload
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
+from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import render
 
 _SUMMARY_RE = re.compile(
     r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion"

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charms.layer.docker_registry import tls
+from charms.layer.docker_registry.config import tls
 from charms.layer.docker_registry.errors import ConfigError
 
 OPTION = "credentials"

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import jinja2
 
-from charms.layer.docker_registry import paths
-from charms.layer.docker_registry.settings import (
+from charms.layer.docker_registry.config.settings import (
     S3Storage,
     Settings,
     SwiftStorage,
     TlsPaths,
     UpstreamCache,
 )
+from charms.layer.docker_registry.host import paths
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[4] / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[5] / "templates"
 CONTAINER_PORT = 5000
 CONTAINER_DEBUG_PORT = 5001
 CONFIG_FILE = f"{paths.CONFIG_DIR}/config.yml"

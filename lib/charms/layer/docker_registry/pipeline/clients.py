@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from charms.layer.docker_registry import settings
-from charms.layer.docker_registry.settings import Settings
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.config.settings import Settings
 
 
 def bracket(address: str) -> str:

@@ -15,26 +15,21 @@ from typing import Any
 
 from charmhelpers.core import hookenv, unitdata
 
-from charms.layer.docker_registry import (
-    actions,
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.config import credentials, settings
+from charms.layer.docker_registry.errors import RegistryCharmError
+from charms.layer.docker_registry.host import (
     auth,
-    caches,
-    clients,
     container,
-    cos,
-    credentials,
     engine,
     files,
     nrpe,
     paths,
-    render,
-    settings,
-    status,
     trust,
     workload,
 )
-from charms.layer.docker_registry.errors import RegistryCharmError
-from charms.layer.docker_registry.plan import Inputs, Plan
+from charms.layer.docker_registry.pipeline import caches, clients, cos, render, status
+from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
 KV_MANAGED_FILES = "docker-registry.managed-files"
 KV_IMAGE_DIGEST = "docker-registry.resource-digest"

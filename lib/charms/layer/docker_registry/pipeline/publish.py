@@ -7,9 +7,9 @@ from typing import Any
 
 from charms.reactive import is_flag_set
 
-from charms.layer.docker_registry import clients, proxy
-from charms.layer.docker_registry.plan import Inputs, Plan
-from charms.layer.docker_registry.settings import Settings
+from charms.layer.docker_registry.config.settings import Settings
+from charms.layer.docker_registry.pipeline import clients, proxy
+from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
 
 def proxy_public_addresses(website: Any) -> list[str]:  # the http layer's Endpoint

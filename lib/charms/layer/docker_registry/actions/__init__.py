@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
 
-from charms.layer.docker_registry import clients, credentials, paths, settings, status
+from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import RegistryCharmError
+from charms.layer.docker_registry.host import paths
+from charms.layer.docker_registry.pipeline import clients, status
 
 if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
-    from charms.layer.docker_registry import imagelists, registry_api, transfer
+    from charms.layer.docker_registry.images import imagelists, registry_api, transfer
 
 STOPPED_FLAG = "docker-registry.stopped"  # set by the stop action, cleared by start
 CONFIGURED_FLAG = "docker-registry.configured"  # the registry answered in the last hook
@@ -91,7 +93,7 @@ def set_status(report: status.Report) -> None:
 def report_restarted(name: str) -> None:
     """The status after an action brought the registry back: what the last serving hook
     reported (scheme, proxied, notes) once it answers where that hook probed it."""
-    from charms.layer.docker_registry import workload
+    from charms.layer.docker_registry.host import workload
 
     try:
         settings.parse(config_in_effect())
@@ -163,7 +165,7 @@ def _credentials(config: settings.Settings) -> tuple[str, str]:
 
 
 def transfer_target(endpoint: clients.Endpoint, config: settings.Settings) -> transfer.Target:
-    from charms.layer.docker_registry import transfer
+    from charms.layer.docker_registry.images import transfer
 
     user, password = _credentials(config)
     return transfer.Target(
@@ -178,7 +180,7 @@ def transfer_target(endpoint: clients.Endpoint, config: settings.Settings) -> tr
 
 def api(endpoint: clients.Endpoint, config: settings.Settings) -> registry_api.Registry:
     """A client for the registry API: its public URL, else this unit's own address."""
-    from charms.layer.docker_registry import registry_api
+    from charms.layer.docker_registry.images import registry_api
 
     user, password = _credentials(config)
     public = registry_api.Registry(
@@ -212,7 +214,7 @@ def action_log(line: str) -> None:
 
 
 def reference(text: str, name: str) -> imagelists.Reference:
-    from charms.layer.docker_registry import transfer
+    from charms.layer.docker_registry.images import transfer
 
     try:
         return transfer.parse_reference(text)
@@ -222,7 +224,7 @@ def reference(text: str, name: str) -> imagelists.Reference:
 
 def write_report(kind: str, body: dict, notes: list[str]) -> str:
     """The full report, JSON, under the reports directory (the last KEEP_REPORTS kept)."""
-    from charms.layer.docker_registry import files
+    from charms.layer.docker_registry.host import files
 
     directory = paths.current().path(REPORTS_DIR)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from charms.layer.docker_registry import clients, proxy, status
-from charms.layer.docker_registry import tls as tls_lib
-from charms.layer.docker_registry.credentials import SecretRead
+from charms.layer.docker_registry.config import tls as tls_lib
+from charms.layer.docker_registry.config.credentials import SecretRead
+from charms.layer.docker_registry.config.settings import Settings
 from charms.layer.docker_registry.errors import ConfigError
-from charms.layer.docker_registry.render import TlsMaterial
-from charms.layer.docker_registry.settings import Settings
+from charms.layer.docker_registry.pipeline import clients, proxy, status
+from charms.layer.docker_registry.pipeline.render import TlsMaterial
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from charms.layer.docker_registry.clients import bracket
-from charms.layer.docker_registry.settings import Settings, UpstreamCache
+from charms.layer.docker_registry.config.settings import Settings, UpstreamCache
+from charms.layer.docker_registry.pipeline.clients import bracket
 
 PROBE_TIMEOUT = 5  # seconds an upstream has to answer /v2/ before its cache is "unreachable"
 # unit kv: upstream host -> that cache's records (run, files, last good, failed, local URL)

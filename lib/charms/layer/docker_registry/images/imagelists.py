@@ -720,7 +720,7 @@ def bounded_lines(lines: list[str], limit: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -m charms.layer.docker_registry.imagelists LIST [--release R] [--arch A]
+    """``python3 -m charms.layer.docker_registry.images.imagelists LIST [--release R] [--arch A]
     [--source a=b,...]``: one ``<read from>\\t<name>`` line per image (for the archive tool)."""
     import argparse
 

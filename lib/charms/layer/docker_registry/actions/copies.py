@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from charmhelpers.core import hookenv
 
-from charms.layer.docker_registry import actions, clients, paths, settings
+from charms.layer.docker_registry import actions
 from charms.layer.docker_registry.actions import ActionError, Params
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import paths
+from charms.layer.docker_registry.pipeline import clients
 
 if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
-    from charms.layer.docker_registry import registry_api, transfer
-    from charms.layer.docker_registry.imagelists import Item
+    from charms.layer.docker_registry.images import registry_api, transfer
+    from charms.layer.docker_registry.images.imagelists import Item
 
 MAX_LIST_FILE = 1024 * 1024
 IMPORT_DIR = "/var/lib/docker-registry-charm/import"  # oci-archives extracted while importing
@@ -31,7 +34,7 @@ _STATUSES = ("planned", "copied", "present", "failed", "refused")
 
 def _image_list(params: Params, arches: tuple[str, ...]) -> tuple[list[str], list[str], str]:
     """(images, notes, what the list was) from images= and/or file=."""
-    from charms.layer.docker_registry import imagelists
+    from charms.layer.docker_registry.images import imagelists
 
     text = params.text("images")
     file = params.text("file")
@@ -60,7 +63,7 @@ def _image_list(params: Params, arches: tuple[str, ...]) -> tuple[list[str], lis
 
 def mirror(params: Params) -> dict:
     """Copy images registry to registry, into the layout Charmed Kubernetes pulls from."""
-    from charms.layer.docker_registry import imagelists
+    from charms.layer.docker_registry.images import imagelists
 
     concurrency = params.number("concurrency", 4, 1, 32)
     src_tls_verify = params.flag("src-tls-verify", True)
@@ -112,7 +115,7 @@ def mirror(params: Params) -> dict:
 def import_images(params: Params) -> dict:
     """Push the images of archives on the unit (or the images resource) into the registry,
     in the same layout as mirror."""
-    from charms.layer.docker_registry import imagelists, importer, transfer
+    from charms.layer.docker_registry.images import imagelists, importer, transfer
 
     concurrency = params.number("concurrency", 4, 1, 32)
     dry_run = params.flag("dry-run", False)
@@ -181,7 +184,7 @@ def _copy_all(
 ) -> None:
     """The tail mirror and import share: skip what the registry already has, copy the rest
     ``concurrency`` at a time, logging progress to the action."""
-    from charms.layer.docker_registry import transfer
+    from charms.layer.docker_registry.images import transfer
 
     endpoint = dest.endpoint
     env = transfer.proxy_env(endpoint.netloc)
@@ -221,7 +224,7 @@ def _api_or_none(
     endpoint: clients.Endpoint, config: settings.Settings, notes: list[str]
 ) -> registry_api.Registry | None:
     """The registry API for the already-there check; None (everything copied) without it."""
-    from charms.layer.docker_registry import registry_api
+    from charms.layer.docker_registry.images import registry_api
 
     try:
         return actions.api(endpoint, config)
@@ -242,7 +245,7 @@ def present_check(
     """Why an item need not be copied: the registry has the digest a copy would write there
     (mirror: the source's manifest, for ``arch`` unless all platforms; OCI archives: theirs),
     or, for docker save archives, a manifest with the same config (image ID)."""
-    from charms.layer.docker_registry import imagelists, registry_api, transfer
+    from charms.layer.docker_registry.images import imagelists, registry_api, transfer
 
     def present(item: Item) -> str:
         if api is None:
@@ -277,7 +280,7 @@ def _cluster_needs(
 ) -> dict[str, str]:
     """What points the cluster at the copies: CK's image-registry option, or (mirror layout)
     client-config with the images' hosts for containerd to mirror."""
-    from charms.layer.docker_registry import imagelists
+    from charms.layer.docker_registry.images import imagelists
 
     if layout == imagelists.MIRROR:
         hosts = ",".join(imagelists.mirrored_hosts([i.source for i in items]))
@@ -305,7 +308,7 @@ def _outcome(
 ) -> dict:
     """Results within what action-set carries (a summary, problems first when not all fit);
     every image in the report file, whose path is in the results."""
-    from charms.layer.docker_registry import imagelists
+    from charms.layer.docker_registry.images import imagelists
 
     counts = {s: sum(1 for i in items if i.status == s) for s in _STATUSES}
     needs = _cluster_needs(items, endpoint, prefix, layout)

@@ -15,7 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from charms.layer.docker_registry import files, paths, settings
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.host import files, paths
 
 
 def _daemon_json(host: paths.Host) -> Path:

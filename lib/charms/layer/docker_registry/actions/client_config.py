@@ -16,16 +16,11 @@ from urllib.parse import urlsplit
 
 from charmhelpers.core import hookenv, unitdata
 
-from charms.layer.docker_registry import (
-    actions,
-    caches,
-    clients,
-    custom_registries,
-    settings,
-    status,
-)
-from charms.layer.docker_registry.actions import ActionError, Params
-from charms.layer.docker_registry.custom_registries import Access, ClientConfigError
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.actions import ActionError, Params, custom_registries
+from charms.layer.docker_registry.actions.custom_registries import Access, ClientConfigError
+from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.pipeline import caches, clients, status
 
 _APPLICATION_RE = re.compile(r"^[a-z](?:-?[a-z0-9]+)*$")
 

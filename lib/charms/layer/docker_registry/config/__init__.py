@@ -1,0 +1,1 @@
+"""Operator input (options, the credentials secret, TLS material) -> typed, validated values."""

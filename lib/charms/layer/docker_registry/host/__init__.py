@@ -1,0 +1,1 @@
+"""The workload on the machine: container, engine, files, host paths, trust, nrpe."""

@@ -1,0 +1,1 @@
+"""Image references and lists, copies, archives and the registry's HTTP API."""

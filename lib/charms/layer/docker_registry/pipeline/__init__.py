@@ -1,0 +1,1 @@
+"""One hook: decide (plan, render, proxy, clients, status) and apply/record."""
