@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.config.upstreams import UpstreamCache, derived_cache_port
 from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.host import container, paths, workload
 from charms.layer.docker_registry.pipeline import caches, plan, render, status
@@ -60,7 +61,7 @@ def test_an_unpinned_port_does_not_move_when_other_caches_come_and_go(config):
     )
     crowded = {c.host: c.port for c in settings.parse(config).caches}
     # THEN its port is the same, derived from its host alone, in the documented range
-    assert crowded["quay.io"] == alone == settings.derived_cache_port("quay.io")
+    assert crowded["quay.io"] == alone == derived_cache_port("quay.io")
     assert all(5100 <= port <= 5999 for port in crowded.values())
     assert len(set(crowded.values())) == 3
 
@@ -324,12 +325,12 @@ def upstream_answering_401():
 
 
 def test_an_upstream_that_wants_a_token_is_reachable(upstream_answering_401):
-    cache = settings.UpstreamCache("docker.io", upstream_answering_401, 5002)
+    cache = UpstreamCache("docker.io", upstream_answering_401, 5002)
     assert caches.probe_upstream(cache) == caches.Verdict(True)
 
 
 def test_an_upstream_asking_for_basic_auth_is_told_apart(upstream_answering_401):
-    cache = settings.UpstreamCache("quay.io", upstream_answering_401 + "/basic", 5004)
+    cache = UpstreamCache("quay.io", upstream_answering_401 + "/basic", 5004)
     assert caches.probe_upstream(cache) == caches.Verdict(True, basic_auth=True)
 
 
@@ -355,7 +356,7 @@ def test_credentials_2_8_will_not_send_are_said(charm, upstreams, monkeypatch): 
 
 
 def test_an_upstream_nobody_listens_on_is_unreachable():
-    cache = settings.UpstreamCache("quay.io", "http://127.0.0.1:9", 5004)
+    cache = UpstreamCache("quay.io", "http://127.0.0.1:9", 5004)
     verdict = caches.probe_upstream(cache)
     assert not verdict.reachable and verdict.why
 
@@ -521,8 +522,8 @@ def test_the_stop_hook_removes_every_cache_container_too(charm, upstreams, monke
 def test_upstreams_are_probed_together(upstream_answering_401):
     found = caches.probe_upstreams(
         (
-            settings.UpstreamCache("docker.io", upstream_answering_401, 5002),
-            settings.UpstreamCache("quay.io", "http://127.0.0.1:9", 5004),
+            UpstreamCache("docker.io", upstream_answering_401, 5002),
+            UpstreamCache("quay.io", "http://127.0.0.1:9", 5004),
         )
     )
     assert found["docker.io"].reachable and not found["quay.io"].reachable

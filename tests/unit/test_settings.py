@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.config import settings, storage
 from charms.layer.docker_registry.errors import ConfigError
 from tests.support import certs
 from tests.support.config import charm_options
@@ -28,7 +28,7 @@ def test_defaults_give_a_plain_filesystem_registry(config):
     s = settings.parse(config)
     assert s.registry_image == "registry:2" and s.registry_name == "registry"
     assert (s.registry_port, s.debug_port) == (5000, 5001)
-    assert s.storage == settings.FilesystemStorage()
+    assert s.storage == storage.FilesystemStorage()
     assert s.auth is None and s.cache is None and s.tls_blobs is None
     assert s.storage_cache and s.storage_redirect_disable and not s.storage_delete
 
@@ -222,7 +222,7 @@ def test_s3_full(config):
         "storage-s3-objectacl": "bucket-owner-read",
     }
     s3 = settings.parse(config).storage
-    assert isinstance(s3, settings.S3Storage)
+    assert isinstance(s3, storage.S3Storage)
     assert s3.skipverify and s3.v4auth and s3.storageclass == "REDUCED_REDUNDANCY"
     assert s3.objectacl == "bucket-owner-read" and SECRET not in repr(s3)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
 
-from charms.layer.docker_registry.config import credentials, settings
+from charms.layer.docker_registry.config import credentials, reader, settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import paths
 from charms.layer.docker_registry.pipeline import clients, status
@@ -42,7 +42,7 @@ class ActionError(RegistryCharmError):
         self.results = results or {}
 
 
-class Params(settings.Reader):
+class Params(reader.Reader):
     """Action parameters, read as config is; the first bad one fails the action."""
 
     def fail(self, option: str, why: str) -> None:
@@ -82,7 +82,7 @@ def registry_container() -> str:
     try:
         name = settings.parse(config_in_effect()).registry_name
     except RegistryCharmError:
-        name = name if settings.is_container_name(str(name)) else "registry"
+        name = name if reader.is_container_name(str(name)) else "registry"
     return paths.current().container_name(name)
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from charms.layer.docker_registry.config.settings import is_host
+from charms.layer.docker_registry.config.reader import is_host
 
 K8S_OPTION = "containerd-custom-registries"
 CONTAINERD_OPTION = "custom_registries"

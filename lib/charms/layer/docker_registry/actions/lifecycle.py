@@ -14,7 +14,7 @@ from charms.layer.docker_registry.actions import (
     report_restarted,
     set_status,
 )
-from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.config import reader
 from charms.layer.docker_registry.host import container, paths, workload
 from charms.layer.docker_registry.pipeline import render, status
 
@@ -23,7 +23,7 @@ def _target(params: Params) -> str:
     """This unit's registry container (the only one ``name`` may name)."""
     ours = registry_container()
     name = params.text("name")
-    if name and not settings.is_container_name(name):
+    if name and not reader.is_container_name(name):
         params.fail("name", "not a valid container name")
     if name in ("", ours, hookenv.config().get("registry-name")):
         return ours

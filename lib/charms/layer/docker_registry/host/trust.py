@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.config import reader
 from charms.layer.docker_registry.host import files, paths
 
 
@@ -61,7 +61,7 @@ def valid_netloc(netloc: str) -> bool:
         host, port = netloc, ""
     if port and not (port.isdigit() and 0 < int(port) < 65536):
         return False
-    return settings.is_host(host)
+    return reader.is_host(host)
 
 
 def _forget_certs_dir(host: paths.Host, netloc: str) -> None:

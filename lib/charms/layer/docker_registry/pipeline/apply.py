@@ -16,7 +16,7 @@ from typing import Any
 from charmhelpers.core import hookenv, unitdata
 
 from charms.layer.docker_registry import actions
-from charms.layer.docker_registry.config import credentials, settings
+from charms.layer.docker_registry.config import credentials, settings, upstreams
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import (
     auth,
@@ -305,7 +305,7 @@ def pull_through_caches(
 
 def _cache(
     config: settings.Settings,
-    cache: settings.UpstreamCache,
+    cache: upstreams.UpstreamCache,
     verdict: caches.Verdict,
     inputs: Inputs,
     plan: Plan,

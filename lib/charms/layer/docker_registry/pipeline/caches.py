@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from charms.layer.docker_registry.config.settings import Settings, UpstreamCache
+from charms.layer.docker_registry.config.settings import Settings
+from charms.layer.docker_registry.config.upstreams import UpstreamCache
 from charms.layer.docker_registry.pipeline.clients import bracket
 
 PROBE_TIMEOUT = 5  # seconds an upstream has to answer /v2/ before its cache is "unreachable"

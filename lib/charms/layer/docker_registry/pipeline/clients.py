@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from charms.layer.docker_registry.config import settings
+from charms.layer.docker_registry.config import reader
 from charms.layer.docker_registry.config.settings import Settings
 
 
@@ -25,7 +25,7 @@ def bracket(address: str) -> str:
     return address
 
 
-is_host = settings.is_host  # one definition of a host name for config and relation data
+is_host = reader.is_host  # one definition of a host name for config and relation data
 
 
 def netloc_host(netloc: str) -> str:

@@ -10,13 +10,9 @@ from pathlib import Path
 
 import jinja2
 
-from charms.layer.docker_registry.config.settings import (
-    S3Storage,
-    Settings,
-    SwiftStorage,
-    TlsPaths,
-    UpstreamCache,
-)
+from charms.layer.docker_registry.config.settings import Settings, TlsPaths
+from charms.layer.docker_registry.config.storage import S3Storage, SwiftStorage
+from charms.layer.docker_registry.config.upstreams import UpstreamCache
 from charms.layer.docker_registry.host import paths
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[5] / "templates"
