@@ -45,7 +45,7 @@ for extra in (ROOT / "lib", ROOT):
 from charms.layer.docker_registry.actions import copies  # noqa: E402
 from charms.layer.docker_registry.config import settings  # noqa: E402
 from charms.layer.docker_registry.host import auth, container, paths, workload  # noqa: E402
-from charms.layer.docker_registry.images import imagelists, registry_api, transfer  # noqa: E402
+from charms.layer.docker_registry.images import plans, references, registry_api, transfer  # noqa: E402
 from charms.layer.docker_registry.pipeline import render  # noqa: E402
 from tests.bench import caches, noop_hook, reconfigure  # noqa: E402
 from tests.support import certs  # noqa: E402
@@ -151,7 +151,7 @@ def time_mirror(regs: Registries, images: list[str], label: str) -> tuple[float,
     mirror_netloc, storage = regs.plain(label)
     target = transfer.Target(mirror_netloc, tls=False)
     start = time.monotonic()
-    items, _ = imagelists.plan_mirror(images, netloc=mirror_netloc)
+    items, _ = plans.plan_mirror(images, netloc=mirror_netloc)
     api = registry_api.Registry(f"http://{mirror_netloc}")
     transfer.run_copies(
         items,
@@ -170,10 +170,10 @@ def time_sync(regs: Registries, images: list[str], label: str) -> float:
     """`skopeo sync` of the same list into a fresh registry, skopeo's defaults otherwise."""
     sync_netloc, _ = regs.plain(label)
     # a YAML source naming every repository and tag
-    upstream = transfer.parse_reference(images[0]).host
+    upstream = references.parse_reference(images[0]).host
     listing: dict[str, list[str]] = {}
     for image in images:
-        ref = transfer.parse_reference(image)
+        ref = references.parse_reference(image)
         listing.setdefault(ref.path, []).append(ref.tag)
     source = regs.tmp / "sync.yaml"
     source.write_text(
@@ -215,14 +215,14 @@ def time_sequential(regs: Registries, images: list[str]) -> float:
     seq_netloc, _ = regs.plain("seq")
     start = time.monotonic()
     for image in images:
-        ref = transfer.parse_reference(image)
+        ref = references.parse_reference(image)
         dest = str(ref.retarget(seq_netloc))
         sh("docker", "pull", "-q", image)
         sh("docker", "tag", image, dest)
         sh("docker", "push", "-q", dest) if _push_has_quiet() else sh("docker", "push", dest)
     seq_s = time.monotonic() - start
     for image in images:
-        ref = transfer.parse_reference(image)
+        ref = references.parse_reference(image)
         subprocess.run(
             ["docker", "rmi", image, str(ref.retarget(seq_netloc))],
             capture_output=True,

@@ -248,15 +248,12 @@ def test_mirror_from_a_file(hook, target, upstream, tmp_path):
     assert int(h.result()["copied"]) + int(h.result()["skipped"]) == 1
 
 
-def test_images_lists_repositories_and_tags_from_the_api(hook, target, upstream):
+def test_images_lists_repositories_and_tags_from_the_api(hook, target, upstream, tmp_path):
     _, images = upstream
-    transfer.mirror(
-        images,
-        transfer.Target(
-            target["endpoint"].netloc, True, target["endpoint"].ca_file, "admin", PASSWORD
-        ),
-        src_tls_verify=False,
-    )
+    listing = tmp_path / "images.txt"
+    listing.write_text("\n".join(images) + "\n")
+    h = hook.call(copies.mirror, {"file": str(listing), "src-tls-verify": False})
+    assert h.failures == []
     h = hook.call(content.images, {})
     assert h.failures == []
     listing = json.loads(h.result()["repositories"])

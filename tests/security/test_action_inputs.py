@@ -7,7 +7,7 @@ import os
 import pytest
 
 from charms.layer.docker_registry.errors import RegistryCharmError
-from charms.layer.docker_registry.images import imagelists
+from charms.layer.docker_registry.images import imagelists, references
 
 SECRET = "hunter2-Secret"
 
@@ -27,7 +27,7 @@ def test_mirror_file_must_be_a_small_regular_file(tmp_path, kind):
         path.symlink_to(tmp_path / "real.txt")
     else:
         path.write_text("registry.k8s.io/pause:3.9\n" * 100_000)
-    with pytest.raises(imagelists.ListError):
+    with pytest.raises(references.ListError):
         imagelists.read_list_file(str(path), 1024 * 1024)
 
 
@@ -48,14 +48,14 @@ def test_a_file_that_is_not_an_image_list_is_refused_without_echoing_it(content)
 
 @pytest.mark.parametrize("reference", ["-oProxyCommand=x", "--help", "-/x:1"])
 def test_no_reference_that_skopeo_or_docker_would_read_as_an_option(reference):
-    with pytest.raises(imagelists.BadReference):
-        imagelists.parse_reference(reference)
+    with pytest.raises(references.BadReference):
+        references.parse_reference(reference)
 
 
 @pytest.mark.parametrize("reference", ["docker.io/-q.x/a:1", "-q.x/registry:2"])
 def test_no_reference_whose_host_starts_with_a_dash(reference):
-    with pytest.raises(imagelists.BadReference):
-        imagelists.parse_reference(reference)
+    with pytest.raises(references.BadReference):
+        references.parse_reference(reference)
 
 
 def test_docker_is_never_handed_a_reference_where_an_option_may_stand(monkeypatch):

@@ -784,7 +784,7 @@ def test_a_5000_image_plan_fits_what_action_set_carries(unit, fake_skopeo):
 
 
 def test_thousands_of_failures_still_fit_and_problems_come_first(unit):
-    from charms.layer.docker_registry.images.imagelists import Item
+    from charms.layer.docker_registry.images.plans import Item
 
     items = [
         Item(f"quay.io/ok/app-{n}:1", f"{NETLOC}/ok/app-{n}:1", status="copied", digest="d")

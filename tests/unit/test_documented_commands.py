@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from charms.layer.docker_registry.images import imagelists
-from charms.layer.docker_registry.images.imagelists import ListError
+from charms.layer.docker_registry.images.references import ListError
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS = yaml.safe_load((ROOT / "actions.yaml").read_text())

@@ -10,8 +10,10 @@ import socket
 
 import pytest
 
-from charms.layer.docker_registry.images import imagelists
-from charms.layer.docker_registry.images.imagelists import Item, ListError, parse_list
+from charms.layer.docker_registry import actions
+from charms.layer.docker_registry.images import imagelists, plans, references
+from charms.layer.docker_registry.images.imagelists import ListError, parse_list
+from charms.layer.docker_registry.images.plans import Item
 
 NETLOC = "10.0.0.1:5000"
 DIGEST = "sha256:" + "a" * 64
@@ -117,10 +119,10 @@ def test_root_file_exact_patch_takes_that_upstream_line_and_its_minors_static_li
 
 
 def test_arch_all_expands_every_architecture():
-    parsed = parse_list(ROOT_FILE, release="1.35.3", arches=imagelists.ARCHES)
+    parsed = parse_list(ROOT_FILE, release="1.35.3", arches=references.ARCHES)
     resizers = [i for i in parsed.images if "addon-resizer" in i]
     assert resizers == [
-        f"rocks.canonical.com/cdk/addon-resizer-{a}:1.8.9" for a in imagelists.ARCHES
+        f"rocks.canonical.com/cdk/addon-resizer-{a}:1.8.9" for a in references.ARCHES
     ]
 
 
@@ -355,12 +357,12 @@ def test_read_list_file_that_grows_while_read(tmp_path, monkeypatch):
     ],
 )
 def test_destination_layout(source, default, with_cdk):
-    ref = imagelists.parse_reference(source)
+    ref = references.parse_reference(source)
     if default is None:
         default = source.split("/", 1)[1]
-    assert str(imagelists.destination(ref, NETLOC)) == f"{NETLOC}/{default}"
+    assert str(references.destination(ref, NETLOC)) == f"{NETLOC}/{default}"
     if with_cdk:
-        assert str(imagelists.destination(ref, NETLOC, "cdk")) == f"{NETLOC}/{with_cdk}"
+        assert str(references.destination(ref, NETLOC, "cdk")) == f"{NETLOC}/{with_cdk}"
 
 
 @pytest.mark.parametrize(
@@ -376,40 +378,40 @@ def test_destination_layout(source, default, with_cdk):
     ],
 )
 def test_mirror_layout_keeps_the_path_as_its_registry_has_it(source, mirrored):
-    ref = imagelists.parse_reference(source)
-    assert str(imagelists.destination(ref, NETLOC, layout="mirror")) == f"{NETLOC}/{mirrored}"
+    ref = references.parse_reference(source)
+    assert str(references.destination(ref, NETLOC, layout="mirror")) == f"{NETLOC}/{mirrored}"
 
 
 def test_layout_checks_and_the_hosts_to_mirror():
-    assert imagelists.check_layout("", "") == "image-registry"
-    assert imagelists.check_layout("Mirror", "") == "mirror"
+    assert references.check_layout("", "") == "image-registry"
+    assert references.check_layout("Mirror", "") == "mirror"
     with pytest.raises(ListError, match=r"^layout: one of image-registry, mirror$"):
-        imagelists.check_layout("flat", "")
+        references.check_layout("flat", "")
     with pytest.raises(ListError, match=r"^prefix: not with layout=mirror"):
-        imagelists.check_layout("mirror", "cdk")
+        references.check_layout("mirror", "cdk")
     sources = ["busybox:1", "ghcr.io/a/b:1", "ghcr.io/c:2", "rocks.canonical.com:443/cdk/x:1"]
-    assert imagelists.mirrored_hosts(sources) == ["docker.io", "ghcr.io", "rocks.canonical.com"]
+    assert references.mirrored_hosts(sources) == ["docker.io", "ghcr.io", "rocks.canonical.com"]
 
 
 def test_image_registry_value_and_prefix_checks():
-    assert imagelists.image_registry(NETLOC) == NETLOC
-    assert imagelists.image_registry(NETLOC, "cdk") == f"{NETLOC}/cdk"
-    assert imagelists.check_prefix("/cdk/") == "cdk"
-    assert imagelists.check_prefix("") == ""
+    assert references.image_registry(NETLOC) == NETLOC
+    assert references.image_registry(NETLOC, "cdk") == f"{NETLOC}/cdk"
+    assert references.check_prefix("/cdk/") == "cdk"
+    assert references.check_prefix("") == ""
     for bad in ("CDK", "a b", "-x", "a//b"):
         with pytest.raises(ListError, match="prefix: a repository path"):
-            imagelists.check_prefix(bad)
+            references.check_prefix(bad)
 
 
 def test_identity_spells_one_image_one_way():
     same = ["nginx", "nginx:latest", "docker.io/library/nginx", "index.docker.io/library/nginx"]
-    assert {imagelists.identity(imagelists.parse_reference(s)) for s in same} == {
+    assert {references.identity(references.parse_reference(s)) for s in same} == {
         "docker.io/library/nginx:latest"
     }
     rocks = ["rocks.canonical.com:443/cdk/pause:3.9", "ROCKS.canonical.com/cdk/pause:3.9"]
-    assert len({imagelists.identity(imagelists.parse_reference(s)) for s in rocks}) == 1
-    digest_only = imagelists.parse_reference(f"pause@{DIGEST}")
-    assert imagelists.identity(digest_only) == f"docker.io/library/pause@{DIGEST}"
+    assert len({references.identity(references.parse_reference(s)) for s in rocks}) == 1
+    digest_only = references.parse_reference(f"pause@{DIGEST}")
+    assert references.identity(digest_only) == f"docker.io/library/pause@{DIGEST}"
 
 
 # ---------------------------------------------------------------- plans and collisions
@@ -423,7 +425,7 @@ def test_plan_drops_repeats_and_refuses_two_sources_for_one_destination():
         "calico/node:v3.27.4",  # the same image spelled differently: a repeat
         "k8s.gcr.io/pause:3.9",
     ]
-    items, repeats = imagelists.plan_mirror(images, netloc=NETLOC)
+    items, repeats = plans.plan_mirror(images, netloc=NETLOC)
     assert repeats == 1
     assert [(i.source, i.status) for i in items] == [
         ("registry.k8s.io/pause:3.9", "refused"),
@@ -435,25 +437,25 @@ def test_plan_drops_repeats_and_refuses_two_sources_for_one_destination():
         f"rocks.canonical.com/cdk/pause:3.9, k8s.gcr.io/pause:3.9 also goes to {NETLOC}/pause:3.9"
     )
     # with cdk/ kept, the rocks name and the upstream name no longer meet
-    items, _ = imagelists.plan_mirror(images[:2], netloc=NETLOC, prefix="cdk")
+    items, _ = plans.plan_mirror(images[:2], netloc=NETLOC, prefix="cdk")
     assert {i.status for i in items} == {"refused"}
 
 
 def test_many_collisions_are_summarised():
     images = [f"r{n}.example/pause:3.9" for n in range(6)]
-    items, _ = imagelists.plan_mirror(images, netloc=NETLOC)
+    items, _ = plans.plan_mirror(images, netloc=NETLOC)
     assert items[0].reason.endswith(f"and 2 more also goes to {NETLOC}/pause:3.9")
 
 
 def test_source_rewrite_reads_elsewhere_and_keeps_the_destination():
-    rewrites = imagelists.parse_rewrites(
+    rewrites = references.parse_rewrites(
         "rocks.canonical.com=127.0.0.1:5001, docker.io=hub-mirror.internal"
     )
     assert rewrites == {
         "rocks.canonical.com": "127.0.0.1:5001",
         "docker.io": "hub-mirror.internal",
     }
-    items, _ = imagelists.plan_mirror(
+    items, _ = plans.plan_mirror(
         ["rocks.canonical.com:443/cdk/pause:3.9", "nginx:1", "quay.io/a/b:1"],
         netloc=NETLOC,
         rewrites=rewrites,
@@ -468,7 +470,7 @@ def test_source_rewrite_reads_elsewhere_and_keeps_the_destination():
 @pytest.mark.parametrize("bad", ["rocks.canonical.com", "=x", "a=-b", "a=b c", "a=b=c"])
 def test_bad_rewrites_are_refused(bad):
     with pytest.raises(ListError, match="source: give registry=host"):
-        imagelists.parse_rewrites(bad)
+        references.parse_rewrites(bad)
 
 
 def test_item_lines_and_dicts():
@@ -501,7 +503,7 @@ def test_manifest_digest_of_a_single_image_and_of_a_list():
     import hashlib
 
     single = b'{"schemaVersion": 2, "config": {}}'
-    assert imagelists.manifest_digest(single, arch="amd64", all_platforms=False) == (
+    assert plans.manifest_digest(single, arch="amd64", all_platforms=False) == (
         "sha256:" + hashlib.sha256(single).hexdigest()
     )
     raw = _list(
@@ -509,34 +511,30 @@ def test_manifest_digest_of_a_single_image_and_of_a_list():
         {"os": "linux", "architecture": "arm64", "variant": "v7"},
         {"os": "linux", "architecture": "arm64", "variant": "v8"},
     )
-    assert (
-        imagelists.manifest_digest(raw, arch="amd64", all_platforms=False) == "sha256:" + "1" * 64
-    )
-    assert (
-        imagelists.manifest_digest(raw, arch="arm64", all_platforms=False) == "sha256:" + "3" * 64
-    )
-    assert imagelists.manifest_digest(raw, arch="s390x", all_platforms=False) == ""
-    assert imagelists.manifest_digest(raw, all_platforms=True) == (
+    assert plans.manifest_digest(raw, arch="amd64", all_platforms=False) == "sha256:" + "1" * 64
+    assert plans.manifest_digest(raw, arch="arm64", all_platforms=False) == "sha256:" + "3" * 64
+    assert plans.manifest_digest(raw, arch="s390x", all_platforms=False) == ""
+    assert plans.manifest_digest(raw, all_platforms=True) == (
         "sha256:" + hashlib.sha256(raw).hexdigest()
     )
-    assert imagelists.manifest_digest(b"not json", all_platforms=False).startswith("sha256:")
+    assert plans.manifest_digest(b"not json", all_platforms=False).startswith("sha256:")
     other = json.dumps({"mediaType": "x", "manifests": []}).encode()
-    assert imagelists.manifest_digest(other, all_platforms=False).startswith("sha256:")
+    assert plans.manifest_digest(other, all_platforms=False).startswith("sha256:")
 
 
 # ---------------------------------------------------------------- architectures
 
 
 def test_arch_defaults_to_the_units_machine():
-    assert imagelists.resolve_arch("", machine="x86_64") == ("amd64",)
-    assert imagelists.resolve_arch("", machine="aarch64") == ("arm64",)
-    assert imagelists.resolve_arch("ALL") == imagelists.ARCHES
-    assert imagelists.resolve_arch("s390x") == ("s390x",)
+    assert references.resolve_arch("", machine="x86_64") == ("amd64",)
+    assert references.resolve_arch("", machine="aarch64") == ("arm64",)
+    assert references.resolve_arch("ALL") == references.ARCHES
+    assert references.resolve_arch("s390x") == ("s390x",)
     with pytest.raises(ListError, match="arch: this unit's machine type"):
-        imagelists.resolve_arch("", machine="riscv64")
+        references.resolve_arch("", machine="riscv64")
     with pytest.raises(ListError, match="arch: one of amd64, arm64, ppc64le, s390x or all"):
-        imagelists.resolve_arch("x86")
-    assert imagelists.machine_arch() in ("", *imagelists.ARCHES)
+        references.resolve_arch("x86")
+    assert references.machine_arch() in ("", *references.ARCHES)
 
 
 # ---------------------------------------------------------------- bounded results
@@ -544,10 +542,10 @@ def test_arch_defaults_to_the_units_machine():
 
 def test_bounded_json_and_lines():
     rows = [{"n": n} for n in range(100)]
-    text, shown = imagelists.bounded_json(rows, 100)
+    text, shown = actions.bounded_json(rows, 100)
     assert len(text) <= 100 and json.loads(text) == rows[:shown] and 0 < shown < 100
-    assert imagelists.bounded_json(rows, 10_000) == (json.dumps(rows), 100)
-    lines = imagelists.bounded_lines([f"line {n}" for n in range(100)], 200)
+    assert actions.bounded_json(rows, 10_000) == (json.dumps(rows), 100)
+    lines = actions.bounded_lines([f"line {n}" for n in range(100)], 200)
     assert len(lines) <= 200 and lines.endswith("more (see the report file)")
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from charms.layer.docker_registry.images import transfer
+from charms.layer.docker_registry.images import plans, references, transfer
+from charms.layer.docker_registry.images.plans import Item
 from charms.layer.docker_registry.images.transfer import Target, TransferError
 
 SECRET = "tr4nsfer-secret"
@@ -46,18 +47,18 @@ def test_default_tag_keeps_the_path_without_the_source_host(image, tag):
 )
 def test_bad_references_are_refused(image):
     with pytest.raises(TransferError):
-        transfer.parse_reference(image)
+        references.parse_reference(image)
 
 
 def test_parse_reference_parts():
-    ref = transfer.parse_reference("[fd00::1]:5000/a/b:1")
+    ref = references.parse_reference("[fd00::1]:5000/a/b:1")
     assert (ref.host, ref.path, ref.tag) == ("[fd00::1]:5000", "a/b", "1")
     assert str(ref) == "[fd00::1]:5000/a/b:1"
 
 
 def test_a_bad_reference_says_why_without_repeating_itself():
-    with pytest.raises(transfer.BadReference) as err:
-        transfer.parse_reference("user:pa$$word")
+    with pytest.raises(references.BadReference) as err:
+        references.parse_reference("user:pa$$word")
     assert err.value.why == "bad tag" and isinstance(err.value, TransferError)
 
 
@@ -183,38 +184,46 @@ def test_push_to_another_registry_is_refused(skopeo):
         transfer.push("nginx:1", Target(NETLOC), tag="other:5000/x:1", pull=False)
 
 
-def test_mirror_continues_after_a_failure_and_hides_the_secret(skopeo):
+def _planned(images: list[str], extra: tuple[str, ...] = ()) -> list[Item]:
+    items, _ = plans.plan_mirror(images, netloc=NETLOC, extra=extra)
+    return items
+
+
+def test_copies_continue_after_a_failure_and_hide_the_secret(skopeo):
+    # GIVEN three planned images, the second one missing upstream
     lines: list[str] = []
     images = ["registry.k8s.io/pause:3.9", "quay.io/missing/x:1", "docker.io/library/nginx:1"]
-    results = transfer.mirror(
-        images,
+    # WHEN they are copied two at a time with basic auth
+    items = transfer.run_copies(
+        _planned(images),
         Target(NETLOC, True, "", "admin", SECRET),
         concurrency=2,
-        src_tls_verify=False,
+        src_args=["--src-tls-verify=false"],
         log=lines.append,
     )
-    assert [r.ok for r in results] == [True, False, True]
-    assert [r.target for r in results] == [
+    # THEN the failure stops nothing, says why, and the password is nowhere
+    assert [i.status for i in items] == ["copied", "failed", "copied"]
+    assert [i.dest for i in items] == [
         f"{NETLOC}/pause:3.9",
         f"{NETLOC}/missing/x:1",
         f"{NETLOC}/nginx:1",
     ]
-    assert results[1].error == "manifest unknown ***"
+    assert items[1].reason == "manifest unknown ***"
     assert len(lines) == 3
-    assert SECRET not in json.dumps([lines, [r.line() for r in results], skopeo()])
+    assert SECRET not in json.dumps([lines, [i.line() for i in items], skopeo()])
     assert all("--src-tls-verify=false" in argv for argv in skopeo())
     assert sorted(argv[-2] for argv in skopeo()) == sorted(f"docker://{i}" for i in images)
 
 
-def test_mirror_all_platforms_passes_all(skopeo):
-    transfer.mirror(["a/b:1"], Target(NETLOC), all_platforms=True)
+def test_copies_of_all_platforms_pass_all(skopeo):
+    transfer.run_copies(_planned(["a/b:1"], extra=("--all",)), Target(NETLOC))
     assert "--all" in skopeo()[0]
 
 
 def test_missing_skopeo_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(transfer, "SKOPEO", "/nonexistent/skopeo")
-    (result,) = transfer.mirror(["a/b:1"], Target(NETLOC))
-    assert result.error == "skopeo is not installed"
+    (item,) = transfer.run_copies(_planned(["a/b:1"]), Target(NETLOC))
+    assert item.reason == "skopeo is not installed"
 
 
 # ---------------------------------------------------------------- proxies
@@ -263,7 +272,7 @@ def test_errors_never_show_a_proxys_credentials():
 
 
 def test_run_copies_skips_what_is_there_and_counts(fake_skopeo):
-    from charms.layer.docker_registry.images.imagelists import Item
+    from charms.layer.docker_registry.images.plans import Item
 
     items = [
         Item("a:1", f"{NETLOC}/a:1", read="docker://a:1"),

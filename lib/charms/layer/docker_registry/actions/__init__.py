@@ -22,10 +22,11 @@ from charms.reactive import is_flag_set
 from charms.layer.docker_registry.config import credentials, reader, settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import paths
+from charms.layer.docker_registry.images import references  # pure and small: no cost to hooks
 from charms.layer.docker_registry.pipeline import clients, status
 
 if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
-    from charms.layer.docker_registry.images import imagelists, registry_api, transfer
+    from charms.layer.docker_registry.images import registry_api, transfer
 
 STOPPED_FLAG = "docker-registry.stopped"  # set by the stop action, cleared by start
 CONFIGURED_FLAG = "docker-registry.configured"  # the registry answered in the last hook
@@ -213,12 +214,10 @@ def action_log(line: str) -> None:
         hookenv.log(line)
 
 
-def reference(text: str, name: str) -> imagelists.Reference:
-    from charms.layer.docker_registry.images import transfer
-
+def reference(text: str, name: str) -> references.Reference:
     try:
-        return transfer.parse_reference(text)
-    except transfer.TransferError as exc:
+        return references.parse_reference(text)
+    except references.TransferError as exc:
         raise ActionError(f"{name}: {exc}") from exc
 
 
@@ -239,3 +238,28 @@ def write_report(kind: str, body: dict, notes: list[str]) -> str:
         notes.append(f"could not write the report {path}: {exc.strerror or 'unwritable'}")
         return ""
     return str(path)
+
+
+def bounded_json(rows: list[dict], limit: int) -> tuple[str, int]:
+    """As many ``rows`` as fit in ``limit`` characters of JSON; (json, how many)."""
+    out: list[str] = []
+    size = 2
+    for row in rows:
+        text = json.dumps(row)
+        if size + len(text) + 2 > limit:
+            break
+        out.append(text)
+        size += len(text) + 2
+    return "[" + ", ".join(out) + "]", len(out)
+
+
+def bounded_lines(lines: list[str], limit: int) -> str:
+    out: list[str] = []
+    size = 0
+    for index, line in enumerate(lines):
+        if size + len(line) + 1 > limit - 80:
+            out.append(f"... and {len(lines) - index} more (see the report file)")
+            break
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)

@@ -15,11 +15,12 @@ from charms.reactive import is_flag_set
 from charms.layer.docker_registry import actions
 from charms.layer.docker_registry.actions import ActionError, Params
 from charms.layer.docker_registry.host import container
+from charms.layer.docker_registry.images import references
 from charms.layer.docker_registry.pipeline import clients, render, status
 
 if TYPE_CHECKING:  # imported where used, at run time: only some actions need them
     from charms.layer.docker_registry.actions import gc
-    from charms.layer.docker_registry.images import imagelists, registry_api
+    from charms.layer.docker_registry.images import registry_api
 
 # action-set carries about 128 KiB of values in all
 RESULTS_JSON_LIMIT = 64 * 1024
@@ -83,7 +84,7 @@ def _local_options(
 
 def images(params: Params) -> dict:
     """Repositories and tags from the registry's API (local=true: the unit's docker images)."""
-    from charms.layer.docker_registry.images import imagelists, registry_api
+    from charms.layer.docker_registry.images import registry_api
 
     options = params.text("options")
     repository = params.text("repository")
@@ -122,7 +123,7 @@ def images(params: Params) -> dict:
     return {
         **result,
         "repositories": "",
-        "raw": imagelists.bounded_lines(result["raw"].splitlines(), RAW_LIMIT),
+        "raw": actions.bounded_lines(result["raw"].splitlines(), RAW_LIMIT),
         "report": report,
         "notes": " ".join(notes),
     }
@@ -158,7 +159,7 @@ def rmi(params: Params) -> dict:
         api.close()
 
 
-def _delete(api: registry_api.Registry, ref: imagelists.Reference) -> dict:
+def _delete(api: registry_api.Registry, ref: references.Reference) -> dict:
     reference = ref.digest or ref.tag
     digest = api.digest(ref.path, reference)
     if digest is None:

@@ -17,11 +17,12 @@ from charms.layer.docker_registry import actions
 from charms.layer.docker_registry.actions import ActionError, Params
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import paths
+from charms.layer.docker_registry.images import plans, references
 from charms.layer.docker_registry.pipeline import clients
 
 if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
     from charms.layer.docker_registry.images import registry_api, transfer
-    from charms.layer.docker_registry.images.imagelists import Item
+    from charms.layer.docker_registry.images.plans import Item
 
 MAX_LIST_FILE = 1024 * 1024
 IMPORT_DIR = "/var/lib/docker-registry-charm/import"  # oci-archives extracted while importing
@@ -63,21 +64,20 @@ def _image_list(params: Params, arches: tuple[str, ...]) -> tuple[list[str], lis
 
 def mirror(params: Params) -> dict:
     """Copy images registry to registry, into the layout Charmed Kubernetes pulls from."""
-    from charms.layer.docker_registry.images import imagelists
 
     concurrency = params.number("concurrency", 4, 1, 32)
     src_tls_verify = params.flag("src-tls-verify", True)
     all_platforms = params.flag("all-platforms", False)
     dry_run = params.flag("dry-run", False)
-    prefix = imagelists.check_prefix(params.text("prefix"))
-    layout = imagelists.check_layout(params.text("layout"), prefix)
-    rewrites = imagelists.parse_rewrites(params.text("source"))
-    arches = imagelists.resolve_arch(params.text("arch"))
+    prefix = references.check_prefix(params.text("prefix"))
+    layout = references.check_layout(params.text("layout"), prefix)
+    rewrites = references.parse_rewrites(params.text("source"))
+    arches = references.resolve_arch(params.text("arch"))
     images, notes, form = _image_list(params, arches)
     all_platforms = all_platforms or len(arches) > 1  # a cluster of several architectures
     dest = _destination()
     endpoint = dest.endpoint
-    items, repeats = imagelists.plan_mirror(
+    items, repeats = plans.plan_mirror(
         images,
         netloc=endpoint.netloc,
         prefix=prefix,
@@ -115,12 +115,12 @@ def mirror(params: Params) -> dict:
 def import_images(params: Params) -> dict:
     """Push the images of archives on the unit (or the images resource) into the registry,
     in the same layout as mirror."""
-    from charms.layer.docker_registry.images import imagelists, importer, transfer
+    from charms.layer.docker_registry.images import importer, transfer
 
     concurrency = params.number("concurrency", 4, 1, 32)
     dry_run = params.flag("dry-run", False)
-    prefix = imagelists.check_prefix(params.text("prefix"))
-    layout = imagelists.check_layout(params.text("layout"), prefix)
+    prefix = references.check_prefix(params.text("prefix"))
+    layout = references.check_layout(params.text("layout"), prefix)
     path = params.text("path") or _images_resource()
     found = importer.scan(path)
     dest = _destination()
@@ -245,12 +245,12 @@ def present_check(
     """Why an item need not be copied: the registry has the digest a copy would write there
     (mirror: the source's manifest, for ``arch`` unless all platforms; OCI archives: theirs),
     or, for docker save archives, a manifest with the same config (image ID)."""
-    from charms.layer.docker_registry.images import imagelists, registry_api, transfer
+    from charms.layer.docker_registry.images import registry_api, transfer
 
     def present(item: Item) -> str:
         if api is None:
             return ""
-        ref = transfer.parse_reference(item.dest)
+        ref = references.parse_reference(item.dest)
         have = api.digest(ref.path, ref.tag or ref.digest)
         if have is None:
             return ""
@@ -269,7 +269,7 @@ def present_check(
             raw = transfer.skopeo_inspect_raw(
                 item.read, target=target, tls_verify=tls_verify, env=env
             )
-            want = imagelists.manifest_digest(raw, arch=arch, all_platforms=all_platforms)
+            want = plans.manifest_digest(raw, arch=arch, all_platforms=all_platforms)
         return "already in the registry with the same digest" if want == have else ""
 
     return present
@@ -280,16 +280,15 @@ def _cluster_needs(
 ) -> dict[str, str]:
     """What points the cluster at the copies: CK's image-registry option, or (mirror layout)
     client-config with the images' hosts for containerd to mirror."""
-    from charms.layer.docker_registry.images import imagelists
 
-    if layout == imagelists.MIRROR:
-        hosts = ",".join(imagelists.mirrored_hosts([i.source for i in items]))
+    if layout == references.MIRROR:
+        hosts = ",".join(references.mirrored_hosts([i.source for i in items]))
         unit = os.environ.get("JUJU_UNIT_NAME") or "docker-registry/0"
         return {
             "mirror-for": hosts,
             "client-config": f"juju run {unit} client-config mirror-for={hosts}",
         }
-    value = imagelists.image_registry(endpoint.netloc, prefix)
+    value = references.image_registry(endpoint.netloc, prefix)
     return {
         "image-registry": value,
         "juju-config": f"juju config kubernetes-control-plane image-registry={value}",
@@ -308,7 +307,6 @@ def _outcome(
 ) -> dict:
     """Results within what action-set carries (a summary, problems first when not all fit);
     every image in the report file, whose path is in the results."""
-    from charms.layer.docker_registry.images import imagelists
 
     counts = {s: sum(1 for i in items if i.status == s) for s in _STATUSES}
     needs = _cluster_needs(items, endpoint, prefix, layout)
@@ -329,7 +327,7 @@ def _outcome(
         "images": [i.as_dict() for i in items],
     }
     report = actions.write_report(kind, body, notes)
-    results_json, shown = imagelists.bounded_json(rows, RESULTS_JSON_LIMIT)
+    results_json, shown = actions.bounded_json(rows, RESULTS_JSON_LIMIT)
     head = (
         f"dry run: {counts['planned']} image(s) would go to {endpoint.netloc}"
         if dry_run
@@ -350,14 +348,14 @@ def _outcome(
         "refused": str(counts["refused"]),
         **needs,
         "report": report,
-        "raw": imagelists.bounded_lines([head] + [i.line() for i in ordered], RAW_LIMIT),
+        "raw": actions.bounded_lines([head] + [i.line() for i in ordered], RAW_LIMIT),
         "results": results_json,
         **info,
     }
     if dry_run:
         summary["planned"] = str(counts["planned"])
     if notes:
-        summary["notes"] = imagelists.bounded_lines(notes, NOTES_LIMIT)
+        summary["notes"] = actions.bounded_lines(notes, NOTES_LIMIT)
     if shown < len(rows):
         summary["results-shown"] = f"{shown} of {len(rows)}: every image is in {report}"
     failed = [i for i in items if i.status == "failed"]

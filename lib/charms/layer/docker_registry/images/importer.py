@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from charms.layer.docker_registry.errors import RegistryCharmError
-from charms.layer.docker_registry.images.imagelists import (
+from charms.layer.docker_registry.images.plans import Item, assign
+from charms.layer.docker_registry.images.references import (
     IMAGE_REGISTRY,
     BadReference,
-    Item,
-    assign,
     destination,
     parse_reference,
 )

@@ -25,10 +25,8 @@ from pathlib import Path
 
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import container
-from charms.layer.docker_registry.images.imagelists import (  # noqa: F401 - transfer's public names
-    DOCKER_HUB_HOSTS,
-    BadReference,
-    Item,
+from charms.layer.docker_registry.images.plans import Item
+from charms.layer.docker_registry.images.references import (
     Reference,
     TransferError,
     parse_reference,
@@ -287,67 +285,6 @@ def push(image: str, target: Target, *, tag: str = "", pull: bool = True) -> Pus
             f"docker-daemon:{daemon_ref}", f"docker://{dest}", auth=auth, target=target
         )
     return PushResult(str(dest), digest)
-
-
-# -- mirror -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MirrorResult:
-    source: str
-    target: str
-    ok: bool
-    digest: str = ""
-    error: str = ""
-    seconds: float = 0.0
-
-    def line(self) -> str:
-        if self.ok:
-            return f"ok {self.source} -> {self.target} {self.digest} ({self.seconds:.1f}s)"
-        return f"FAILED {self.source}: {self.error}"
-
-
-def mirror(
-    images: list[str],
-    target: Target,
-    *,
-    concurrency: int = 4,
-    src_tls_verify: bool = True,
-    all_platforms: bool = False,
-    log: Callable[[str], None] = lambda _line: None,
-) -> list[MirrorResult]:
-    """Copy each image registry to registry keeping its repository path; one failure does not
-    stop the others. Results in the order given; ``log`` gets one line per image as it ends."""
-    src_args = [] if src_tls_verify else ["--src-tls-verify=false"]
-    extra = ["--all"] if all_platforms else []
-    lock = threading.Lock()
-
-    def one(image: str) -> MirrorResult:
-        start = time.monotonic()
-        dest = ""
-        try:
-            source = parse_reference(image)
-            dest = str(source.retarget(target.netloc))
-            digest = skopeo_copy(
-                f"docker://{source}",
-                f"docker://{dest}",
-                auth=auth,
-                target=target,
-                src_args=src_args,
-                extra=extra,
-            )
-            result = MirrorResult(image, dest, True, digest, "", time.monotonic() - start)
-        except RegistryCharmError as exc:
-            result = MirrorResult(image, dest, False, "", str(exc), time.monotonic() - start)
-        with lock:
-            log(result.line())
-        return result
-
-    with skopeo_auth(target) as auth:
-        if not images:
-            return []
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(images)))) as pool:
-            return list(pool.map(one, images))
 
 
 # -- copies of planned images -------------------------------------------------------------------
