@@ -27,7 +27,7 @@ from charms.reactive import (
     when_not,
 )
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
 from charms.layer.docker_registry.host import engine, paths, workload
@@ -36,9 +36,9 @@ from charms.layer.docker_registry.pipeline import clients, publish, status
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan, decide
 
 INSTALLED = "docker-registry.installed"
-STOPPED = actions.STOPPED_FLAG
+STOPPED = records.STOPPED_FLAG
 REMOVED = "docker-registry.removed"
-CONFIGURED = actions.CONFIGURED_FLAG  # the registry answers: actions may use it
+CONFIGURED = records.CONFIGURED_FLAG  # the registry answers: actions may use it
 # Flags other layers set during dispatch that change what the pipeline decides.
 WATCHED = (
     INSTALLED,
@@ -59,7 +59,7 @@ def report_status() -> None:
     report = _last["report"] if _install_report.empty() and _last["report"] else _install_report
     hookenv.status_set(*status.decide(report))
     if report.ready_at:  # what actions that restart the registry report again
-        unitdata.kv().set(status.SERVING_KEY, report.as_record())
+        records.save_serving(report)
 
 
 hookenv.atexit(report_status)
@@ -97,7 +97,7 @@ def reconcile() -> None:
     _last["inputs"] = inputs
     _last["report"] = report = status.Report()
     if inputs.secret is None:  # credentials unset: a secret set later is taken afresh
-        unitdata.kv().unset(credentials.RECORD_KEY)
+        records.save_credentials_keys(None)
     try:
         config = settings.parse(credentials.effective_config(inputs.config, inputs.secret))
         plan = decide(config, inputs)
@@ -108,7 +108,7 @@ def reconcile() -> None:
     except InstallError as exc:  # openssl, which checks tls-*-blob, is gone
         report.block(str(exc) + ".")
         return
-    unitdata.kv().set(credentials.RECORD_KEY, credentials.record_of(inputs.secret))
+    records.save_credentials_keys(credentials.record_of(inputs.secret))
     report.add(plan.report)
     try:
         with workload.registry_lock(paths.current()):  # never beside a garbage collection
@@ -129,9 +129,7 @@ def remove_container() -> None:
     name = actions.registry_container()
     try:
         state = container.inspect(name)
-        if state and workload.ours(
-            state, applying.recorded_name(unitdata.kv().get(applying.KV_RUN))
-        ):
+        if state and workload.ours(state, applying.recorded_name(unitdata.kv().get(records.RUN))):
             container.stop(name)
             container.remove(name)
         applying.remove_caches(paths.current())
@@ -177,7 +175,7 @@ def gather() -> Inputs:
         # the latest revision: Juju then tells this unit of the next one (secret-changed)
         secret=credentials.with_record(
             credentials.read(config.get(credentials.OPTION), refresh=True),
-            unitdata.kv().get(credentials.RECORD_KEY),
+            records.credentials_keys(),
         ),
         served_https=_served_https(),
         collector=collector,
@@ -188,7 +186,7 @@ def _served_https() -> bool:
     """Whether clients were told https before this hook (the endpoint record of the last
     serving hook, read once a hook: what this hook's own apply records does not count)."""
     if "served_https" not in _last:
-        endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+        endpoint = records.endpoint()
         _last["served_https"] = bool(endpoint and endpoint.url.startswith("https://"))
     return _last["served_https"]
 

@@ -24,7 +24,7 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import clear_flag, set_flag
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import content, copies
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import auth, container, paths, workload
@@ -160,9 +160,9 @@ def hook(monkeypatch, tmp_path, target):
     monkeypatch.setattr(hookenv, "unit_private_ip", lambda: "127.0.0.1")
     monkeypatch.setattr(hookenv, "service_name", lambda: "docker-registry")
     monkeypatch.setattr(actions, "action_log", h.logs.append)
-    unitdata.kv().set(clients.ENDPOINT_KEY, target["endpoint"].as_dict())
-    unitdata.kv().set(actions.RUN_KEY, target["run"].as_record())
-    set_flag(actions.CONFIGURED_FLAG)
+    unitdata.kv().set(records.ENDPOINT, target["endpoint"].as_dict())
+    unitdata.kv().set(records.RUN, target["run"].as_record())
+    set_flag(records.CONFIGURED_FLAG)
 
     def call(body, params):
         monkeypatch.setattr(hookenv, "action_get", lambda key=None: params)
@@ -272,7 +272,7 @@ def test_a_blocked_unit_whose_registry_answers_still_runs_actions_and_says_it_is
 ):
     # GIVEN the cert-provider sent a certificate whose key does not match: the unit is blocked
     # (the configured flag cleared) while the last good registry keeps serving
-    clear_flag(actions.CONFIGURED_FLAG)
+    clear_flag(records.CONFIGURED_FLAG)
     why = "cert-provider: the certificate does not match its key."
     monkeypatch.setattr(hookenv, "status_get", lambda: ("blocked", why))
     # WHEN an action runs THEN it works against the registry that answers, and says why the

@@ -12,7 +12,7 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set, set_flag
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import lifecycle
 from charms.layer.docker_registry.errors import DockerError
 from charms.layer.docker_registry.host import container, paths
@@ -161,7 +161,7 @@ def test_stop_of_our_container_stops_removes_flags_and_blocks(hook, containers):
     hook.params = {}
     actions.run(lifecycle.stop)
     assert containers.calls == [("stop", "registry"), ("rm", "registry")]
-    assert is_flag_set(actions.STOPPED_FLAG)
+    assert is_flag_set(records.STOPPED_FLAG)
     assert hook.statuses == [("blocked", "registry container is stopped.")]
     assert hook.results == [{"outcome": "success", "raw": "stopped registry and removed it"}]
 
@@ -174,7 +174,7 @@ def test_stop_and_start_leave_a_container_the_charm_did_not_create_alone(hook, c
     actions.run(lifecycle.stop)
     actions.run(lifecycle.start)
     assert containers.calls == []
-    assert not is_flag_set(actions.STOPPED_FLAG)
+    assert not is_flag_set(records.STOPPED_FLAG)
     assert [
         f.startswith("registry-name: the container registry was not created")
         for f in hook.failures
@@ -208,7 +208,7 @@ def test_stop_refuses_bad_params_and_missing_containers(hook, containers, params
     actions.run(lifecycle.stop)
     assert hook.failures == [message]
     assert containers.calls == []
-    assert not is_flag_set(actions.STOPPED_FLAG)
+    assert not is_flag_set(records.STOPPED_FLAG)
 
 
 def test_stop_in_the_sandbox_targets_the_unit_container(hook, containers, monkeypatch, tmp_path):
@@ -218,7 +218,7 @@ def test_stop_in_the_sandbox_targets_the_unit_container(hook, containers, monkey
     hook.params = {"name": "registry"}  # the configured name means "ours"
     actions.run(lifecycle.stop)
     assert containers.calls[0] == ("stop", "registry-docker-registry-2")
-    assert is_flag_set(actions.STOPPED_FLAG)
+    assert is_flag_set(records.STOPPED_FLAG)
 
 
 def test_invalid_config_falls_back_to_a_safe_container_name(hook, containers):
@@ -246,19 +246,19 @@ def _served(local_url="http://127.0.0.1:5000", scheme="http", proxied=False, not
     endpoint = clients.Endpoint(
         netloc=netloc, url=f"{scheme}://{netloc}", local_url=local_url, ca_file=""
     )
-    unitdata.kv().set(clients.ENDPOINT_KEY, endpoint.as_dict())
+    records.save_endpoint(endpoint)
     report = status.Report(ready_at=netloc, scheme=scheme, proxied=proxied, notes=list(notes))
-    unitdata.kv().set(status.SERVING_KEY, report.as_record())
+    records.save_serving(report)
 
 
 def test_start_of_a_stopped_container_starts_it_and_reports_ready(hook, containers, answering):
     containers.running["registry"] = False
-    set_flag(actions.STOPPED_FLAG)
+    set_flag(records.STOPPED_FLAG)
     _served()
     answering.urls.append("http://127.0.0.1:5000")
     actions.run(lifecycle.start)
     assert containers.calls == [("start", "registry")]
-    assert not is_flag_set(actions.STOPPED_FLAG)
+    assert not is_flag_set(records.STOPPED_FLAG)
     assert hook.statuses == [("active", "Ready at 10.0.0.1:5000 (http).")]
     assert hook.results == [{"outcome": "success", "raw": "started registry"}]
     # one probe, where the last hook found it (an http registry waits for no https probe)
@@ -277,7 +277,7 @@ def test_start_behind_a_proxy_keeps_what_the_hook_said(hook, containers, answeri
 def test_start_of_a_removed_container_reruns_what_the_last_hook_ran(hook, containers, answering):
     spec = render.RunSpec(name="registry", image="registry:2", ports=(), mounts=())
     last = render.ContainerRun(spec, "c0ffee")
-    unitdata.kv().set(actions.RUN_KEY, last.as_record())
+    records.save_container_run(last)
     _served("https://127.0.0.1:5000", "https")
     answering.urls.append("https://127.0.0.1:5000")
     actions.run(lifecycle.start)
@@ -287,7 +287,7 @@ def test_start_of_a_removed_container_reruns_what_the_last_hook_ran(hook, contai
 
 
 def test_start_of_a_removed_container_without_saved_arguments_fails(hook, containers):
-    set_flag(actions.STOPPED_FLAG)
+    set_flag(records.STOPPED_FLAG)
     actions.run(lifecycle.start)
     assert hook.failures == ["no container named registry"]
     assert containers.calls == []

@@ -12,7 +12,7 @@ import pytest
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import set_flag
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import content, copies, gc
 from charms.layer.docker_registry.host import container, paths, workload
 from charms.layer.docker_registry.images import registry_api, transfer
@@ -81,9 +81,9 @@ def hook(monkeypatch, tmp_path, defaults):
 
 @pytest.fixture
 def ready(hook):
-    unitdata.kv().set(clients.ENDPOINT_KEY, ENDPOINT.as_dict())
-    unitdata.kv().set(actions.RUN_KEY, RUN.as_record())
-    set_flag(actions.CONFIGURED_FLAG)
+    records.save_endpoint(ENDPOINT)
+    records.save_container_run(RUN)
+    set_flag(records.CONFIGURED_FLAG)
     return hook
 
 
@@ -114,7 +114,7 @@ def test_every_action_fails_clearly_when_the_registry_is_not_ready(hook, body, p
 def test_an_endpoint_without_the_configured_flag_is_not_ready(hook, monkeypatch):
     # GIVEN the last hook left the registry not answering (and it still does not)
     monkeypatch.setattr(clients, "probe", lambda url, timeout=3: False)
-    unitdata.kv().set(clients.ENDPOINT_KEY, ENDPOINT.as_dict())
+    records.save_endpoint(ENDPOINT)
     run(hook, content.images)
     assert hook.failures[0].startswith("the registry is not ready")
 
@@ -448,7 +448,7 @@ def fake_docker(monkeypatch, tmp_path):
     storage.mkdir()
     (storage / "blob").write_bytes(b"x" * 1000)
     spec = dataclasses.replace(RUN.spec, storage_mount=(str(storage), "/var/lib/registry"))
-    unitdata.kv().set(actions.RUN_KEY, render.ContainerRun(spec, "abc").as_record())
+    unitdata.kv().set(records.RUN, render.ContainerRun(spec, "abc").as_record())
     fake.storage = storage
     return fake
 
@@ -530,7 +530,7 @@ def test_a_gc_is_refused_while_a_hook_or_another_gc_holds_the_registry(ready, fa
 def test_gc_with_object_storage_reports_unknown(ready, fake_docker):
     ready.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
     spec = dataclasses.replace(RUN.spec, storage_mount=None)  # as render runs it with S3
-    unitdata.kv().set(actions.RUN_KEY, render.ContainerRun(spec, "abc").as_record())
+    unitdata.kv().set(records.RUN, render.ContainerRun(spec, "abc").as_record())
     run(ready, content.garbage_collect)
     assert ready.failures == []
     assert ready.result()["reclaimed-bytes"] == "unknown"
@@ -551,7 +551,7 @@ def test_gc_on_shared_object_storage_needs_read_only_first(ready, fake_docker):
 
 
 def test_gc_when_stopped_by_the_operator_runs_without_touching_the_container(hook, fake_docker):
-    set_flag(actions.STOPPED_FLAG)
+    set_flag(records.STOPPED_FLAG)
     fake_docker.running = False
     run(hook, content.garbage_collect)
     assert hook.failures == []
@@ -606,7 +606,7 @@ def unit(ready, monkeypatch, tmp_path):
     ca = tmp_path / "ca.crt"
     ca.write_text("CA PEM")
     endpoint = clients.Endpoint(ENDPOINT.netloc, ENDPOINT.url, ENDPOINT.local_url, str(ca))
-    unitdata.kv().set(clients.ENDPOINT_KEY, endpoint.as_dict())
+    records.save_endpoint(endpoint)
     monkeypatch.setenv("DOCKER_REGISTRY_SANDBOX", str(tmp_path / "root"))
     RegistryFake.digests, RegistryFake.configs, RegistryFake.answers = {}, {}, True
     monkeypatch.setattr(registry_api, "Registry", RegistryFake)
@@ -799,7 +799,7 @@ def test_thousands_of_failures_still_fit_and_problems_come_first(unit):
         )
         for n in range(2000)
     ]
-    endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+    endpoint = records.endpoint()
     with pytest.raises(actions.ActionError) as err:
         copies._outcome("mirror", items, endpoint, "", False, [], {})
     result = err.value.results

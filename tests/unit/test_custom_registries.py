@@ -16,7 +16,7 @@ import tomllib
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import set_flag
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import client_config, custom_registries
 from charms.layer.docker_registry.actions.custom_registries import Access, ClientConfigError
 from charms.layer.docker_registry.pipeline import clients, status
@@ -243,10 +243,10 @@ def serve(hook, tmp_path, *, netloc="10.0.0.5:5000", tls=True, proxied=False):
         local_url=f"{scheme}://10.0.0.5:5000",
         ca_file=str(ca) if tls else "",
     )
-    unitdata.kv().set(clients.ENDPOINT_KEY, endpoint.as_dict())
+    records.save_endpoint(endpoint)
     serving = status.Report(ready_at=netloc, scheme=scheme, proxied=proxied)
-    unitdata.kv().set(status.SERVING_KEY, serving.as_record())
-    set_flag(actions.CONFIGURED_FLAG)
+    records.save_serving(serving)
+    set_flag(records.CONFIGURED_FLAG)
 
 
 def run(hook, **params):

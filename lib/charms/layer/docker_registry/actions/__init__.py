@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
 
+from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import credentials, reader, settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import paths
@@ -28,9 +29,6 @@ from charms.layer.docker_registry.pipeline import clients, status
 if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
     from charms.layer.docker_registry.images import registry_api, transfer
 
-STOPPED_FLAG = "docker-registry.stopped"  # set by the stop action, cleared by start
-CONFIGURED_FLAG = "docker-registry.configured"  # the registry answered in the last hook
-RUN_KEY = "docker-registry.run"  # render.ContainerRun record of what the last hook ran
 REPORTS_DIR = "/var/lib/docker-registry-charm/reports"  # mirror/import/images reports (JSON)
 KEEP_REPORTS = 20
 
@@ -101,12 +99,11 @@ def report_restarted(name: str) -> None:
     except RegistryCharmError:  # what serves is the last good config; the next hook blocks
         set_status(status.Report(waiting=["Started; the next hook checks the config."]))
         return
-    kv = unitdata.kv()
-    endpoint = clients.Endpoint.from_dict(kv.get(clients.ENDPOINT_KEY))
+    endpoint = records.endpoint()
     answering = endpoint is not None and workload.wait_answering(
         endpoint.local_url, workload.START_BOUND
     )
-    serving = status.Report.from_record(kv.get(status.SERVING_KEY))
+    serving = records.serving()
     set_status(status.restarted(name, serving if answering else None))
 
 
@@ -130,11 +127,11 @@ def ready() -> clients.Endpoint:
     """Where the registry answers, as saved by the last successful hook. A unit blocked for
     another reason (a certificate that does not fit, a config it refused) still serves its
     last good registry there: an action works while it answers."""
-    endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+    endpoint = records.endpoint()
     if (
         endpoint is None
-        or is_flag_set(STOPPED_FLAG)
-        or not (is_flag_set(CONFIGURED_FLAG) or clients.probe(endpoint.local_url))
+        or is_flag_set(records.STOPPED_FLAG)
+        or not (is_flag_set(records.CONFIGURED_FLAG) or clients.probe(endpoint.local_url))
     ):
         raise ActionError(f"the registry is not ready: {_status_message()}")
     return endpoint

@@ -14,13 +14,13 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from charmhelpers.core import hookenv, unitdata
+from charmhelpers.core import hookenv
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import ActionError, Params, custom_registries
 from charms.layer.docker_registry.actions.custom_registries import Access, ClientConfigError
 from charms.layer.docker_registry.config import settings
-from charms.layer.docker_registry.pipeline import caches, clients, status
+from charms.layer.docker_registry.pipeline import caches, clients
 
 _APPLICATION_RE = re.compile(r"^[a-z](?:-?[a-z0-9]+)*$")
 
@@ -89,7 +89,7 @@ def _application(params: Params, name: str, default: str) -> str:
 def _check_proxy_told(endpoint: clients.Endpoint) -> None:
     """Behind haproxy clients must dial the proxy: until it has told its address, what the
     last hook recorded is this unit's own address, which is not what clients should get."""
-    serving = status.Report.from_record(unitdata.kv().get(status.SERVING_KEY))
+    serving = records.serving()
     if serving and serving.proxied:
         return
     proxies = [u for rid in hookenv.relation_ids("website") for u in hookenv.related_units(rid)]

@@ -9,10 +9,10 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from charmhelpers.core import hookenv, unitdata
+from charmhelpers.core import hookenv
 from charms.reactive import is_flag_set
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import ActionError, Params
 from charms.layer.docker_registry.host import container
 from charms.layer.docker_registry.images import references
@@ -200,8 +200,8 @@ def garbage_collect(params: Params) -> dict:
     cache = params.text("cache").lower()
     if cache:
         return _cache_garbage_collect(cache, delete_untagged=delete_untagged, dry_run=dry_run)
-    stopped_by_operator = is_flag_set(actions.STOPPED_FLAG)
-    endpoint = clients.Endpoint.from_dict(unitdata.kv().get(clients.ENDPOINT_KEY))
+    stopped_by_operator = is_flag_set(records.STOPPED_FLAG)
+    endpoint = records.endpoint()
     if not stopped_by_operator:
         endpoint = actions.ready()
     config = actions.config()
@@ -212,7 +212,7 @@ def garbage_collect(params: Params) -> dict:
             f"(juju config {hookenv.service_name()} storage-read-only=true), run "
             "garbage-collect on one unit, then set it back to false"
         )
-    plan = gc.plan(render.ContainerRun.from_record(unitdata.kv().get(actions.RUN_KEY)))
+    plan = gc.plan(records.container_run())
     if not dry_run and not stopped_by_operator:
         actions.set_status(status.busy("Garbage collection: the registry is stopped."))
     try:
@@ -231,12 +231,11 @@ def garbage_collect(params: Params) -> dict:
 def _cache_garbage_collect(host: str, *, delete_untagged: bool, dry_run: bool) -> dict:
     """GC of one pull-through cache's own storage: only that cache stops meanwhile."""
     from charms.layer.docker_registry.actions import gc
-    from charms.layer.docker_registry.pipeline import caches as caches_lib
 
     actions.ready()
     if host not in {c.host for c in actions.config().caches}:
         raise ActionError("cache: not an upstream host in the caches option")
-    record = (unitdata.kv().get(caches_lib.RECORDS_KEY) or {}).get(host) or {}
+    record = records.caches().get(host) or {}
     plan = gc.plan(render.ContainerRun.from_record(record.get("run")))
     result = gc.garbage_collect(
         plan, probe_url=record.get("url", ""), delete_untagged=delete_untagged, dry_run=dry_run
@@ -293,11 +292,11 @@ def caches(params: Params) -> dict:
     target = actions.transfer_target(endpoint, config)  # the charm's own credentials
     scheme = "https" if endpoint.url.startswith("https://") else "http"
     urls = caches_lib.cache_endpoints(config, clients.netloc_host(endpoint.netloc), scheme)
-    records = unitdata.kv().get(caches_lib.RECORDS_KEY) or {}
+    cache_records = records.caches()
     found: dict[str, dict] = {}
     lines: list[str] = []
     for cache in config.caches:
-        record = records.get(cache.host) or {}
+        record = cache_records.get(cache.host) or {}
         entry: dict = {"url": urls[cache.host], "upstream": cache.url}
         entry["serving"] = "offline" if record.get("offline") else "proxy"
         run = render.ContainerRun.from_record(record.get("run"))

@@ -328,16 +328,7 @@ def _outcome(
     }
     report = actions.write_report(kind, body, notes)
     results_json, shown = actions.bounded_json(rows, RESULTS_JSON_LIMIT)
-    head = (
-        f"dry run: {counts['planned']} image(s) would go to {endpoint.netloc}"
-        if dry_run
-        else f"{counts['copied']} copied, {counts['present']} already there"
-    )
-    if counts["refused"]:
-        head += f", {counts['refused']} refused (two sources, one destination)"
-    if counts["failed"]:
-        head += f", {counts['failed']} failed"
-    head += f"; the cluster needs: {command}"
+    head = _headline(counts, endpoint.netloc, dry_run, command)
     summary = {
         "outcome": "success",
         "dry-run": str(dry_run).lower(),
@@ -358,11 +349,31 @@ def _outcome(
         summary["notes"] = actions.bounded_lines(notes, NOTES_LIMIT)
     if shown < len(rows):
         summary["results-shown"] = f"{shown} of {len(rows)}: every image is in {report}"
-    failed = [i for i in items if i.status == "failed"]
-    refused = [i for i in items if i.status == "refused"]
-    if dry_run or not (failed or refused):
+    problems = [] if dry_run else _problems(items)
+    if not problems:
         return summary
     summary["outcome"] = "failure"
+    raise ActionError("; ".join(problems), summary)
+
+
+def _headline(counts: dict[str, int], netloc: str, dry_run: bool, command: str) -> str:
+    head = (
+        f"dry run: {counts['planned']} image(s) would go to {netloc}"
+        if dry_run
+        else f"{counts['copied']} copied, {counts['present']} already there"
+    )
+    if counts["refused"]:
+        head += f", {counts['refused']} refused (two sources, one destination)"
+    if counts["failed"]:
+        head += f", {counts['failed']} failed"
+    return head + f"; the cluster needs: {command}"
+
+
+def _problems(items: list[Item]) -> list[str]:
+    """Why a copy run failed: images that failed, and those refused (one destination, two
+    sources); none when every image was copied or already there."""
+    failed = [i for i in items if i.status == "failed"]
+    refused = [i for i in items if i.status == "refused"]
     problems = []
     if failed:
         considered = len(items) - len(refused)
@@ -372,7 +383,7 @@ def _outcome(
             f"{len(refused)} image(s) refused, each shares its destination with another: "
             f"{_names(refused)}"
         )
-    raise ActionError("; ".join(problems), summary)
+    return problems
 
 
 def _names(items: list[Item]) -> str:

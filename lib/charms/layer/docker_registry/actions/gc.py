@@ -151,46 +151,18 @@ def _garbage_collect(
     before = disk_usage(plan.storage_dir) if measurable else None
     stop_registry = was_running and not dry_run
     started = time.monotonic()
-    failure: DockerError | None = None
-    output = ""
-    answering = not stop_registry
-    gc_stopped = True
-    try:
-        if stop_registry:
-            container.stop(plan.name)
-        output = container.docker(
-            *plan.argv(delete_untagged=delete_untagged, dry_run=dry_run), timeout=timeout
-        )
-    except DockerError as exc:
-        failure = exc
-        gc_stopped = _stop_gc(plan)  # after a timeout the GC container may still run
-    finally:
-        if stop_registry and gc_stopped:
-            try:
-                container.start(plan.name)
-                answering = workload.wait_answering(probe_url, wait)
-            except DockerError as exc:
-                failure = failure or exc
-                answering = False
+    run = _run_gc(
+        plan,
+        plan.argv(delete_untagged=delete_untagged, dry_run=dry_run),
+        stop_registry=stop_registry,
+        probe_url=probe_url,
+        wait=wait,
+        timeout=timeout,
+    )
     downtime = time.monotonic() - started if stop_registry else 0.0
-    if not gc_stopped:
-        raise GcError(
-            f"garbage-collect failed: {failure}; {plan.gc_name} could not be stopped, so the "
-            "registry stays stopped (run the start action once it is gone)"
-        )
-    if failure is not None:
-        restarted = (
-            ""
-            if not stop_registry
-            else (
-                "; the registry was restarted"
-                if answering
-                else "; the registry was restarted but does not answer yet"
-            )
-        )
-        raise GcError(f"garbage-collect failed: {failure}{restarted}")
+    _raise_if_failed(plan, run, stop_registry)
     after = disk_usage(plan.storage_dir) if measurable else None
-    match = _SUMMARY_RE.search(output)
+    match = _SUMMARY_RE.search(run.output)
     counts: list[int | None] = [int(g) for g in match.groups()] if match else [None, None, None]
     return GcResult(
         dry_run=dry_run,
@@ -201,5 +173,61 @@ def _garbage_collect(
         manifests_eligible=counts[2],
         not_writable_seconds=round(downtime, 2),
         stopped=stop_registry,
-        answering=answering,
+        answering=run.answering,
     )
+
+
+@dataclass
+class _GcRun:
+    output: str = ""
+    failure: DockerError | None = None
+    answering: bool = True  # the registry answers afterwards
+    gc_stopped: bool = True  # no GC container is left running
+
+
+def _run_gc(
+    plan: GcPlan,
+    argv: list[str],
+    *,
+    stop_registry: bool,
+    probe_url: str,
+    wait: float,
+    timeout: float,
+) -> _GcRun:
+    """The GC container, the registry stopped around it when it was running; the registry
+    starts again only once no GC container is left (never both at once)."""
+    run = _GcRun(answering=not stop_registry)
+    try:
+        if stop_registry:
+            container.stop(plan.name)
+        run.output = container.docker(*argv, timeout=timeout)
+    except DockerError as exc:
+        run.failure = exc
+        run.gc_stopped = _stop_gc(plan)  # after a timeout the GC container may still run
+    finally:
+        if stop_registry and run.gc_stopped:
+            try:
+                container.start(plan.name)
+                run.answering = workload.wait_answering(probe_url, wait)
+            except DockerError as exc:
+                run.failure = run.failure or exc
+                run.answering = False
+    return run
+
+
+def _raise_if_failed(plan: GcPlan, run: _GcRun, stop_registry: bool) -> None:
+    if not run.gc_stopped:
+        raise GcError(
+            f"garbage-collect failed: {run.failure}; {plan.gc_name} could not be stopped, so "
+            "the registry stays stopped (run the start action once it is gone)"
+        )
+    if run.failure is None:
+        return
+    restarted = ""
+    if stop_registry:
+        restarted = (
+            "; the registry was restarted"
+            if run.answering
+            else "; the registry was restarted but does not answer yet"
+        )
+    raise GcError(f"garbage-collect failed: {run.failure}{restarted}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from charmhelpers.core import hookenv, unitdata
+from charmhelpers.core import hookenv
 from charms.reactive import clear_flag, set_flag
 
+from charms.layer.docker_registry import records
 from charms.layer.docker_registry.actions import (
-    RUN_KEY,
-    STOPPED_FLAG,
     ActionError,
     Params,
     registry_container,
@@ -16,7 +15,7 @@ from charms.layer.docker_registry.actions import (
 )
 from charms.layer.docker_registry.config import reader
 from charms.layer.docker_registry.host import container, paths, workload
-from charms.layer.docker_registry.pipeline import render, status
+from charms.layer.docker_registry.pipeline import status
 
 
 def _target(params: Params) -> str:
@@ -32,7 +31,7 @@ def _target(params: Params) -> str:
 
 
 def _ours(state: container.ContainerState) -> None:
-    last = render.ContainerRun.from_record(unitdata.kv().get(RUN_KEY))
+    last = records.container_run()
     if not workload.ours(state, (last.spec.name,) if last else ()):
         raise ActionError(
             f"registry-name: the container {state.name} was not created by this charm; "
@@ -57,7 +56,7 @@ def _stop(params: Params) -> dict:
     if state is None:
         raise ActionError(f"no container named {name}")
     _ours(state)
-    set_flag(STOPPED_FLAG)  # hooks leave it stopped until the start action
+    set_flag(records.STOPPED_FLAG)  # hooks leave it stopped until the start action
     if state.running:
         container.stop(name)
     if remove:
@@ -71,9 +70,9 @@ def _start(params: Params) -> dict:
     state = container.inspect(name)
     if state is not None:
         _ours(state)
-    clear_flag(STOPPED_FLAG)
+    clear_flag(records.STOPPED_FLAG)
     if state is None:
-        last = render.ContainerRun.from_record(unitdata.kv().get(RUN_KEY))
+        last = records.container_run()
         if last is None:
             raise ActionError(f"no container named {name}")
         container.run(last.argv())  # what the last hook ran, with its config-hash label

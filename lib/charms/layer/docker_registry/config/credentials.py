@@ -36,8 +36,6 @@ SECRET_KEYS = (
     "tls-key-blob",
 )
 TIMEOUT = 60
-# the unit kv record of which keys the last accepted revision supplied (names, no values)
-RECORD_KEY = "docker-registry.credentials-keys"
 
 
 @dataclass(frozen=True)

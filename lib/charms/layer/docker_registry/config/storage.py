@@ -6,6 +6,7 @@ Every problem names the option and why, never the value: values may be secrets.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from charms.layer.docker_registry.config.reader import (
     Reader,
@@ -87,25 +88,8 @@ def parse_s3(r: Reader) -> S3Storage | None:
     keyid = r.single_line("storage-s3-keyid")
     rootdirectory = r.single_line("storage-s3-rootdirectory")
     useragent = r.single_line("storage-s3-useragent")
-    chunk = r.number("storage-s3-chunksize", 10485760, 5 * MIB, 5 * GIB)
-    copy_chunk = r.number("storage-s3-multipartcopychunksize", 33554432, 5 * MIB, 5 * GIB)
-    copy_conc = r.number("storage-s3-multipartcopymaxconcurrency", 100, 1, 10000)
-    copy_threshold = r.number("storage-s3-multipartcopythresholdsize", 33554432, 0, 5 * GIB)
-    storageclass = r.choice("storage-s3-storageclass", "STANDARD", S3_STORAGE_CLASSES, str.upper)
-    objectacl = r.choice("storage-s3-objectacl", "private", S3_OBJECT_ACLS)
-    loglevel = r.choice("storage-s3-loglevel", "off", S3_LOG_LEVELS)
-    flags = {
-        name: r.flag(f"storage-s3-{name}", default)
-        for name, default in (
-            ("forcepathstyle", False),
-            ("encrypt", False),
-            ("secure", True),
-            ("skip-verify", False),
-            ("skip-v4-auth", True),
-            ("usedualstack", False),
-            ("accelerate", False),
-        )
-    }
+    tuning = _s3_tuning(r)  # read whatever else is wrong, so every problem shows at once
+    skip_v4_auth = r.flag("storage-s3-skip-v4-auth", True)
     given = {
         "storage-s3-accesskey": accesskey,
         "storage-s3-secretkey": secretkey,
@@ -113,22 +97,7 @@ def parse_s3(r: Reader) -> S3Storage | None:
         "storage-s3-keyid": keyid,
         "storage-s3-rootdirectory": rootdirectory,
     }
-    if not region and not bucket:
-        stray = [opt for opt, value in given.items() if value]
-        if stray:
-            r.fail(stray[0], "S3 storage also needs storage-s3-region and storage-s3-bucket")
-        return None
-    if not region or not bucket:
-        r.fail(
-            "storage-s3-bucket" if region else "storage-s3-region",
-            "S3 storage needs both storage-s3-region and storage-s3-bucket",
-        )
-        return None
-    if bool(accesskey) != bool(secretkey):
-        r.fail(
-            "storage-s3-secretkey" if accesskey else "storage-s3-accesskey",
-            "storage-s3-accesskey and storage-s3-secretkey go together",
-        )
+    if not _s3_complete(r, region, bucket, given):
         return None
     # v2 signing is refused by the registry for AWS itself; there v4 is the only choice.
     aws_endpoint = not endpoint or "amazonaws.com" in endpoint
@@ -138,24 +107,71 @@ def parse_s3(r: Reader) -> S3Storage | None:
         accesskey=accesskey,
         secretkey=secretkey,
         regionendpoint=endpoint,
-        forcepathstyle=flags["forcepathstyle"],
-        encrypt=flags["encrypt"],
         keyid=keyid,
-        secure=flags["secure"],
-        skipverify=flags["skip-verify"],
-        v4auth=aws_endpoint or not flags["skip-v4-auth"],
-        chunksize=chunk,
-        multipartcopychunksize=copy_chunk,
-        multipartcopymaxconcurrency=copy_conc,
-        multipartcopythresholdsize=copy_threshold,
+        v4auth=aws_endpoint or not skip_v4_auth,
         rootdirectory=rootdirectory,
-        storageclass=storageclass,
         useragent=useragent,
-        usedualstack=flags["usedualstack"],
-        accelerate=flags["accelerate"],
-        objectacl=objectacl,
-        loglevel=loglevel,
+        **tuning,
     )
+
+
+# S3Storage field <- storage-s3-<option> flag, with the reference's defaults
+_S3_FLAGS = (
+    ("forcepathstyle", "forcepathstyle", False),
+    ("encrypt", "encrypt", False),
+    ("secure", "secure", True),
+    ("skipverify", "skip-verify", False),
+    ("usedualstack", "usedualstack", False),
+    ("accelerate", "accelerate", False),
+)
+
+
+def _s3_tuning(r: Reader) -> dict[str, Any]:
+    """The S3 options that only tune the driver: sizes, classes, log level and flags."""
+    tuning: dict[str, Any] = {
+        "chunksize": r.number("storage-s3-chunksize", 10485760, 5 * MIB, 5 * GIB),
+        "multipartcopychunksize": r.number(
+            "storage-s3-multipartcopychunksize", 33554432, 5 * MIB, 5 * GIB
+        ),
+        "multipartcopymaxconcurrency": r.number(
+            "storage-s3-multipartcopymaxconcurrency", 100, 1, 10000
+        ),
+        "multipartcopythresholdsize": r.number(
+            "storage-s3-multipartcopythresholdsize", 33554432, 0, 5 * GIB
+        ),
+        "storageclass": r.choice(
+            "storage-s3-storageclass", "STANDARD", S3_STORAGE_CLASSES, str.upper
+        ),
+        "objectacl": r.choice("storage-s3-objectacl", "private", S3_OBJECT_ACLS),
+        "loglevel": r.choice("storage-s3-loglevel", "off", S3_LOG_LEVELS),
+    }
+    for field_name, option, default in _S3_FLAGS:
+        tuning[field_name] = r.flag(f"storage-s3-{option}", default)
+    return tuning
+
+
+def _s3_complete(r: Reader, region: str, bucket: str, given: dict[str, str]) -> bool:
+    """S3 is configured (region and bucket) and its keys go together; else fail naming why.
+    ``given``: the options that mean nothing without region and bucket."""
+    if not region and not bucket:
+        stray = [opt for opt, value in given.items() if value]
+        if stray:
+            r.fail(stray[0], "S3 storage also needs storage-s3-region and storage-s3-bucket")
+        return False
+    if not region or not bucket:
+        r.fail(
+            "storage-s3-bucket" if region else "storage-s3-region",
+            "S3 storage needs both storage-s3-region and storage-s3-bucket",
+        )
+        return False
+    accesskey, secretkey = given["storage-s3-accesskey"], given["storage-s3-secretkey"]
+    if bool(accesskey) != bool(secretkey):
+        r.fail(
+            "storage-s3-secretkey" if accesskey else "storage-s3-accesskey",
+            "storage-s3-accesskey and storage-s3-secretkey go together",
+        )
+        return False
+    return True
 
 
 def parse_swift(r: Reader) -> SwiftStorage | None:

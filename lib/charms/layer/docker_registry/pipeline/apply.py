@@ -15,7 +15,7 @@ from typing import Any
 
 from charmhelpers.core import hookenv, unitdata
 
-from charms.layer.docker_registry import actions
+from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import credentials, settings, upstreams
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import (
@@ -31,19 +31,9 @@ from charms.layer.docker_registry.host import (
 from charms.layer.docker_registry.pipeline import caches, clients, cos, render, status
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
-KV_MANAGED_FILES = "docker-registry.managed-files"
-KV_IMAGE_DIGEST = "docker-registry.resource-digest"
-KV_RUN = actions.RUN_KEY  # render.ContainerRun record of what runs (start, garbage-collect)
-KV_TRUST = "docker-registry.docker-trust"
-KV_LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
 HTTP_SECRET_ID = "http-secret-id"  # noqa: S105 - leader data: the URI of the Juju secret
 HTTP_SECRET_KEY = "http-secret"  # noqa: S105 - that secret's key
 LEGACY_HTTP_SECRET = "http-secret"  # noqa: S105 - leader data of earlier revisions: the value
-KV_LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
-KV_FAILED = "docker-registry.failed-config"  # the new config that was rolled back
-KV_GOOD_OPTIONS = "docker-registry.last-good-options"  # option -> keyed digest of its value
-KV_PORTS = "docker-registry.opened-ports"  # what sync_ports last opened
-KV_CACHES = caches.RECORDS_KEY
 
 
 @dataclass(frozen=True)
@@ -62,10 +52,10 @@ def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Share
     image = engine.ensure_image(
         config.registry_image,
         _resource,
-        kv.get(KV_IMAGE_DIGEST, ""),
+        kv.get(records.IMAGE_DIGEST, ""),
         recheck=hookenv.hook_name() in ("install", "upgrade-charm"),  # a resource may be new
     )
-    kv.set(KV_IMAGE_DIGEST, image.token)
+    kv.set(records.IMAGE_DIGEST, image.token)
     basic = config.basic_auth
     htpasswd_path = host.path(render.HTPASSWD_FILE)
     return Shared(
@@ -81,7 +71,7 @@ def registry(
     """Files and container, health-gated: (desired, outcome); records what runs."""
     kv = unitdata.kv()
     digests = option_digests(inputs.config, common.http_secret)
-    good = kv.get(KV_GOOD_OPTIONS) or {}
+    good = kv.get(records.GOOD_OPTIONS) or {}
     desired = render.desired(
         config,
         host=host,
@@ -96,7 +86,7 @@ def registry(
         desired,
         image_id=common.image_id,
         host=host,
-        managed_files=kv.get(KV_MANAGED_FILES, []),
+        managed_files=kv.get(records.MANAGED_FILES, []),
         allow_start=not inputs.stopped,
         announce=lambda current: hookenv.status_set(
             *status.decide(
@@ -105,20 +95,20 @@ def registry(
                 )
             )
         ),
-        last_good=kv.get(KV_LAST_GOOD),
-        failed=kv.get(KV_FAILED),
+        last_good=kv.get(records.LAST_GOOD),
+        failed=kv.get(records.FAILED),
         secrets=config.secret_values,
-        recorded=recorded_name(kv.get(KV_RUN)),
+        recorded=recorded_name(kv.get(records.RUN)),
         changed=tuple(
             sorted(name for name, digest in digests.items() if good.get(name, digest) != digest)
         ),
     )
     if outcome.answering and outcome.action not in ("rolled-back", "held"):
-        kv.set(KV_GOOD_OPTIONS, digests)
-    kv.set(KV_MANAGED_FILES, managed)
-    kv.set(KV_RUN, outcome.run.as_record())
-    kv.set(KV_LAST_GOOD, outcome.last_good)
-    kv.set(KV_FAILED, outcome.failed)
+        kv.set(records.GOOD_OPTIONS, digests)
+    kv.set(records.MANAGED_FILES, managed)
+    records.save_container_run(outcome.run)
+    kv.set(records.LAST_GOOD, outcome.last_good)
+    kv.set(records.FAILED, outcome.failed)
     if outcome.action != "unchanged":
         hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
     return desired, outcome
@@ -174,11 +164,11 @@ def tell_this_unit(
             hookenv.relation_set(rid, {"monitors": nrpe.monitors(check)})
     ca = plan.tls.ca if plan.tls else ""
     trusted = trust.trust(
-        host, netloc=plan.netloc, ca=ca, previous=kv.get(KV_TRUST), client=plan.identity
+        host, netloc=plan.netloc, ca=ca, previous=kv.get(records.TRUST), client=plan.identity
     )
     if trusted.get("reload_failed"):
         report.notes.append("Warning: dockerd did not reload daemon.json (insecure-registries).")
-    kv.set(KV_TRUST, trusted)
+    kv.set(records.TRUST, trusted)
     client_cert, client_key = trust.client_files(host, plan.netloc) if plan.identity else ("", "")
     endpoint = clients.Endpoint(
         netloc=plan.netloc,
@@ -188,7 +178,7 @@ def tell_this_unit(
         client_cert_file=str(client_cert),
         client_key_file=str(client_key),
     )
-    kv.set(clients.ENDPOINT_KEY, endpoint.as_dict())
+    records.save_endpoint(endpoint)
 
 
 def storage_unreachable(config: settings.Settings, url: str) -> str:
@@ -237,8 +227,8 @@ def _http_secret(leader: bool) -> str:
     if shared:
         return shared
     kv = unitdata.kv()
-    local = kv.get(KV_LOCAL_SECRET) or secrets.token_urlsafe(32)
-    kv.set(KV_LOCAL_SECRET, local)
+    local = kv.get(records.LOCAL_SECRET) or secrets.token_urlsafe(32)
+    kv.set(records.LOCAL_SECRET, local)
     return local
 
 
@@ -246,7 +236,7 @@ def sync_ports(wanted: frozenset[str]) -> None:
     """Open what the plan wants, close the rest. Only this charm opens the unit's ports, so
     what it recorded stands for opened-ports until the plan wants something else."""
     kv = unitdata.kv()
-    if sorted(wanted) == kv.get(KV_PORTS):
+    if sorted(wanted) == kv.get(records.PORTS):
         return
     opened = {p.upper() for p in hookenv.opened_ports()}
     for port in opened - wanted:
@@ -255,7 +245,7 @@ def sync_ports(wanted: frozenset[str]) -> None:
     for port in wanted - opened:
         number, _, proto = port.partition("/")
         hookenv.open_port(int(number), proto)
-    kv.set(KV_PORTS, sorted(wanted))
+    kv.set(records.PORTS, sorted(wanted))
 
 
 def pull_through_caches(
@@ -272,15 +262,15 @@ def pull_through_caches(
     reported, never blocking the push registry or the other caches. Caches no longer
     configured are removed (their stored content stays)."""
     kv = unitdata.kv()
-    records = kv.get(KV_CACHES) or {}
-    if not (config.caches or records):
+    known = records.caches()
+    if not (config.caches or known):
         return
     verdicts = caches.probe_upstreams(
         config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
     )
     kept = {}
     for cache in config.caches:
-        record = records.get(cache.host) or {}
+        record = known.get(cache.host) or {}
         verdict = verdicts[cache.host]
         try:
             record, down = _cache(config, cache, verdict, inputs, plan, host, common, record)
@@ -298,9 +288,9 @@ def pull_through_caches(
             report.caches_down.append(down)
         else:
             report.caches.append(cache.host)
-    for gone in sorted(set(records) - set(kept)):
-        remove_cache(host, records[gone])
-    kv.set(KV_CACHES, kept)
+    for gone in sorted(set(known) - set(kept)):
+        remove_cache(host, known[gone])
+    kv.set(records.CACHES, kept)
 
 
 def _cache(
@@ -377,6 +367,6 @@ def remove_cache(host: paths.Host, record: dict) -> None:
 def remove_caches(host: paths.Host) -> None:
     """The unit is going away: every cache container goes (stored content stays)."""
     kv = unitdata.kv()
-    for record in (kv.get(KV_CACHES) or {}).values():
+    for record in (kv.get(records.CACHES) or {}).values():
         remove_cache(host, record)
-    kv.set(KV_CACHES, {})
+    kv.set(records.CACHES, {})

@@ -21,8 +21,6 @@ from charms.layer.docker_registry.config.upstreams import UpstreamCache
 from charms.layer.docker_registry.pipeline.clients import bracket
 
 PROBE_TIMEOUT = 5  # seconds an upstream has to answer /v2/ before its cache is "unreachable"
-# unit kv: upstream host -> that cache's records (run, files, last good, failed, local URL)
-RECORDS_KEY = "docker-registry.caches"
 
 
 def cache_endpoints(settings: Settings, netloc_host: str, scheme: str) -> dict[str, str]:

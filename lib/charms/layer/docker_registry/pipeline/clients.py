@@ -60,9 +60,6 @@ class ClientData:
         }
 
 
-ENDPOINT_KEY = "docker-registry.endpoint"  # unit kv: where actions reach the registry
-
-
 @dataclass(frozen=True)
 class Endpoint:
     """Where this unit's registry answers, saved by the last successful hook for actions.

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-SERVING_KEY = "docker-registry.serving-status"  # the facts of the last hook that served
-
 
 @dataclass
 class Report:

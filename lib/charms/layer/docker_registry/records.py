@@ -1,0 +1,76 @@
+"""What a hook leaves for actions and for the next hook: reactive flags and unit kv records.
+
+Every flag and key is named here, and the records actions read go through typed functions,
+so a hook and an action cannot disagree on a name or a shape. Hooks write them (the handlers
+and ``pipeline.apply``); actions only read them, except that the stop and start actions set
+and clear ``STOPPED_FLAG``. No record holds a secret, but ``LOCAL_SECRET``: the http.secret of
+a unit that has no shared one yet.
+"""
+
+from __future__ import annotations
+
+from charmhelpers.core import unitdata
+
+from charms.layer.docker_registry.pipeline import clients, render, status
+
+# -- flags --------------------------------------------------------------------------------------
+STOPPED_FLAG = "docker-registry.stopped"  # set by the stop action, cleared by start
+CONFIGURED_FLAG = "docker-registry.configured"  # the registry answered in the last hook
+
+# -- what actions read --------------------------------------------------------------------------
+RUN = "docker-registry.run"  # render.ContainerRun: what the last hook ran (start, GC)
+ENDPOINT = "docker-registry.endpoint"  # clients.Endpoint: where actions reach the registry
+SERVING = "docker-registry.serving-status"  # status.Report facts of the last hook that served
+CACHES = "docker-registry.caches"  # upstream host -> that cache's run, files, URL, last good
+CREDENTIALS = "docker-registry.credentials-keys"  # the accepted secret: URI and key names
+
+# -- what only the next hook reads --------------------------------------------------------------
+MANAGED_FILES = "docker-registry.managed-files"  # the files the charm wrote (and may remove)
+IMAGE_DIGEST = "docker-registry.resource-digest"  # the registry-image resource last loaded
+TRUST = "docker-registry.docker-trust"  # what this unit's docker was told to trust
+LOCAL_SECRET = "docker-registry.http-secret"  # noqa: S105 - a key name, not a secret
+LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
+FAILED = "docker-registry.failed-config"  # the new config that was rolled back
+GOOD_OPTIONS = "docker-registry.last-good-options"  # option -> keyed digest of its value
+PORTS = "docker-registry.opened-ports"  # what the last hook opened
+
+
+def container_run() -> render.ContainerRun | None:
+    return render.ContainerRun.from_record(unitdata.kv().get(RUN))
+
+
+def save_container_run(run: render.ContainerRun) -> None:
+    unitdata.kv().set(RUN, run.as_record())
+
+
+def endpoint() -> clients.Endpoint | None:
+    return clients.Endpoint.from_dict(unitdata.kv().get(ENDPOINT))
+
+
+def save_endpoint(where: clients.Endpoint) -> None:
+    unitdata.kv().set(ENDPOINT, where.as_dict())
+
+
+def serving() -> status.Report | None:
+    return status.Report.from_record(unitdata.kv().get(SERVING))
+
+
+def save_serving(report: status.Report) -> None:
+    unitdata.kv().set(SERVING, report.as_record())
+
+
+def caches() -> dict[str, dict]:
+    return unitdata.kv().get(CACHES) or {}
+
+
+def credentials_keys() -> dict | None:
+    """The secret the last hook accepted: its URI and the names of the keys it supplied."""
+    record = unitdata.kv().get(CREDENTIALS)
+    return record if isinstance(record, dict) else None
+
+
+def save_credentials_keys(record: dict | None) -> None:
+    if record is None:
+        unitdata.kv().unset(CREDENTIALS)
+    else:
+        unitdata.kv().set(CREDENTIALS, record)
