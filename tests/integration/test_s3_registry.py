@@ -7,16 +7,19 @@ usual `--publish` (no `--network host`, which would put every registry on the ho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
 
 from charms.layer.docker_registry import clients, container, paths, render, settings, workload
 from tests.support.config import charm_defaults
+from tests.support.http_proxy import auth_proxy
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
 from tests.support.net import free_port
 from tests.support.s3 import docker_bridge_gateway, http_request, moto_s3, sigv2_headers
@@ -234,3 +237,24 @@ def test_the_catalog_tells_an_unreachable_s3_from_a_reachable_one(engine, units)
         assert clients.storage_answers(f"http://{netloc}") is True
     assert clients.probe(f"http://{netloc}")
     assert clients.storage_answers(f"http://{netloc}") is False
+
+
+def test_the_egress_proxy_credentials_are_used_and_shown_nowhere(s3, units):
+    # GIVEN an egress proxy that asks for credentials, and a registry on S3 whose
+    # registry-http-proxy option holds them
+    password = f"proxy-{uuid.uuid4().hex}"
+    with auth_proxy(docker_bridge_gateway(), "egress", password) as proxy:
+        name, netloc = units(s3_options(s3) | {"registry-http-proxy": proxy.url_with_credentials})
+        # WHEN the registry lists its repositories THEN it reached S3 through the proxy, with
+        # the credentials (the proxy refuses a request without them)
+        assert clients.storage_answers(f"http://{netloc}") is True, s3.log_tail()
+        assert any(url.startswith(f"{s3.url}/{BUCKET}") for url in proxy.forwarded())
+        assert all(authorized for _method, _url, authorized in proxy.requests)
+    # AND the credentials are in neither the container's config and state (`docker inspect`:
+    # environment, arguments, mounts) nor any process's arguments on this host
+    inspected = run("docker", "inspect", name)
+    assert password not in inspected
+    assert "registry.env" in inspected  # the file they are read from, mounted read-only
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            assert password.encode() not in cmdline.read_bytes(), cmdline

@@ -301,7 +301,11 @@ def test_ready_only_when_the_object_storage_answered(charm):
     assert charm.status[0] == "active"
 
 
-def test_proxy_credentials_reach_the_registry_through_a_private_env_file_never_argv(config):
+def test_proxy_credentials_reach_the_registry_through_a_private_mounted_file_never_argv(config):
+    # GIVEN proxies with credentials WHEN the registry's run arguments are made THEN the
+    # credentials are in none of them, nor handed to docker as environment (`-e`,
+    # `--env-file`: `docker inspect` would show them): the container's shell reads them from a
+    # 0600 file mounted read-only
     from charms.layer.docker_registry import render
 
     proxy = f"http://user:{SECRET}@proxy.example:3128"
@@ -318,7 +322,8 @@ def test_proxy_credentials_reach_the_registry_through_a_private_env_file_never_a
         realm="r",
     )
     argv = render.ContainerRun(desired.run, "h").argv()
-    assert SECRET not in " ".join(argv) and "-e" not in argv and "--env" not in argv
-    assert argv[argv.index("--env-file") + 1] == render.ENV_FILE
+    assert SECRET not in " ".join(argv)
+    assert not {"-e", "--env", "--env-file"} & set(argv)
+    assert f"{render.ENV_FILE}:{render.ENV_FILE}:ro" in argv
     env = next(f for f in desired.files if f.path == render.ENV_FILE)
     assert (env.mode, env.mount) == (0o600, False) and SECRET in env.content

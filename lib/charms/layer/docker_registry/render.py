@@ -113,6 +113,31 @@ class HostFile:
     option: str = ""  # the option that names its path ("" for the charm's own file names)
 
 
+# The image's own entrypoint and command (upstream registry:2 and the image this project
+# builds alike): ENTRYPOINT ["/entrypoint.sh"], CMD ["/etc/docker/registry/config.yml"].
+IMAGE_ENTRYPOINT, IMAGE_CMD = "/entrypoint.sh", CONFIG_FILE
+# Exports each NAME=value line of the env file as it is (no shell evaluation of the value),
+# then runs the image's entrypoint with the container's arguments.
+_SOURCE_ENV = (
+    'while IFS= read -r line; do case "$line" in *=*) export "$line" ;; esac; done < {path}; '
+    f'exec {IMAGE_ENTRYPOINT} "$@"'
+)
+
+
+def with_env_file(env_file: str, command: list[str]) -> tuple[list[str], list[str]]:
+    """(`docker run` options, arguments after the image) that run ``command`` (the image's
+    default command when empty) with the variables of the host's ``env_file`` ("" for none)
+    in its environment. Registry 2.8 reads its egress proxy (credentials and all) only from
+    its environment: the file is mounted read-only and read by the container's own shell, so
+    the values are in no process argument and not in the container's config (`docker
+    inspect`), where `--env`/`--env-file` would put them."""
+    if not env_file:
+        return [], command
+    script = _SOURCE_ENV.format(path=ENV_FILE)
+    options = ["--volume", f"{env_file}:{ENV_FILE}:ro", "--entrypoint", "/bin/sh"]
+    return options, ["-c", script, "sh", *(command or [IMAGE_CMD])]
+
+
 @dataclass(frozen=True)
 class RunSpec:
     name: str
@@ -142,11 +167,11 @@ class RunSpec:
             argv += ["--publish", f"{prefix}{host_port}:{container_port}"]
         for volume in self.volumes():
             argv += ["--volume", volume]
-        if self.env_file:
-            argv += ["--env-file", self.env_file]
+        options, command = with_env_file(self.env_file, [])
+        argv += options
         if self.log_driver:
             argv += ["--log-driver", self.log_driver, "--log-opt", f"tag={self.name}"]
-        return [*argv, self.image]
+        return [*argv, self.image, *command]
 
     def as_record(self) -> dict:
         """JSON-safe form for the unit kv (holds no secret: they live in mounted files)."""
