@@ -294,6 +294,20 @@ def _storage_params(storage: S3Storage | SwiftStorage, prefix: str = "") -> dict
     return params
 
 
+# The registry's own storage health check (health.storagedriver): while it fails, the registry
+# answers 503 to every request, whatever the auth; the hook reads that as "storage down".
+# (seconds between checks, failed checks in a row that make it fail)
+FILESYSTEM_HEALTH = (10, 3)  # the image's default: a local disk
+# object storage: a verdict soon enough for the hook to wait for it (storage_health), and one
+# failed request (after the S3/Swift client's own retries) tolerated
+OBJECT_STORAGE_HEALTH = (5, 2)
+
+
+def storage_health(kind: str) -> tuple[int, int]:
+    """(interval in seconds, threshold) of the storage health check for a storage kind."""
+    return FILESYSTEM_HEALTH if kind == "filesystem" else OBJECT_STORAGE_HEALTH
+
+
 def metrics_listener(settings: Settings, collector: bool) -> bool:
     """The debug listener (/metrics) runs when prometheus-metrics asks for it or while a COS
     collector is related."""
@@ -352,6 +366,7 @@ def config_context(
     if metrics_listener(settings, collector) and not cache:
         debug = {"addr": f":{CONTAINER_DEBUG_PORT}", "prometheus": True}
     http_host = settings.http_host.url if settings.http_host and not cache else ""
+    interval, threshold = storage_health(settings.storage.kind)
     return {
         "log_level": settings.log_level,
         "storage": storage,
@@ -367,6 +382,7 @@ def config_context(
         "debug": debug,
         "auth": auth,
         "proxy": proxy,
+        "storage_health": {"interval": interval, "threshold": threshold},
     }
 
 
