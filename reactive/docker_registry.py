@@ -237,14 +237,14 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
     if outcome.action == "stopped-by-operator":
         report.add(status.stopped(desired.run.name))
         return
-    if not outcome.answering:
-        report.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
+    if not outcome.answering:  # (its storage health check failing: blocked, naming it)
+        applying.report_storage(config, plan, host, outcome, report)
         return
     report.add(plan.when_serving)
-    storage_problem = applying.storage_unreachable(config, outcome.probe_url)
-    if storage_problem:  # the registry answers /v2/, yet cannot store or serve a thing
-        report.block(storage_problem)
     if plan.tell_peers:  # (while TLS is expected but not here, nobody is told http)
         publish.to_clients(endpoint_from_name("docker-registry"), config, plan, desired.scheme)
         publish.to_proxy(endpoint_from_name("website"), config, inputs, plan)
     applying.tell_this_unit(config, inputs, plan, host, desired.scheme, outcome.probe_url, report)
+    # the registry answers /v2/, yet may not store or serve a thing (after tell_this_unit:
+    # under mutual TLS the catalog is asked with this unit's client certificate)
+    applying.report_storage(config, plan, host, outcome, report)

@@ -389,17 +389,20 @@ def config_from_file(juju: jubilant.Juju, tmp_path: Path, values: dict) -> None:
 
 def test_no_secret_anywhere(session, helpers, tmp_path, upstream_registry):
     """Secrets audit: the basic-auth password, the S3 secret key, the Swift password, the cache
-    password and the registry's http secret never appear in a process's arguments or
-    environment (every program the hooks and actions start, recorded as the kernel runs it),
-    in the registry container's arguments or environment, nor in the model's logs, status
-    history, hook-tool audit trail or action output."""
+    password, the egress proxy's password and the registry's http secret never appear in a
+    process's arguments or environment (every program the hooks and actions start, recorded
+    as the kernel runs it), in the registry container's arguments or environment, nor in the
+    model's logs, status history, hook-tool audit trail or action output."""
     model, _ = session
     gateway = docker_bridge_gateway()
     upstream = upstream_registry("e2e-tls-up", [], loopback=False)
-    s3_secret, swift_password, cache_password = (
-        f"e2e-{name}-{secrets.token_hex(8)}" for name in ("s3", "swift", "cache")
+    s3_secret, swift_password, cache_password, proxy_password = (
+        f"e2e-{name}-{secrets.token_hex(8)}" for name in ("s3", "swift", "cache", "proxy")
     )
     storage_and_cache = ["cache-remoteurl", "cache-username", "cache-password"]
+    # an https egress proxy with credentials (S3 and the upstream are http: it is not asked)
+    storage_and_cache.append("registry-https-proxy")
+    https_proxy = f"http://e2e:{proxy_password}@{gateway}:{free_port(gateway)}"
     with moto_s3(host=gateway, secret_key=s3_secret) as s3:
         s3.create_bucket("e2e-secrets")
         storage_and_cache += list(s3.charm_options("e2e-secrets"))
@@ -414,6 +417,7 @@ def test_no_secret_anywhere(session, helpers, tmp_path, upstream_registry):
                     "cache-remoteurl": f"http://{upstream.gateway_netloc}",
                     "cache-username": "e2e",
                     "cache-password": cache_password,
+                    "registry-https-proxy": https_proxy,
                 },
             )
             helpers.wait_for_unit(model, UNIT, "active")
@@ -448,6 +452,8 @@ def test_no_secret_anywhere(session, helpers, tmp_path, upstream_registry):
         # the registry really ran on S3 and the cache, with their secrets (in its 0600 file)
         assert rendered["storage"]["s3"]["secretkey"] == s3_secret
         assert rendered["proxy"]["password"] == cache_password
+        env = helpers.unit_file(model, UNIT, "/etc/docker/registry/registry.env") or ""
+        assert f"HTTPS_PROXY={https_proxy}" in env.splitlines()
         model.config(APP, reset=storage_and_cache)
         helpers.wait_for_unit(model, UNIT, "active", READY_HTTP)
     http_secret = rendered["http"]["secret"]
@@ -466,7 +472,7 @@ def test_no_secret_anywhere(session, helpers, tmp_path, upstream_registry):
     assert {"config-get", "status-set"} <= {r["tool"] for r in audit}  # it records hook tools
     assert "execve(" in spied[0] and '"config-get"' in spied[0]  # the spy saw the hooks
     for where, text in haystacks.items():
-        for secret in [*SECRETS_SEEN, s3_secret, swift_password, cache_password]:
+        for secret in [*SECRETS_SEEN, s3_secret, swift_password, cache_password, proxy_password]:
             assert secret not in text, f"a secret leaked into {where}"
     # the http secret too: it is shared in a Juju secret, leader data holds only its URI
     assert "http-secret-id" in json.dumps([r for r in audit if r.get("tool") == "leader-set"])

@@ -7,20 +7,27 @@ usual `--publish` (no `--network host`, which would put every registry on the ho
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
 import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
 
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.pipeline import apply as applying
 from charms.layer.docker_registry.pipeline import clients, render
+from tests.support.certs import make_ca, make_client_cert, make_server_cert
 from tests.support.config import charm_defaults
+from tests.support.http_proxy import auth_proxy
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
-from tests.support.net import free_port
+from tests.support.net import free_port, get_status
 from tests.support.s3 import docker_bridge_gateway, http_request, moto_s3, sigv2_headers
 
 BUCKET = "registry-it"
@@ -48,21 +55,23 @@ def s3(engine):
 
 @pytest.fixture
 def units(engine, tmp_path):
-    """Start sandboxed registry units on 127.0.0.1 from the charm's own rendering."""
+    """Start sandboxed registry units on 127.0.0.1 from the charm's own rendering; each one's
+    parsed config and apply outcome are kept in ``start.started`` (by container name)."""
     defaults = charm_defaults()
     names: list[str] = []
 
-    def start(overrides: dict) -> tuple[str, str]:
+    def start(overrides: dict, tls: render.TlsMaterial | None = None) -> tuple[str, str]:
         host = paths.Host(
             sandbox=str(tmp_path / f"u{len(names)}"), unit_name=f"s3-{uuid.uuid4().hex[:8]}/0"
         )
         port = free_port()
         config = defaults | {"registry-image": registry_image_ref(), "registry-port": port}
+        parsed = settings.parse(config | overrides)
         desired = render.desired(
-            settings.parse(config | overrides),
+            parsed,
             host=host,
             unit_address="127.0.0.1",
-            tls=None,
+            tls=tls,
             http_secret=SECRET,
             htpasswd="",
             realm="docker-registry",
@@ -76,8 +85,10 @@ def units(engine, tmp_path):
             allow_start=True,
         )
         assert outcome.answering, outcome
+        start.started[desired.run.name] = (parsed, outcome)
         return desired.run.name, f"127.0.0.1:{port}"
 
+    start.started = {}
     yield start
     for name in names:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
@@ -236,3 +247,92 @@ def test_the_catalog_tells_an_unreachable_s3_from_a_reachable_one(engine, units)
         assert clients.storage_answers(f"http://{netloc}") is True
     assert clients.probe(f"http://{netloc}")
     assert clients.storage_answers(f"http://{netloc}") is False
+
+
+def test_the_egress_proxy_credentials_are_used_and_shown_nowhere(s3, units):
+    # GIVEN an egress proxy that asks for credentials, and a registry on S3 whose
+    # registry-http-proxy option holds them
+    password = f"proxy-{uuid.uuid4().hex}"
+    with auth_proxy(docker_bridge_gateway(), "egress", password) as proxy:
+        name, netloc = units(s3_options(s3) | {"registry-http-proxy": proxy.url_with_credentials})
+        # WHEN the registry lists its repositories THEN it reached S3 through the proxy, with
+        # the credentials (the proxy refuses a request without them)
+        assert clients.storage_answers(f"http://{netloc}") is True, s3.log_tail()
+        assert any(url.startswith(f"{s3.url}/{BUCKET}") for url in proxy.forwarded())
+        assert all(authorized for _method, _url, authorized in proxy.requests)
+    # AND the credentials are in neither the container's config and state (`docker inspect`:
+    # environment, arguments, mounts) nor any process's arguments on this host
+    inspected = run("docker", "inspect", name)
+    assert password not in inspected
+    assert "registry.env" in inspected  # the file they are read from, mounted read-only
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            assert password.encode() not in cmdline.read_bytes(), cmdline
+
+
+def storage_verdicts(units, name: str, client_pair=None, until: str = "") -> str:
+    """What the hook's storage check says of unit ``name``: asked again (as the next hooks
+    would) while it says something other than ``until``, for up to 30 s."""
+    config, outcome = units.started[name]
+    deadline = time.monotonic() + 30
+    while True:
+        said = applying.storage_unreachable(config, outcome, client_pair)
+        if said == until or time.monotonic() > deadline:
+            return said
+        time.sleep(1)
+
+
+STORAGE_DOWN = "storage-s3-*: the registry cannot reach its storage backend."
+
+
+def test_with_token_auth_ready_only_while_the_storage_health_check_passes(engine, units):
+    # GIVEN a registry with token auth on S3: the charm holds no token, so cannot list the
+    # catalog; the registry's own storage health check answers for the storage
+    ca, _, _ = make_ca("token-issuer")
+    token = {
+        "auth-token-realm": "https://auth.example.com/token",
+        "auth-token-service": "registry",
+        "auth-token-issuer": "issuer",
+        "auth-token-root-certs": base64.b64encode(ca.cert.encode()).decode(),
+    }
+    gateway = docker_bridge_gateway()
+    with moto_s3(host=gateway) as s3:
+        s3.create_bucket(BUCKET)
+        name, netloc = units(s3_options(s3) | token)
+        # and one whose new S3 endpoint refuses connections (/v2/ answers all the same)
+        dead = {"storage-s3-regionendpoint": f"http://{gateway}:{free_port(gateway)}"}
+        dead_name, dead_netloc = units(s3_options(s3) | token | dead)
+        assert get_status(f"http://{netloc}/v2/_catalog") == 401
+        assert get_status(f"http://{dead_netloc}/v2/") == 401
+        # WHEN the hook asks, right after the start THEN it waits for the registry's first
+        # verdict: Ready where the storage answers, blocked naming the options where it does
+        # not (never the endpoint)
+        assert storage_verdicts(units, name) == ""
+        config, outcome = units.started[dead_name]
+        assert applying.storage_unreachable(config, outcome) == STORAGE_DOWN
+    # WHEN the storage goes away THEN the registry answers 503 to everything: blocked
+    assert storage_verdicts(units, name, until=STORAGE_DOWN) == STORAGE_DOWN
+    assert get_status(f"http://{netloc}/v2/") == 503
+
+
+def test_with_mutual_tls_the_catalog_is_asked_with_the_units_client_certificate(
+    engine, units, tmp_path
+):
+    # GIVEN a registry on S3 that requires client certificates, and the unit's own one
+    ca, ca_key, ca_cert = make_ca()
+    server = make_server_cert(ca_key, ca_cert, "127.0.0.1", ["127.0.0.1"])
+    client = make_client_cert(ca_key, ca_cert)
+    pair = (tmp_path / "client.cert", tmp_path / "client.key")
+    pair[0].write_text(client.cert)
+    pair[1].write_text(client.key)
+    client_pair = (str(pair[0]), str(pair[1]))
+    tls = render.TlsMaterial(cert=server.cert, key=server.key, ca=ca.cert)
+    with moto_s3(host=docker_bridge_gateway()) as s3:
+        s3.create_bucket(BUCKET)
+        name, _ = units(s3_options(s3) | {"tls-client-auth": True}, tls=tls)
+        # THEN with the certificate the storage is seen to answer; without, nothing is claimed
+        assert storage_verdicts(units, name, client_pair) == ""
+        _config, outcome = units.started[name]
+        assert clients.storage_answers(outcome.probe_url) is None
+    # WHEN the storage goes away THEN the catalog fails at once: blocked
+    assert storage_verdicts(units, name, client_pair, until=STORAGE_DOWN) == STORAGE_DOWN

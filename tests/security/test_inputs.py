@@ -303,7 +303,33 @@ def test_ready_only_when_the_object_storage_answered(charm):
     assert charm.status[0] == "active"
 
 
-def test_proxy_credentials_reach_the_registry_through_a_private_env_file_never_argv(config):
+def test_storage_down_under_token_auth_blocks_naming_the_options_not_waiting(charm):
+    # GIVEN S3 storage and token auth (the hook holds no token: the registry's own storage
+    # health check answers for the storage, failing every request with 503)
+    ca, _, _ = certs.make_ca("token-issuer")
+    charm.config |= {
+        "storage-s3-region": "r",
+        "storage-s3-bucket": "b",
+        "storage-s3-regionendpoint": "http://10.99.0.1:9000",
+        "auth-token-realm": "https://auth.example.com/token",
+        "auth-token-service": "registry",
+        "auth-token-issuer": "issuer",
+        "auth-token-root-certs": base64.b64encode(ca.cert.encode()).decode(),
+    }
+    charm.storage, charm.answering = False, False
+    charm.hook("install")
+    # THEN blocked naming the options (not "waiting for the registry to answer"), no address
+    assert charm.status == (
+        "blocked",
+        "storage-s3-*: the registry cannot reach its storage backend.",
+    )
+
+
+def test_proxy_credentials_reach_the_registry_through_a_private_mounted_file_never_argv(config):
+    # GIVEN proxies with credentials WHEN the registry's run arguments are made THEN the
+    # credentials are in none of them, nor handed to docker as environment (`-e`,
+    # `--env-file`: `docker inspect` would show them): the container's shell reads them from a
+    # 0600 file mounted read-only
     from charms.layer.docker_registry.pipeline import render
 
     proxy = f"http://user:{SECRET}@proxy.example:3128"
@@ -320,7 +346,8 @@ def test_proxy_credentials_reach_the_registry_through_a_private_env_file_never_a
         realm="r",
     )
     argv = render.ContainerRun(desired.run, "h").argv()
-    assert SECRET not in " ".join(argv) and "-e" not in argv and "--env" not in argv
-    assert argv[argv.index("--env-file") + 1] == render.ENV_FILE
+    assert SECRET not in " ".join(argv)
+    assert not {"-e", "--env", "--env-file"} & set(argv)
+    assert f"{render.ENV_FILE}:{render.ENV_FILE}:ro" in argv
     env = next(f for f in desired.files if f.path == render.ENV_FILE)
     assert (env.mode, env.mount) == (0o600, False) and SECRET in env.content

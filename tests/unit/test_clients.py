@@ -110,12 +110,13 @@ def test_certificate_names_without_http_host_use_the_first_address(config):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    status = 200
+    status: int | dict[str, int] = 200  # for every path, or by path (without the query)
     paths: list[str]
 
     def do_GET(self):
         self.paths.append(self.path)
-        self.send_response(self.status)
+        status = self.status
+        self.send_response(status if isinstance(status, int) else status[self.path.split("?")[0]])
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
@@ -125,7 +126,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(status: int, tls_context: ssl.SSLContext | None = None) -> Iterator[tuple[str, list]]:
+def serve(
+    status: int | dict[str, int], tls_context: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, list]]:
     seen: list[str] = []
     handler = type("Handler", (_Handler,), {"status": status, "paths": seen})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -147,6 +150,40 @@ def test_probe_asks_v2_and_accepts_200_or_401(status, answers):
     with serve(status) as (url, seen):
         assert clients.probe(url, timeout=5) is answers
     assert seen == ["/v2/"]
+
+
+@pytest.mark.parametrize(
+    ("catalog", "v2", "answers"),
+    [
+        (200, 200, True),  # listed: the storage answered
+        (500, 200, False),  # the storage failed
+        (503, 503, False),  # the registry's storage health check fails: every request
+        (401, 401, True),  # token auth: the health check's verdict is in and passed
+        (401, 503, False),  # ... and failed
+        (404, 200, None),  # something else: no claim
+    ],
+)
+def test_storage_answers_from_the_catalog_else_from_the_health_check(catalog, v2, answers):
+    waits: list[bool] = []
+
+    def health_after() -> float:
+        waits.append(True)
+        return 0.0
+
+    with serve({"/v2/_catalog": catalog, "/v2/": v2}) as (url, seen):
+        assert clients.storage_answers(url, health_after=health_after, timeout=5) is answers
+    # only where the catalog is not the charm's to list is the health check waited for
+    asked_health = catalog == 401
+    assert seen == ["/v2/_catalog?n=1"] + (["/v2/"] if asked_health else [])
+    assert waits == ([True] if asked_health else [])
+
+
+def test_storage_answers_presents_the_client_certificate_it_is_given(tmp_path):
+    # an unreadable pair is no answer (never a traceback)
+    missing = (str(tmp_path / "client.cert"), str(tmp_path / "client.key"))
+    with serve(200) as (url, seen):
+        assert clients.storage_answers(url, client_pair=missing, timeout=5) is None
+    assert seen == []
 
 
 def test_probe_of_a_server_error_is_false():

@@ -7,6 +7,7 @@ docker commands the library ran and can make docker fail, hang or answer oddly.
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -719,3 +720,23 @@ def test_a_hook_that_ended_with_the_last_good_container_aside_gets_it_back(gated
     assert (outcome.action, outcome.answering) == ("started", True)
     assert set(gated.fake.load_state()["containers"]) == {NAME}
     assert gated.container(NAME)["Id"] == good["Id"]
+
+
+@pytest.mark.parametrize(
+    ("started_at", "running", "seconds"),
+    [
+        ("2026-12-03T16:10:44.500000000Z", True, 10.5),  # docker's nanoseconds
+        ("2026-12-03T16:10:55Z", True, 0.0),
+        ("2026-12-03T16:10:44.5Z", False, None),  # not running: no verdict to wait for
+        ("0001-01-01T00:00:00Z", False, None),  # never started
+        ("", True, None),
+    ],
+)
+def test_running_for_reads_dockers_start_time(started_at, running, seconds):
+    state = container.ContainerState(
+        name="r", id="i", running=running, status="", image_id="", started_at=started_at
+    )
+    now = datetime.datetime(2026, 12, 3, 16, 10, 55, tzinfo=datetime.timezone.utc).timestamp()
+    assert container.running_for(state, now) == (
+        pytest.approx(seconds) if seconds is not None else None
+    )

@@ -226,8 +226,16 @@ def test_run_argv_sandboxed_unit(config, tmp_path):
     assert argv[argv.index("--name") + 1] == "registry-docker-registry-3"
     assert "10.1.2.3:5000:5000" in argv
     assert f"{tmp_path}/srv/registry:/var/lib/registry" in argv
-    assert argv[argv.index("--env-file") + 1] == f"{tmp_path}/etc/docker/registry/registry.env"
-    assert not any("pw" in a for a in argv)  # proxy credentials only in the 0600 env file
+    # the proxy (credentials and all) is read inside the container from the 0600 env file,
+    # mounted read-only: in no argument, and not in the container's config (no --env-file)
+    env_mount = f"{tmp_path}/etc/docker/registry/registry.env:/etc/docker/registry/registry.env:ro"
+    assert env_mount in argv and "--env-file" not in argv
+    assert argv[argv.index("--entrypoint") + 1] == "/bin/sh"
+    image = argv.index("registry:2")
+    assert argv[image + 1] == "-c"
+    assert argv[image + 3 :] == ["sh", "/etc/docker/registry/config.yml"]
+    assert "exec /entrypoint.sh" in argv[image + 2]
+    assert not any("pw" in a for a in argv)
     env = next(f for f in d.files if f.path.endswith("registry.env"))
     assert (
         env.mode == 0o600

@@ -46,14 +46,13 @@ class GcPlan:
         argv += ["--label", f"{container.OWNER_LABEL}={container.owner()}"]
         for volume in self.volumes:
             argv += ["--volume", volume]
-        if self.env_file:
-            argv += ["--env-file", self.env_file]
-        argv += [self.image, "garbage-collect"]
+        command = ["garbage-collect"]
         if delete_untagged:
-            argv.append("--delete-untagged")
+            command.append("--delete-untagged")
         if dry_run:
-            argv.append("--dry-run")
-        return [*argv, render.CONFIG_FILE]
+            command.append("--dry-run")
+        options, command = render.with_env_file(self.env_file, [*command, render.CONFIG_FILE])
+        return [*argv, *options, self.image, *command]
 
 
 def plan(run: render.ContainerRun | None) -> GcPlan:

@@ -7,10 +7,12 @@ by matching text in ``docker ps`` output.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 from charms.layer.docker_registry.errors import DockerError
@@ -88,6 +90,22 @@ def inspect(name: str) -> ContainerState | None:
         restart_count=int(data.get("RestartCount") or 0),
         ports=_published(data),
     )
+
+
+_STARTED_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$")
+
+
+def running_for(state: ContainerState, now: float | None = None) -> float | None:
+    """Seconds since the container last started (docker's StartedAt, UTC with nanoseconds),
+    or None when it never did or docker said something else."""
+    match = _STARTED_RE.match(state.started_at)
+    if not (state.running and match):
+        return None
+    started = datetime.datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc
+    )
+    fraction = float(f"0.{match[2]}") if match[2] else 0.0
+    return (time.time() if now is None else now) - started.timestamp() - fraction
 
 
 def _published(data: dict) -> tuple[tuple[str, int], ...]:

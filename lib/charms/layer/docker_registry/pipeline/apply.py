@@ -34,6 +34,7 @@ from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 HTTP_SECRET_ID = "http-secret-id"  # noqa: S105 - leader data: the URI of the Juju secret
 HTTP_SECRET_KEY = "http-secret"  # noqa: S105 - that secret's key
 LEGACY_HTTP_SECRET = "http-secret"  # noqa: S105 - leader data of earlier revisions: the value
+HEALTH_MARGIN = 2  # seconds a storage health check may take (a failing one, refused: ms)
 
 
 @dataclass(frozen=True)
@@ -181,13 +182,58 @@ def tell_this_unit(
     records.save_endpoint(endpoint)
 
 
-def storage_unreachable(config: settings.Settings, url: str) -> str:
+def report_storage(
+    config: settings.Settings,
+    plan: Plan,
+    host: paths.Host,
+    outcome: workload.Outcome,
+    report: status.Report,
+) -> None:
+    """Blocks when the registry cannot reach its object storage (a registry whose storage
+    health check fails answers 503 to every request, /v2/ too); one that does not answer
+    otherwise is waited for."""
+    client_pair = None
+    if plan.identity:  # mutual TLS: this unit's client certificate, once trust wrote it
+        cert, key = trust.client_files(host, plan.netloc)
+        client_pair = (str(cert), str(key)) if cert.exists() and key.exists() else None
+    problem = storage_unreachable(config, outcome, client_pair)
+    if problem:
+        report.block(problem)
+    elif not outcome.answering:
+        report.wait(f"Waiting for the registry to answer at {outcome.probe_url}/v2/.")
+
+
+def storage_unreachable(
+    config: settings.Settings,
+    outcome: workload.Outcome,
+    client_pair: tuple[str, str] | None = None,
+) -> str:
     """Why "Ready" would be untrue of object storage the registry cannot reach ("" if it can,
-    or when that cannot be told): /v2/ answers whether or not the storage does."""
+    or when that cannot be told): /v2/ answers whether or not the storage does. The catalog
+    tells at once where the charm may list it (with this unit's client certificate under
+    mutual TLS); with token auth the registry's own storage health check does, once its
+    verdict is in (the hook waits for it after a start)."""
     if config.storage.kind == "filesystem":
         return ""
+    interval, threshold = render.storage_health(config.storage.kind)
+    verdict_at = interval * threshold + HEALTH_MARGIN  # after the start: failed checks in a row
+
+    def health_after() -> float:
+        """How long the registry's first verdict is still to come (it ran that long)."""
+        try:
+            state = container.inspect(outcome.run.spec.name)
+        except RegistryCharmError:
+            return verdict_at
+        running = container.running_for(state) if state else None
+        return 0.0 if running is None else min(verdict_at, max(0.0, verdict_at - running))
+
     basic = config.basic_auth
-    answers = clients.storage_answers(url, *((basic.user, basic.password) if basic else ()))
+    answers = clients.storage_answers(
+        outcome.probe_url,
+        *((basic.user, basic.password) if basic else ()),
+        client_pair=client_pair,
+        health_after=health_after,
+    )
     if answers is not False:
         return ""
     return f"storage-{config.storage.kind}-*: the registry cannot reach its storage backend."

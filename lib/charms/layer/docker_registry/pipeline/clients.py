@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import ipaddress
 import ssl
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -137,25 +138,53 @@ def probe(url: str, timeout: float = 3) -> bool:
 
 
 def storage_answers(
-    url: str, user: str = "", password: str = "", timeout: float = 15
+    url: str,
+    user: str = "",
+    password: str = "",
+    *,
+    client_pair: tuple[str, str] | None = None,
+    health_after: Callable[[], float] = lambda: 0.0,
+    timeout: float = 15,
 ) -> bool | None:
     """Whether the registry at ``url`` reaches its storage backend: /v2/ answers without
-    touching storage, the catalog lists it. True (200), False (a 5xx: the storage failed),
-    None when it cannot tell (token auth, mutual TLS, the registry itself unreachable)."""
+    touching storage, the catalog lists it. True (200), False (a 5xx: the storage failed, or
+    the registry's storage health check fails, which answers 503 to every request), None when
+    it cannot tell (the registry unreachable, or mutual TLS without ``client_pair``).
+
+    Where the catalog is not the charm's to list (token auth: 401), the registry's storage
+    health check speaks: ``health_after()`` seconds later (when its verdict is in), /v2/ answers
+    (True) or fails with 503 (False), whatever the auth."""
+    code = _status(f"{url}/v2/_catalog?n=1", user, password, client_pair, timeout)
+    if code in (401, 403):
+        time.sleep(max(0.0, health_after()))
+        code = _status(f"{url}/v2/", "", "", client_pair, timeout)
+        if code in (200, 401):
+            return True
+    if code == 200:
+        return True
+    return False if code >= 500 else None
+
+
+def _status(
+    url: str, user: str, password: str, client_pair: tuple[str, str] | None, timeout: float
+) -> int:
+    """The HTTP status of a GET of ``url`` (0 when there was no HTTP answer)."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    request = urllib.request.Request(f"{url}/v2/_catalog?n=1")  # noqa: S310 - http(s) only
+    request = urllib.request.Request(url)  # noqa: S310 - http(s) only
     if user:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
+        if client_pair:
+            context.load_cert_chain(*client_pair)
         with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:  # noqa: S310
-            return resp.status == 200
+            return resp.status
     except urllib.error.HTTPError as exc:
-        return False if exc.code >= 500 else None
+        return exc.code
     except (OSError, ValueError):
-        return None
+        return 0
 
 
 def _asks_for_client_cert(error: object) -> bool:

@@ -109,6 +109,31 @@ class HostFile:
     option: str = ""  # the option that names its path ("" for the charm's own file names)
 
 
+# The image's own entrypoint and command (upstream registry:2 and the image this project
+# builds alike): ENTRYPOINT ["/entrypoint.sh"], CMD ["/etc/docker/registry/config.yml"].
+IMAGE_ENTRYPOINT, IMAGE_CMD = "/entrypoint.sh", CONFIG_FILE
+# Exports each NAME=value line of the env file as it is (no shell evaluation of the value),
+# then runs the image's entrypoint with the container's arguments.
+_SOURCE_ENV = (
+    'while IFS= read -r line; do case "$line" in *=*) export "$line" ;; esac; done < {path}; '
+    f'exec {IMAGE_ENTRYPOINT} "$@"'
+)
+
+
+def with_env_file(env_file: str, command: list[str]) -> tuple[list[str], list[str]]:
+    """(`docker run` options, arguments after the image) that run ``command`` (the image's
+    default command when empty) with the variables of the host's ``env_file`` ("" for none)
+    in its environment. Registry 2.8 reads its egress proxy (credentials and all) only from
+    its environment: the file is mounted read-only and read by the container's own shell, so
+    the values are in no process argument and not in the container's config (`docker
+    inspect`), where `--env`/`--env-file` would put them."""
+    if not env_file:
+        return [], command
+    script = _SOURCE_ENV.format(path=ENV_FILE)
+    options = ["--volume", f"{env_file}:{ENV_FILE}:ro", "--entrypoint", "/bin/sh"]
+    return options, ["-c", script, "sh", *(command or [IMAGE_CMD])]
+
+
 @dataclass(frozen=True)
 class RunSpec:
     name: str
@@ -138,11 +163,11 @@ class RunSpec:
             argv += ["--publish", f"{prefix}{host_port}:{container_port}"]
         for volume in self.volumes():
             argv += ["--volume", volume]
-        if self.env_file:
-            argv += ["--env-file", self.env_file]
+        options, command = with_env_file(self.env_file, [])
+        argv += options
         if self.log_driver:
             argv += ["--log-driver", self.log_driver, "--log-opt", f"tag={self.name}"]
-        return [*argv, self.image]
+        return [*argv, self.image, *command]
 
     def as_record(self) -> dict:
         """JSON-safe form for the unit kv (holds no secret: they live in mounted files)."""
@@ -265,6 +290,20 @@ def _storage_params(storage: S3Storage | SwiftStorage, prefix: str = "") -> dict
     return params
 
 
+# The registry's own storage health check (health.storagedriver): while it fails, the registry
+# answers 503 to every request, whatever the auth; the hook reads that as "storage down".
+# (seconds between checks, failed checks in a row that make it fail)
+FILESYSTEM_HEALTH = (10, 3)  # the image's default: a local disk
+# object storage: a verdict soon enough for the hook to wait for it (storage_health), and one
+# failed request (after the S3/Swift client's own retries) tolerated
+OBJECT_STORAGE_HEALTH = (5, 2)
+
+
+def storage_health(kind: str) -> tuple[int, int]:
+    """(interval in seconds, threshold) of the storage health check for a storage kind."""
+    return FILESYSTEM_HEALTH if kind == "filesystem" else OBJECT_STORAGE_HEALTH
+
+
 def metrics_listener(settings: Settings, collector: bool) -> bool:
     """The debug listener (/metrics) runs when prometheus-metrics asks for it or while a COS
     collector is related."""
@@ -323,6 +362,7 @@ def config_context(
     if metrics_listener(settings, collector) and not cache:
         debug = {"addr": f":{CONTAINER_DEBUG_PORT}", "prometheus": True}
     http_host = settings.http_host.url if settings.http_host and not cache else ""
+    interval, threshold = storage_health(settings.storage.kind)
     return {
         "log_level": settings.log_level,
         "storage": storage,
@@ -338,6 +378,7 @@ def config_context(
         "debug": debug,
         "auth": auth,
         "proxy": proxy,
+        "storage_health": {"interval": interval, "threshold": threshold},
     }
 
 
