@@ -5,7 +5,15 @@ from __future__ import annotations
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import clear_flag, set_flag
 
-from charms.layer.docker_registry import container, paths, render, settings, status, workload
+from charms.layer.docker_registry import (
+    container,
+    datastore,
+    paths,
+    render,
+    settings,
+    status,
+    workload,
+)
 from charms.layer.docker_registry.actions import (
     RUN_KEY,
     STOPPED_FLAG,
@@ -66,6 +74,9 @@ def _stop(params: Params) -> dict:
 
 def _start(params: Params) -> dict:
     name = _target(params)
+    detached = datastore.attached_or_fail()
+    if detached:  # it would write to the root disk under the mount point
+        raise ActionError(detached)
     state = container.inspect(name)
     if state is not None:
         _ours(state)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from charms.layer.docker_registry import clients, proxy, status
 from charms.layer.docker_registry import tls as tls_lib
 from charms.layer.docker_registry.credentials import SecretRead
+from charms.layer.docker_registry.datastore import Observed
 from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.render import TlsMaterial
 from charms.layer.docker_registry.settings import Settings
@@ -41,6 +42,7 @@ class Inputs:
     served_https: bool = False  # what the last serving hook told clients was https
     collector: bool = False  # a COS collector is related over cos-agent
     secret: SecretRead | None = None  # what the credentials option names, read in this hook
+    datastore: Observed = field(default_factory=Observed)  # the registry-data store
 
 
 @dataclass(frozen=True)
