@@ -11,6 +11,7 @@ The status is decided once, at the end of every hook, from what the last run fou
 
 from __future__ import annotations
 
+import os
 import socket
 
 from charmhelpers.core import hookenv, unitdata
@@ -32,7 +33,7 @@ from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
 from charms.layer.docker_registry.host import engine, paths, workload
 from charms.layer.docker_registry.pipeline import apply as applying
-from charms.layer.docker_registry.pipeline import clients, publish, status
+from charms.layer.docker_registry.pipeline import clients, datastore, publish, status
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan, decide
 
 INSTALLED = "docker-registry.installed"
@@ -100,6 +101,8 @@ def reconcile() -> None:
         records.save_credentials_keys(None)
     try:
         config = settings.parse(credentials.effective_config(inputs.config, inputs.secret))
+        store = _decide_store(config, inputs)
+        config = datastore.effective(config, store)  # read-only while the volume is full
         plan = decide(config, inputs)
     except ConfigError as exc:
         # the running registry, its clients and the proxy keep the last good config
@@ -108,16 +111,55 @@ def reconcile() -> None:
     except InstallError as exc:  # openssl, which checks tls-*-blob, is gone
         report.block(str(exc) + ".")
         return
+    report.add(store.report)
+    if store.hold:  # the store could not be read: nothing is touched
+        return
     records.save_credentials_keys(credentials.record_of(inputs.secret))
     report.add(plan.report)
     try:
         with workload.registry_lock(paths.current()):  # never beside a garbage collection
-            apply(config, inputs, plan, report)
+            if _apply_store(config, store, report):
+                apply(config, inputs, plan, report)
     except workload.LockBusy as exc:
         report.wait(f"{exc}; the next hook applies the config.")
     except OSError as exc:  # a full disk, a directory where a file should be, ...
         what = exc.filename or "a file"
         report.block(f"Cannot write {what}: {exc.strerror or exc}.")
+
+
+def _decide_store(config: settings.Settings, inputs: Inputs) -> datastore.Decision:
+    return datastore.decide(
+        inputs.datastore,
+        datastore.Record.from_dict(unitdata.kv().get(datastore.RECORD_KEY)),
+        unit=hookenv.local_unit(),
+        filesystem=config.storage.kind == "filesystem",
+    )
+
+
+def _apply_store(
+    config: settings.Settings, store: datastore.Decision, report: status.Report
+) -> bool:
+    """The registry-data store's apply step: stop the registry while its volume is away, or
+    move it onto a volume that came; whether the rest of the pipeline may go on."""
+    kv = unitdata.kv()
+    before = datastore.Record.from_dict(kv.get(datastore.RECORD_KEY))
+    host = paths.current()
+    name = host.container_name(config.registry_name)
+    recorded = applying.recorded_name(kv.get(records.RUN))
+    try:
+        if not store.serve:
+            if datastore.stop_registry(name, recorded):
+                hookenv.log(f"registry container {name}: stopped, its storage is detached")
+            clear_flag(CONFIGURED)
+        else:
+            done = datastore.rebind(host, before, store.record, name, recorded)
+            if done:
+                hookenv.log(f"registry container {done}")
+    except RegistryCharmError as exc:  # the registry keeps its data where it was
+        report.block(f"Cannot move the registry onto storage {store.record.volume}: {exc}.")
+        return False
+    kv.set(datastore.RECORD_KEY, store.record.as_dict())
+    return store.serve
 
 
 @hook("stop")
@@ -179,6 +221,9 @@ def gather() -> Inputs:
         ),
         served_https=_served_https(),
         collector=collector,
+        datastore=datastore.observe(
+            paths.current(), hookenv.hook_name(), os.environ.get("JUJU_STORAGE_ID", "")
+        ),
     )
 
 

@@ -6,6 +6,7 @@ and parses), so `jubilant.Juju(model=DIR, cli_binary="tools/localjuju/juju")` dr
 `--model` goes before or after the verb. Verbs (as in Juju unless noted):
     deploy CHARM_DIR|fake:NAME [APP] [-n|--num-units N] [--config k=v|file.yaml]...
            [--resource name=path]... [--base ubuntu@22.04] [--trust]
+           [--storage NAME=[pool,][size][,count]]...
     add-unit APP [-n|--num-units N]           remove-unit [--no-prompt] UNIT...
     integrate A[:ep] B[:ep]                   remove-relation A[:ep] B[:ep] | RELATION_ID
     config APP [--format json|yaml] [key | key=value... ] [--reset key[,key]] [--file f.yaml]
@@ -25,6 +26,10 @@ and parses), so `jubilant.Juju(model=DIR, cli_binary="tools/localjuju/juju")` dr
     grant-secret ID|NAME APP[,APP]            revoke-secret ID|NAME APP[,APP]
     remove-secret ID|NAME [--revision N]      secrets [--format json|yaml]
     show-secret ID|NAME [--reveal] [--format json|yaml]
+    add-storage UNIT NAME=[pool,][size][,count]     attach-storage UNIT STORAGE_ID
+    detach-storage STORAGE_ID...              storage [--format json|yaml] (alias list-storage)
+        each instance a tmpfs of its size, bind-mounted at the store's location under the
+        unit's sandbox (storage.py)
     update-status [UNIT]  (local model only: Juju's timer firing update-status now)
     destroy               (local model only: removes every relation and unit the Juju way)
 The model directory defaults to build/model (env LOCALJUJU_MODEL).
@@ -48,6 +53,7 @@ from .secrets import listing as secret_listing
 from .secrets import parse_content
 from .state import load
 from .status import config_report, juju_status, task_report, unit_report
+from .storage import report as storage_report
 
 
 def _kv(items, parse_yaml=False):
@@ -150,6 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--resource", action="append", default=[])
     d.add_argument("--base")
     d.add_argument("--trust", action="store_true")
+    d.add_argument("--storage", action="append", default=[])
+    ads = verb("add-storage")
+    ads.add_argument("unit")
+    ads.add_argument("directives", nargs="+")
+    ats = verb("attach-storage")
+    ats.add_argument("unit")
+    ats.add_argument("storage_ids", nargs="+")
+    dts = verb("detach-storage")
+    dts.add_argument("storage_ids", nargs="+")
+    dts.add_argument("--force", action="store_true", help="(the local model never needs it)")
+    ls = verb("storage", "list-storage")
+    ls.add_argument("--format", choices=["json", "yaml"], default="yaml")
     a = verb("add-unit")
     a.add_argument("app")
     a.add_argument("-n", "--num-units", type=int, default=1)
@@ -260,7 +278,34 @@ def _secrets(ctl: Controller, model: Model, v: str, args) -> int:
     return _errors(ctl)
 
 
-VERB_ALIASES = {"relate": "integrate", "upgrade-charm": "refresh"}
+VERB_ALIASES = {"relate": "integrate", "upgrade-charm": "refresh", "list-storage": "storage"}
+
+
+def _directives(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, directive = item.partition("=")
+        if not sep or not name:
+            raise ModelError(f'expected storage as NAME=[pool,][size][,count], got "{item}"')
+        out[name] = directive
+    return out
+
+
+def _storage(ctl: Controller, model: Model, v: str, args) -> int:
+    if v == "add-storage":
+        for sid in ctl.add_storage(args.unit, _directives(args.directives)):
+            print(f"added storage {sid} to {args.unit}", file=sys.stderr)
+    elif v == "attach-storage":
+        for sid in args.storage_ids:
+            ctl.attach_storage(args.unit, sid)
+    elif v == "detach-storage":
+        for sid in args.storage_ids:
+            ctl.detach_storage(sid)
+            print(f"detaching {sid}", file=sys.stderr)
+    else:
+        _print(storage_report(load(model)), args.format)
+        return 0
+    return _errors(ctl)
 
 
 def main(argv=None) -> int:
@@ -295,6 +340,7 @@ def _dispatch(ctl: Controller, model: Model, args) -> int:
             args.num_units,
             trust=args.trust,
             base=args.base,
+            storage=_directives(args.storage),
         )
         print(f"Deployed {app}", file=sys.stderr)
         return _errors(ctl)
@@ -355,6 +401,8 @@ def _dispatch(ctl: Controller, model: Model, args) -> int:
     if v == "attach-resource":
         ctl.attach_resource(args.app, _resources(args.resources))
         return _errors(ctl)
+    if v.endswith("-storage") or v == "storage":
+        return _storage(ctl, model, v, args)
     if v.endswith("-secret") or v == "secrets":
         return _secrets(ctl, model, v, args)
     if v == "destroy":

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import machine as unit_machine
 from . import secrets
+from . import storage as juju_storage
 from .execution import Executor, Outcome
 from .lookup import find_relation, match_endpoints, resolve_charm
 from .meta import action_params, convert_config_value, load_charm_meta
@@ -44,6 +45,7 @@ class Controller:
         self.echo = echo or (lambda msg: None)
         self.scheduler = Scheduler()
         self.executor = Executor(self.model)
+        self.volumes = juju_storage.Volumes(self.model)
 
     # ================================================================ verbs
     def deploy(
@@ -55,8 +57,10 @@ class Controller:
         num_units: int = 1,
         trust: bool = False,
         base: str | None = None,
+        storage: dict[str, str] | None = None,
     ) -> str:
-        """charm: a charm directory, or `fake:<name>` for a remote-application fake."""
+        """charm: a charm directory, or `fake:<name>` for a remote-application fake;
+        ``storage``: {store: "[pool,][size][,count]"} for each unit (deploy --storage)."""
         if base not in (None, MACHINE_BASE):
             raise ModelError(f'base "{base}": the local model\'s machines are {MACHINE_BASE}')
         self.model.ensure()
@@ -68,8 +72,14 @@ class Controller:
             if name in st.applications:
                 raise ModelError(f'application "{name}" already exists')
             info = Application(
-                charm=str(charm_dir) if charm_dir else None, fake=fake, meta=meta, trust=trust
+                charm=str(charm_dir) if charm_dir else None,
+                fake=fake,
+                meta=meta,
+                trust=trust,
+                storage=dict(storage or {}),
             )
+            for store, directive in info.storage.items():  # refused as Juju refuses it
+                juju_storage.check_directive(meta, name, store, directive)
             st.applications[name] = info
             for k, v in (config or {}).items():
                 info.config[k] = self._convert(info, k, v)
@@ -99,6 +109,10 @@ class Controller:
                 if not info.leader:
                     info.leader = unit
                 self._new_unit_dir(unit, info, machine)
+                wanted = juju_storage.new_instances(st, app, unit, info.storage)
+                for store, size, pool in wanted:  # mounted before the unit's first hook
+                    sid = self.volumes.create(st, store, size, pool)
+                    self.volumes.attach(st, sid, unit)
                 self.scheduler.unit_added(st, unit)
             self.model.record_status(unit, "workload", "waiting", "waiting for machine")
             added.append(unit)
@@ -120,6 +134,37 @@ class Controller:
         with edit(self.model) as st:
             st.unit(unit)
             self.scheduler.unit_removed(st, unit)
+        self.settle()
+
+    # storage (storage.py): mounted before -storage-attached, unmounted after -detaching
+    def add_storage(self, unit: str, directives: dict[str, str]) -> list[str]:
+        with edit(self.model) as st:
+            wanted = juju_storage.new_instances(st, st.unit(unit).app, unit, directives)
+            added = []
+            for store, size, pool in wanted:
+                sid = self.volumes.create(st, store, size, pool)
+                self.volumes.attach(st, sid, unit)
+                self.scheduler.storage_attached(st, unit, sid)
+                added.append(sid)
+        self.settle()
+        return added
+
+    def attach_storage(self, unit: str, sid: str) -> None:
+        with edit(self.model) as st:
+            record = juju_storage.instance(st, sid)
+            if record.get("unit"):
+                raise ModelError(f'storage "{sid}" is already attached to {record["unit"]}')
+            juju_storage.check_count(st, unit, record["name"], 1)
+            self.volumes.attach(st, sid, unit)
+            self.scheduler.storage_attached(st, unit, sid)
+        self.settle()
+
+    def detach_storage(self, sid: str) -> None:
+        with edit(self.model) as st:
+            record = juju_storage.instance(st, sid)
+            if not record.get("unit"):
+                raise ModelError(f'storage "{sid}" is not attached')
+            self.scheduler.storage_detaching(st, record["unit"], sid)
         self.settle()
 
     def integrate(self, a: str, b: str) -> str:
@@ -348,6 +393,7 @@ class Controller:
             left = list(st.units)
             if not left:
                 st.applications, st.relations, st.leader_data = {}, {}, {}
+                self.volumes.destroy_all(st)
         if left:
             raise ModelError(
                 f"units left in error state: {left}; fix and `resolved`, then destroy again"
@@ -404,6 +450,11 @@ class Controller:
 
     def _run_internal(self, event: Event) -> None:
         with edit(self.model) as st:
+            if event.internal == "detach-storage" and event.storage_id:
+                self.volumes.detach(st, event.storage_id)
+            elif event.internal == "drop-unit" and event.unit:  # (its files go with it)
+                for sid in juju_storage.instances_of(st, event.unit):
+                    self.volumes.detach(st, sid)
             dropped = self.scheduler.run_internal(st, event)
             st.drop_event(event.seq)
         if event.internal == "drop-unit" and event.unit:

@@ -106,6 +106,8 @@ class Executor:
         if event.secret_id:
             env["JUJU_SECRET_ID"] = event.secret_id
             env["JUJU_SECRET_LABEL"] = ""
+        if event.storage_id:
+            env["JUJU_STORAGE_ID"] = event.storage_id
         return env
 
     def charm_file(self, event: Event) -> Path:
@@ -124,6 +126,7 @@ class Executor:
             "remote_unit": event.remote_unit,
             "remote_app": event.remote_app,
             "action_id": event.action_id,
+            "storage_id": event.storage_id,
             "pending": {},
         }
         ctx_path = self._ctx_path(event.unit)

@@ -21,23 +21,25 @@ if __package__ in (None, ""):
     from tools.localjuju.hooktools_base import ToolError
     from tools.localjuju.hooktools_relations import RelationTools
     from tools.localjuju.hooktools_secrets import SecretTools
+    from tools.localjuju.hooktools_storage import StorageTools
     from tools.localjuju.hooktools_unit import UnitTools
     from tools.localjuju.model import Model
 else:
     from .hooktools_base import ToolError
     from .hooktools_relations import RelationTools
     from .hooktools_secrets import SecretTools
+    from .hooktools_storage import StorageTools
     from .hooktools_unit import UnitTools
     from .model import Model
 
 __all__ = ["Tools", "main"]
 
 
-class Tools(RelationTools, UnitTools, SecretTools):
+class Tools(RelationTools, UnitTools, SecretTools, StorageTools):
     """One method per hook tool: `relation-get` is Tools.relation_get(argv).
 
     The tools are split by what they touch (hooktools_relations.py, hooktools_unit.py,
-    hooktools_secrets.py) over
+    hooktools_secrets.py, hooktools_storage.py) over
     the shared context in hooktools_base.py.
     """
 

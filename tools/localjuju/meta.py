@@ -84,6 +84,7 @@ def load_charm_meta(charm_dir: Path) -> CharmMeta:
         config_options=_yaml_file(charm_dir / "config.yaml").get("options") or {},
         resource_names=list((md.get("resources") or {}).keys()),
         actions=_yaml_file(charm_dir / "actions.yaml"),
+        storage={k: dict(v or {}) for k, v in (md.get("storage") or {}).items()},
     )
 
 

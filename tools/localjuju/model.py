@@ -66,6 +66,8 @@ HOOK_TOOLS = [
     "secret-get",
     "secret-info-get",
     "secret-ids",
+    "storage-get",
+    "storage-list",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -67,12 +67,29 @@ class Scheduler:
         self._join(st, rel, b, a)
 
     # --- what a verb queues ---------------------------------------------------------------
+    def storage_hook(self, st: ModelState, unit: str, sid: str, kind: str) -> Event:
+        """``<store>-storage-attached`` / ``-storage-detaching`` for instance ``sid``."""
+        ev = self.hook(unit, f"{st.storage[sid]['name']}-storage-{kind}")
+        ev.storage_id = sid
+        return ev
+
+    def storage_attached(self, st: ModelState, unit: str, sid: str) -> None:
+        st.queue.append(self.storage_hook(st, unit, sid, "attached"))
+
+    def storage_detaching(self, st: ModelState, unit: str, sid: str) -> None:
+        """The hook while the volume is still there, then it goes (held while the unit errs)."""
+        st.queue.append(self.storage_hook(st, unit, sid, "detaching"))
+        st.queue.append(self.internal("detach-storage", [unit], storage_id=sid))
+
     def unit_added(self, st: ModelState, unit: str) -> None:
-        """A new unit's life-cycle: install, created, leader, config-changed, start, joins."""
+        """A new unit's life-cycle: its storage attached (on a machine, before install),
+        install, created, leader, config-changed, start, joins."""
         app = st.units[unit].app
         is_leader = st.applications[app].leader == unit
         q = st.queue
         rels = st.app_relations(app)
+        for sid in sorted(s for s, info in st.storage.items() if info.get("unit") == unit):
+            self.storage_attached(st, unit, sid)
         q.append(self.hook(unit, "install"))
         for rel in rels:
             q.append(self.relation_hook(st, unit, rel, "created"))
@@ -122,6 +139,8 @@ class Scheduler:
                     )
         for rel in rels:
             q.append(self.relation_hook(st, unit, rel, "broken"))
+        for sid in sorted(s for s, info in st.storage.items() if info.get("unit") == unit):
+            self.storage_detaching(st, unit, sid)
         q.append(self.hook(unit, "stop"))
         q.append(self.hook(unit, "remove"))
         q.append(self.internal("drop-unit", [unit], unit=unit))

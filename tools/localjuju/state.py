@@ -63,6 +63,7 @@ class CharmMeta:
     config_options: dict[str, JSON] = field(default_factory=dict)
     resource_names: list[str] = field(default_factory=list)
     actions: dict[str, Any] = field(default_factory=dict)
+    storage: dict[str, JSON] = field(default_factory=dict)  # metadata.yaml's stores
 
     @classmethod
     def from_json(cls, d: JSON) -> CharmMeta:
@@ -73,6 +74,7 @@ class CharmMeta:
             config_options=dict(d.get("config_options") or {}),
             resource_names=list(d.get("resource_names") or []),
             actions=dict(d.get("actions") or {}),
+            storage=dict(d.get("storage_meta") or {}),
         )
 
     def to_json(self) -> JSON:
@@ -83,6 +85,7 @@ class CharmMeta:
             "config_options": dict(self.config_options),
             "resource_names": list(self.resource_names),
             "actions": dict(self.actions),
+            "storage_meta": dict(self.storage),
         }
 
 
@@ -98,6 +101,7 @@ class Application:
     version: str = ""
     status: Status | None = None  # status-set --application
     trust: bool = False  # deploy --trust (the charm may use the cloud's credentials)
+    storage: dict[str, str] = field(default_factory=dict)  # deploy --storage: each new unit's
 
     def effective_config(self) -> JSON:
         """Defaults from config.yaml overlaid with what `config` set (as hooktools computes)."""
@@ -118,6 +122,7 @@ class Application:
             version=d.get("version") or "",
             status=Status.from_json(d["status"]) if d.get("status") else None,
             trust=bool(d.get("trust")),
+            storage=dict(d.get("storage") or {}),
         )
 
     def to_json(self) -> JSON:
@@ -132,6 +137,7 @@ class Application:
             "version": self.version,
             "status": self.status.to_json() if self.status else None,
             "trust": self.trust,
+            "storage": dict(self.storage),
             **self.meta.to_json(),
         }
 
@@ -159,6 +165,7 @@ class Event:
     app: str | None = None  # elect: the application
     after: list[str] = field(default_factory=list)
     secret_id: str | None = None  # secret-changed: the secret's URI (JUJU_SECRET_ID)
+    storage_id: str | None = None  # a storage hook's instance (JUJU_STORAGE_ID), detach-storage
 
     @property
     def name(self) -> str:
@@ -190,6 +197,7 @@ class Event:
             app=d.get("app"),
             after=list(d.get("after") or []),
             secret_id=d.get("secret_id"),
+            storage_id=d.get("storage_id"),
         )
 
     def to_json(self) -> JSON:
@@ -208,6 +216,7 @@ class Event:
             "internal",
             "app",
             "secret_id",
+            "storage_id",
         ):
             value = getattr(self, key)
             if value is not None:
@@ -305,6 +314,8 @@ class ModelState:
     queue: list[Event] = field(default_factory=list)
     dying: list[str] = field(default_factory=list)  # units whose removal is queued
     secrets: dict[str, JSON] = field(default_factory=dict)  # user secrets (secrets.py)
+    storage: dict[str, JSON] = field(default_factory=dict)  # storage instances (storage.py)
+    next_storage: int = 0
 
     @classmethod
     def from_json(cls, d: JSON) -> ModelState:
@@ -326,6 +337,8 @@ class ModelState:
             queue=[Event.from_json(e) for e in d.get("queue") or []],
             dying=list(d.get("dying") or []),
             secrets=dict(d.get("secrets") or {}),
+            storage={k: dict(v) for k, v in (d.get("storage") or {}).items()},
+            next_storage=d.get("next_storage", 0),
         )
 
     def to_json(self) -> JSON:
@@ -344,6 +357,8 @@ class ModelState:
             "queue": [e.to_json() for e in self.queue],
             "dying": list(self.dying),
             "secrets": dict(self.secrets),
+            "storage": {k: dict(v) for k, v in self.storage.items()},
+            "next_storage": self.next_storage,
         }
 
     # --- look-ups that raise the CLI's errors -------------------------------------------

@@ -32,6 +32,8 @@ RAW = {
             "config_options": {"x": {"type": "int", "default": 0}, "y": {"default": "d"}},
             "resource_names": ["img"],
             "actions": {"go": {"params": {}}},
+            "storage": {"data": "1G"},
+            "storage_meta": {"data": {"type": "filesystem", "location": "/srv/data"}},
         },
         "b": {
             "charm": None,
@@ -49,6 +51,8 @@ RAW = {
             "config_options": {},
             "resource_names": [],
             "actions": {},
+            "storage": {},
+            "storage_meta": {},
         },
     },
     "units": {
@@ -107,6 +111,8 @@ RAW = {
         {"internal": "drop-unit", "unit": "a/0", "after": ["a/0"], "seq": 10},
         {"internal": "elect", "app": "a", "after": ["a/0"], "seq": 11},
         {"unit": "a/1", "hook": "secret-changed", "secret_id": "secret:" + "x" * 20, "seq": 12},
+        {"unit": "a/1", "hook": "data-storage-detaching", "storage_id": "data/0", "seq": 13},
+        {"internal": "detach-storage", "storage_id": "data/0", "after": ["a/1"], "seq": 14},
     ],
     "dying": ["a/0"],
     "secrets": {
@@ -121,6 +127,18 @@ RAW = {
             "updated": "2026-01-01T00:00:00Z",
         }
     },
+    "storage": {
+        "data/0": {
+            "name": "data",
+            "kind": "filesystem",
+            "pool": "tmpfs",
+            "size": 1024,
+            "unit": "a/1",
+            "location": "/srv/data",
+            "since": "2026-01-01T00:00:00",
+        }
+    },
+    "next_storage": 1,
 }
 
 

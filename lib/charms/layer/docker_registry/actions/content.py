@@ -194,7 +194,11 @@ def garbage_collect(params: Params) -> dict:
     """Registry GC with the registry stopped (never serving from a stale cache), restarted
     after, reporting space reclaimed and how long it was not writable."""
     from charms.layer.docker_registry.actions import gc
+    from charms.layer.docker_registry.pipeline import datastore
 
+    detached = datastore.attached_or_fail()
+    if detached:  # it would collect on the root disk and start the registry there
+        raise ActionError(detached)
     delete_untagged = params.flag("delete-untagged", False)
     dry_run = params.flag("dry-run", False)
     cache = params.text("cache").lower()

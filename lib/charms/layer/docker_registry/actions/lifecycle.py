@@ -15,7 +15,7 @@ from charms.layer.docker_registry.actions import (
 )
 from charms.layer.docker_registry.config import reader
 from charms.layer.docker_registry.host import container, paths, workload
-from charms.layer.docker_registry.pipeline import status
+from charms.layer.docker_registry.pipeline import datastore, status
 
 
 def _target(params: Params) -> str:
@@ -67,6 +67,9 @@ def _stop(params: Params) -> dict:
 
 def _start(params: Params) -> dict:
     name = _target(params)
+    detached = datastore.attached_or_fail()
+    if detached:  # it would write to the root disk under the mount point
+        raise ActionError(detached)
     state = container.inspect(name)
     if state is not None:
         _ours(state)

@@ -16,6 +16,7 @@ from charms.layer.docker_registry.config.credentials import SecretRead
 from charms.layer.docker_registry.config.settings import Settings
 from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.pipeline import clients, proxy, status
+from charms.layer.docker_registry.pipeline.datastore import Observed
 from charms.layer.docker_registry.pipeline.render import TlsMaterial
 
 
@@ -41,6 +42,7 @@ class Inputs:
     served_https: bool = False  # what the last serving hook told clients was https
     collector: bool = False  # a COS collector is related over cos-agent
     secret: SecretRead | None = None  # what the credentials option names, read in this hook
+    datastore: Observed = field(default_factory=Observed)  # the registry-data store
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     caches: list[str] = field(default_factory=list)  # upstream hosts whose cache serves
     caches_down: list[str] = field(default_factory=list)  # "quay.io unreachable", ...
+    storage: str = ""  # "storage 93 % full" (datastore.py)
 
     def empty(self) -> bool:
         return not (self.blocked or self.waiting or self.maintenance or self.ready_at)
@@ -43,6 +44,7 @@ class Report:
         self.notes += other.notes
         self.caches += other.caches
         self.caches_down += other.caches_down
+        self.storage = other.storage or self.storage
         if other.ready_at:
             self.ready_at, self.scheme, self.proxied = other.ready_at, other.scheme, other.proxied
 
@@ -87,7 +89,8 @@ def decide(report: Report) -> tuple[str, str]:
         parts = [f"Ready at {report.ready_at} ({mode})"]
         if report.caches:
             parts.append("caches: " + ", ".join(report.caches))
-        message = "; ".join(parts + report.caches_down) + "."
+        message = "; ".join(parts + report.caches_down + [report.storage] * bool(report.storage))
+        message += "."
         if report.notes:
             message += " " + " ".join(report.notes)
         return "active", message

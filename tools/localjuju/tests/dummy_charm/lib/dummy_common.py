@@ -36,6 +36,7 @@ def hook(name):
                 "JUJU_REMOTE_APP",
                 "JUJU_DEPARTING_UNIT",
                 "JUJU_SECRET_ID",
+                "JUJU_STORAGE_ID",
                 "JUJU_MODEL_NAME",
                 "JUJU_AVAILABILITY_ZONE",
                 "DOCKER_REGISTRY_SANDBOX",
@@ -55,6 +56,12 @@ def hook(name):
     if cfg.get("fail-hook") == name:
         print("failing on purpose", file=sys.stderr)
         sys.exit(1)
+    if "-storage-" in name:
+        location = hookenv.storage_get("location")
+        record("storage", {"hook": name, "ids": hookenv.storage_list("data"), "at": location})
+        where = os.environ.get("DOCKER_REGISTRY_SANDBOX", "") + location
+        with open(os.path.join(where, "seen-by-" + name), "w") as fp:
+            fp.write(os.environ["JUJU_STORAGE_ID"])
     address = hookenv.unit_get("private-address")
     hookenv.open_port(cfg["port"])
     if name == "config-changed":

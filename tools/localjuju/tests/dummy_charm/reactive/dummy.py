@@ -15,6 +15,8 @@ HOOKS = [
     "upgrade-charm",
     "update-status",
     "secret-changed",  # (charm-tools makes no file for it: hooks/secret-changed is the layer's)
+    "data-storage-attached",
+    "data-storage-detaching",
 ] + [
     f"{endpoint}-relation-{kind}"
     for endpoint in ("docker-registry", "cert-provider", "peer")
