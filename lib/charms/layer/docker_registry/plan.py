@@ -41,6 +41,7 @@ class Inputs:
     served_https: bool = False  # what the last serving hook told clients was https
     collector: bool = False  # a COS collector is related over cos-agent
     secret: SecretRead | None = None  # what the credentials option names, read in this hook
+    turns: dict = field(default_factory=dict)  # peer -> its rolling-* data (with the proxy)
 
 
 @dataclass(frozen=True)
