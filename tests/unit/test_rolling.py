@@ -107,15 +107,13 @@ def test_units_after_this_one_in_turn_are_never_waited_for():
 
 def test_the_token_is_the_same_for_the_same_change_and_gives_away_no_value():
     options = {"auth-basic-password": "pw-Secret-1", "log-level": "info"}
-    one = rolling.token(options, "build-a", "sha256:img", "shared-key")
-    assert one == rolling.token(
-        dict(reversed(options.items())), "build-a", "sha256:img", "shared-key"
-    )
+    one = rolling.token(options, "build-a", "res-a", "shared-key")
+    assert one == rolling.token(dict(reversed(options.items())), "build-a", "res-a", "shared-key")
     assert re.fullmatch(r"[0-9a-f]{16}", one)
     changed = [
-        rolling.token(options | {"log-level": "debug"}, "build-a", "sha256:img", "shared-key"),
-        rolling.token(options, "build-b", "sha256:img", "shared-key"),  # a charm upgrade
-        rolling.token(options, "build-a", "sha256:other", "shared-key"),  # a new image
+        rolling.token(options | {"log-level": "debug"}, "build-a", "res-a", "shared-key"),
+        rolling.token(options, "build-b", "res-a", "shared-key"),  # a charm upgrade
+        rolling.token(options, "build-a", "res-b", "shared-key"),  # a new image resource
     ]
     assert one not in changed and len(set(changed)) == 3
 

@@ -64,6 +64,7 @@ class Shared:
     image_id: str
     http_secret: str = field(repr=False)
     htpasswd: str = field(repr=False)
+    resource: str = ""  # the sha256 of the registry-image resource loaded ("" without one)
 
 
 def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Shared:
@@ -81,6 +82,7 @@ def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Share
         image_id=image.id,
         http_secret=_http_secret(inputs.leader),
         htpasswd=auth.htpasswd_line(basic.user, basic.password, htpasswd_path) if basic else "",
+        resource=image.token.partition("@")[0],
     )
 
 
@@ -147,7 +149,8 @@ def turn(inputs: Inputs, common: Shared) -> tuple[str, rolling.Verdict]:
         return "", rolling.GO
     kv = unitdata.kv()
     options = credentials.effective_config(inputs.config, inputs.secret)
-    wanted = rolling.token(options, _charm_build(), common.image_id, common.http_secret)
+    # (the resource, not the image id: a tag each unit pulled at another time may differ)
+    wanted = rolling.token(options, _charm_build(), common.resource, common.http_secret)
     waited = rolling.Waited.from_record(kv.get(KV_TURN_WAIT))
     verdict = rolling.decide(hookenv.local_unit(), wanted, inputs.turns, waited, time.time())
     kv.set(KV_TURN_WAIT, verdict.waited.as_record() if verdict.waited else None)

@@ -7,10 +7,10 @@ applied the same change and answers. One that must wait keeps serving its previo
 peer relation's ``changed`` hook wakes it when a unit before it reports.
 
 Each unit reports on the peer relation (its own unit data): ``rolling-token``, the token of the
-config it is to run (a keyed digest of the options, the charm build and the registry image: the
-same on every unit for the same change, and no value readable from it), and ``rolling-state``:
-``applied`` (it runs that config and answers), ``waiting`` (its turn has not come) or ``failed``
-(it tried and does not serve it: rolled back, not answering, stopped).
+config it is to run (a keyed digest of the options, the charm build and the registry-image
+resource: the same on every unit for the same change, and no value readable from it), and
+``rolling-state``: ``applied`` (it runs that config and answers), ``waiting`` (its turn has not
+come) or ``failed`` (it tried and does not serve it: rolled back, not answering, stopped).
 
 Turn order: the highest unit number first, the lowest last. With filesystem storage the
 lowest-numbered unit is the primary, which takes all the traffic: the backups, which take none,
@@ -82,10 +82,10 @@ class Verdict:
 GO = Verdict(go=True)
 
 
-def token(options: Mapping[str, Any], charm_build: str, image_id: str, key: str) -> str:
+def token(options: Mapping[str, Any], charm_build: str, resource: str, key: str) -> str:
     """The same change on every unit -> the same token; keyed (the units' shared http secret),
     so that no option value (some are secrets) can be guessed from the peer data."""
-    message = json.dumps([dict(options), charm_build, image_id], sort_keys=True, default=str)
+    message = json.dumps([dict(options), charm_build, resource], sort_keys=True, default=str)
     return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()[:16]
 
 
