@@ -33,7 +33,7 @@ from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
 from charms.layer.docker_registry.host import engine, paths, workload
 from charms.layer.docker_registry.pipeline import apply as applying
-from charms.layer.docker_registry.pipeline import clients, datastore, publish, status
+from charms.layer.docker_registry.pipeline import clients, datastore, publish, rolling, status
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan, decide
 
 INSTALLED = "docker-registry.installed"
@@ -165,15 +165,10 @@ def _apply_store(
 @hook("stop")
 def remove_container() -> None:
     """The unit is going away: remove its container (the stored images stay on disk)."""
-    from charms.layer.docker_registry.host import container
-
     set_flag(REMOVED)
     name = actions.registry_container()
     try:
-        state = container.inspect(name)
-        if state and workload.ours(state, applying.recorded_name(unitdata.kv().get(records.RUN))):
-            container.stop(name)
-            container.remove(name)
+        workload.remove_ours(name, applying.recorded_name(unitdata.kv().get(records.RUN)))
         applying.remove_caches(paths.current())
     except RegistryCharmError as exc:
         hookenv.log(f"could not remove {name}: {exc}", hookenv.WARNING)
@@ -198,6 +193,7 @@ def gather() -> Inputs:
     config = dict(hookenv.config())
     # (cleared in the hook its last unit departs: the listener goes back to what config says)
     collector = is_flag_set("endpoint.cos-agent.joined")
+    peers, turns = _peers() if website.relations else ({}, {})
     return Inputs(
         config=config,
         address=hookenv.unit_private_ip(),
@@ -211,7 +207,7 @@ def gather() -> Inputs:
         chain=(provider.get_chain() or "") if tls_joined else "",
         client_cert=tuple(client_cert),
         proxies=publish.proxy_public_addresses(website),
-        peers=_peer_addresses() if website.relations else {},
+        peers=peers,
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
         # the latest revision: Juju then tells this unit of the next one (secret-changed)
@@ -224,6 +220,7 @@ def gather() -> Inputs:
         datastore=datastore.observe(
             paths.current(), hookenv.hook_name(), os.environ.get("JUJU_STORAGE_ID", "")
         ),
+        turns=turns,
     )
 
 
@@ -236,19 +233,22 @@ def _served_https() -> bool:
     return _last["served_https"]
 
 
-def _peer_addresses() -> dict[str, str]:
+def _peers() -> tuple[dict[str, str], dict[str, dict]]:
     """Every unit of the application (this one included) -> its address: Juju's
-    ``ingress-address`` (or ``private-address``); the peer relation carries no data."""
+    ``ingress-address`` (or ``private-address``); and every other unit -> what it reported of
+    rolling changes (rolling.TOKEN, rolling.STATE)."""
     units = {hookenv.local_unit(): hookenv.unit_private_ip()}
+    turns = {}
     for rid in hookenv.relation_ids("peer"):
         for unit in hookenv.related_units(rid):
             data = hookenv.relation_get(unit=unit, rid=rid) or {}
+            turns[unit] = {k: str(data.get(k) or "") for k in (rolling.TOKEN, rolling.STATE)}
             address = (data.get("ingress-address") or data.get("private-address") or "").strip()
             if clients.is_host(address.strip("[]")):
                 units[unit] = address.strip("[]")
             else:
                 hookenv.log(f"peer {unit} has no usable address; left out of the proxy")
-    return units
+    return units, turns
 
 
 # --- apply and record --------------------------------------------------------------------------
@@ -266,17 +266,20 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
         return
     try:
         common = applying.shared(config, inputs, host)
-        desired, outcome = applying.registry(config, inputs, plan, host, common)
+        wanted, turn = applying.turn(inputs, common)
+        desired, outcome = applying.registry(config, inputs, plan, host, common, not turn.go)
     except RegistryCharmError as exc:
         report.block(str(exc))
         clear_flag(CONFIGURED)
         return
     toggle_flag(CONFIGURED, outcome.answering)
-    applying.pull_through_caches(config, inputs, plan, host, common, report)
-    if outcome.problem:
-        # the last good registry serves on; clients and the proxy keep what they were told
-        serving = "serving the last good config" if outcome.answering else "not serving"
-        report.block(f"{outcome.problem}; {serving}.")
+    held = applying.pull_through_caches(config, inputs, plan, host, common, report, not turn.go)
+    held = held or outcome.action == workload.WAITING_TURN
+    applying.tell_peers(wanted, rolling.state(held, outcome.answering, outcome.problem))
+    if held or outcome.problem:
+        # the previous (last good) registry serves on; clients and the proxy keep what they
+        # were told
+        _not_applied(outcome, turn.message if held else "", report)
         return
     applying.sync_ports(plan.ports)
     if outcome.action == "stopped-by-operator":
@@ -293,3 +296,13 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
     # the registry answers /v2/, yet may not store or serve a thing (after tell_this_unit:
     # under mutual TLS the catalog is asked with this unit's client certificate)
     applying.report_storage(config, plan, host, outcome, report)
+
+
+def _not_applied(outcome: workload.Outcome, waiting: str, report: status.Report) -> None:
+    """Why the new config does not serve: it is not this unit's turn (rolling changes), or it
+    was rolled back."""
+    if waiting:
+        report.wait(waiting)
+        return
+    serving = "serving the last good config" if outcome.answering else "not serving"
+    report.block(f"{outcome.problem}; {serving}.")

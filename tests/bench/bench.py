@@ -17,6 +17,9 @@
    `--only noop` runs just that part.
 5. a pull-through cache: warm and cold pulls through it vs directly from its upstream
    (tests/bench/caches.py); `--only caches` runs just that part.
+6. a config change on 2 units on S3 behind haproxy while clients pull through it: failed
+   requests with every unit changing at once vs in turns (rolling changes), haproxy's options
+   before and now (tests/bench/rolling.py); `--only rolling` runs just that part.
 
 Targets: mirror <= 1.0x skopeo sync's wall time and >= 3x faster than sequential; images on
 1,000 repos <= 2 s.
@@ -45,9 +48,14 @@ for extra in (ROOT / "lib", ROOT):
 from charms.layer.docker_registry.actions import copies  # noqa: E402
 from charms.layer.docker_registry.config import settings  # noqa: E402
 from charms.layer.docker_registry.host import auth, container, paths, workload  # noqa: E402
-from charms.layer.docker_registry.images import plans, references, registry_api, transfer  # noqa: E402
+from charms.layer.docker_registry.images import (  # noqa: E402
+    plans,
+    references,
+    registry_api,
+    transfer,
+)
 from charms.layer.docker_registry.pipeline import render  # noqa: E402
-from tests.bench import caches, noop_hook, reconfigure  # noqa: E402
+from tests.bench import caches, noop_hook, reconfigure, rolling  # noqa: E402  # noqa: E402
 from tests.support import certs  # noqa: E402
 from tests.support.config import charm_defaults  # noqa: E402
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref  # noqa: E402
@@ -292,7 +300,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only",
-        choices=["mirror", "reconfigure", "noop", "caches"],
+        choices=["mirror", "reconfigure", "noop", "caches", "rolling"],
         help="run only this part",
     )
     only = parser.parse_args(argv).only
@@ -307,6 +315,8 @@ def main(argv: list[str]) -> int:
             return report(noop_hook.bench())
         if only == "caches":
             return report(caches.bench(tmp))
+        if only == "rolling":
+            return report(rolling.bench(tmp))
         upstream, _ = regs.plain("upstream")
         print(f"seeding {IMAGES} images into the upstream registry ...", flush=True)
         images = seed_upstream(upstream)
@@ -333,6 +343,7 @@ def main(argv: list[str]) -> int:
             verdicts += reconfigure.bench(tmp)
             verdicts += noop_hook.bench()
             verdicts += caches.bench(tmp)
+            verdicts += rolling.bench(tmp)
     finally:
         regs.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

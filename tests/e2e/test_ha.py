@@ -209,6 +209,68 @@ def test_pulls_keep_working_while_a_unit_is_killed(ha, helpers):
     helpers.wait_for_unit(model, f"{APP}/1", "active", f"Ready at {proxy} (http, proxied).")
 
 
+def started_at(unit: str) -> tuple[str, int]:
+    """When the unit's registry container started: (RFC 3339 seconds, nanoseconds), comparable
+    (docker trims the fraction's trailing zeros, so the strings are not)."""
+    name = f"registry-{unit.replace('/', '-')}"
+    stamp = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.StartedAt}}", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    seconds, _, fraction = stamp.rstrip("Z").partition(".")
+    return seconds, int(fraction.ljust(9, "0")) if fraction else 0
+
+
+def test_a_config_change_is_applied_one_unit_at_a_time_and_pulls_keep_working(ha, helpers):
+    model, proxy, _, _ = ha
+    units = [f"{APP}/0", f"{APP}/1"]
+    url = f"http://{proxy}/v2/aa/img/manifests/1"  # pushed above
+    accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    cfg = haproxy_cfg(model)
+    assert "retry-on conn-failure empty-response response-timeout" in cfg
+    before = {unit: started_at(unit) for unit in units}
+    history = {unit: len(model.cli("show-status-log", unit).splitlines()) for unit in units}
+    results: list[bool] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                request = urllib.request.Request(url, headers=accept)
+                with urllib.request.urlopen(request, timeout=10):
+                    results.append(True)
+            except OSError:
+                results.append(False)
+
+    # WHEN the config changes (every unit's registry is recreated) while 2 clients pull
+    with ThreadPoolExecutor(2) as pool:
+        clients = [pool.submit(client) for _ in range(2)]
+        # juju config docker-registry log-level=debug
+        model.config(APP, {"log-level": "debug"})
+        for unit in units:
+            helpers.wait_for_unit(model, unit, "active", f"Ready at {proxy} (http, proxied).")
+        stop.set()
+        for done in clients:
+            done.result()
+    # THEN /0, whose config-changed ran first, waited for /1 (the highest number goes first)
+    # and said so, then recreated its registry after /1's
+    said = model.cli("show-status-log", units[0]).splitlines()[history[units[0]] :]
+    waiting = [line for line in said if " waiting " in line]
+    assert waiting and waiting[0].endswith(
+        f"Waiting for {units[1]} to apply the new config first (rolling change); "
+        "serving the previous config."
+    ), said
+    after = {unit: started_at(unit) for unit in units}
+    assert all(after[unit] != before[unit] for unit in units)  # both recreated
+    assert after[units[1]] < after[units[0]]
+    # AND no pull through the proxy failed meanwhile
+    print(f"pulls through the proxy during the rolling change: {results.count(False)} of "
+          f"{len(results)} failed")  # fmt: skip
+    assert results and all(results)
+
+
 def test_stop_then_start_behind_the_proxy_says_proxied_again_without_a_hook(ha, helpers):
     model, proxy, _, _ = ha
     unit = f"{APP}/1"

@@ -476,7 +476,9 @@ def test_a_cache_taken_out_goes_and_its_port_closes(charm, upstreams, monkeypatc
     charm.config["caches"] = TWO
     charm.hook("install")
     monkeypatch.setattr(
-        container, "inspect", lambda name: _ours(name) if "ghcr.io" in name else None
+        container,
+        "inspect",
+        lambda name: _ours(name) if name.endswith("ghcr.io-docker-registry-0") else None,
     )
     charm.config["caches"] = "docker.io=https://registry-1.docker.io,port=5002"
     charm.hook("config-changed")
@@ -509,7 +511,9 @@ def test_the_stop_hook_removes_every_cache_container_too(charm, upstreams, monke
     _, removed = upstreams
     charm.config["caches"] = TWO
     charm.hook("install")
-    monkeypatch.setattr(container, "inspect", _ours)
+    monkeypatch.setattr(
+        container, "inspect", lambda name: None if name.endswith(".last-good") else _ours(name)
+    )
     charm.hook("stop")
     # THEN the push registry and both caches are removed (their storage stays)
     assert removed == [

@@ -62,6 +62,8 @@ class Charm(FakeJuju):
     def apply(self, desired, **kw):
         self.applied.append((desired, kw))
         action = self.action if kw["allow_start"] else "stopped-by-operator"
+        if kw.get("hold"):  # (as if a serving container were to change: left as it is)
+            action = workload.WAITING_TURN
         outcome = workload.Outcome(
             action=action,
             answering=self.answering and action != "stopped-by-operator",
@@ -418,7 +420,7 @@ def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypat
         image_id="",
         labels={container.OWNER_LABEL: container.owner()},
     )
-    monkeypatch.setattr(container, "inspect", lambda name: ours)
+    monkeypatch.setattr(container, "inspect", lambda name: ours if name == ours.name else None)
     monkeypatch.setattr(container, "stop", lambda name: removed.append(("stop", name)))
     monkeypatch.setattr(container, "remove", lambda name: removed.append(("rm", name)))
     charm.hook("install")
@@ -431,6 +433,29 @@ def test_stop_hook_removes_the_container_and_configures_nothing(charm, monkeypat
     assert len(charm.applied) == applied
     assert "docker-registry.removed" in flags
     assert is_flag_set("docker-registry.removed")
+
+
+@pytest.mark.parametrize(("owner", "removed_aside"), [("own", True), ("other", False)])
+def test_stop_hook_removes_a_last_good_container_left_aside_when_it_is_ours(
+    charm, monkeypatch, owner, removed_aside
+):
+    from charms.layer.docker_registry.host import container
+
+    # GIVEN a hook killed mid-change left the last good container set aside (renamed, stopped)
+    aside = "registry-docker-registry-0.last-good"
+    labels = {container.OWNER_LABEL: container.owner() if owner == "own" else "someone/else"}
+    left = container.ContainerState(
+        name=aside, id="2", running=False, status="exited", image_id="", labels=labels
+    )
+    monkeypatch.setattr(container, "inspect", lambda name: left if name == aside else None)
+    gone = []
+    monkeypatch.setattr(container, "stop", lambda name: gone.append(("stop", name)))
+    monkeypatch.setattr(container, "remove", lambda name: gone.append(("rm", name)))
+    charm.hook("install")
+    # WHEN the unit goes away
+    charm.hook("stop")
+    # THEN it goes too when the charm made it; another program's container is left alone
+    assert gone == ([("stop", aside), ("rm", aside)] if removed_aside else [])
 
 
 def test_own_docker_trusts_the_registry_without_restarting_it(charm, tmp_path):
@@ -846,3 +871,48 @@ def test_a_new_common_name_keeps_https_with_the_certificate_issued_before(charm)
     assert "10.0.0.11" in json.loads(charm.local[rid]["cert_requests"])
     assert charm.applied[-1][0].scheme == "https"
     assert charm.status == ("waiting", "Waiting for a server certificate from cert-provider.")
+
+
+def test_behind_haproxy_a_change_waits_for_the_unit_before_it_in_turn(charm):
+    # GIVEN two units on S3 behind haproxy, both serving the same config
+    charm.config |= {"storage-s3-region": "us-east-1", "storage-s3-bucket": "b"}
+    charm.hook("install")
+    peer = charm.relate("peer", {"docker-registry/1": {"ingress-address": "10.0.0.11"}})
+    charm.hook("peer-relation-changed", peer, "docker-registry/1")
+    web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
+    charm.hook("website-relation-changed", web, "haproxy/0")
+    serving = charm.local[peer]["rolling-token"]
+    assert charm.local[peer]["rolling-state"] == "applied"
+    charm.set_remote(peer, "docker-registry/1", **{"rolling-token": serving})
+    charm.set_remote(peer, "docker-registry/1", **{"rolling-state": "applied"})
+    charm.hook("peer-relation-changed", peer, "docker-registry/1")
+    assert not charm.applied[-1][1]["hold"]
+    # WHEN the config changes: /1 goes first (highest unit number), it has not applied yet
+    charm.config["log-level"] = "debug"
+    charm.hook("config-changed")
+    # THEN /0 keeps its registry as it is, says whom it waits for, and tells its peers
+    assert charm.applied[-1][1]["hold"]
+    assert charm.status == (
+        "waiting",
+        "Waiting for docker-registry/1 to apply the new config first (rolling change); "
+        "serving the previous config.",
+    )
+    wanted = charm.local[peer]["rolling-token"]
+    assert wanted != serving and charm.local[peer]["rolling-state"] == "waiting"
+    # WHEN /1 reports that it runs the new config and answers
+    charm.set_remote(peer, "docker-registry/1", **{"rolling-token": wanted})
+    charm.hook("peer-relation-changed", peer, "docker-registry/1")
+    # THEN it is /0's turn: it applies, serves and reports it
+    assert not charm.applied[-1][1]["hold"]
+    assert charm.status == ("active", "Ready at 10.0.0.99:5000 (http, proxied).")
+    assert charm.local[peer]["rolling-state"] == "applied"
+    assert charm.local[peer]["rolling-token"] == wanted
+
+
+def test_a_unit_without_a_proxy_or_peers_applies_at_once_and_tells_no_one(charm):
+    charm.hook("install")
+    peer = charm.relate("peer", {"docker-registry/1": {"ingress-address": "10.0.0.11"}})
+    charm.config["log-level"] = "debug"
+    charm.hook("config-changed")
+    assert not charm.applied[-1][1]["hold"]
+    assert "rolling-token" not in charm.local[peer]

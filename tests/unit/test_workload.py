@@ -303,6 +303,36 @@ def test_a_rolled_back_config_is_not_retried_until_it_changes(config, sandbox, w
     assert outcome.action == "created"
 
 
+def test_a_change_held_for_its_turn_leaves_the_serving_registry_and_its_files_alone(
+    config, sandbox, world, tmp_path
+):
+    # GIVEN the last good registry serving (its container runs under its config hash)
+    good = make_desired(config, sandbox)
+    outcome, managed = _apply(good, sandbox)
+    last_good, good_run = outcome.last_good, outcome.run
+    config_yml = (tmp_path / "etc/docker/registry/config.yml").read_text()
+    converged = len(world.converged)
+    # WHEN a change comes while it is not this unit's turn (rolling changes)
+    change = make_desired(config, sandbox, **{"log-level": "debug"})
+    outcome, kept = _apply(
+        change, sandbox, managed_files=managed, last_good=last_good, failed={}, hold=True
+    )
+    # THEN nothing is touched: the previous config serves on and is what runs
+    assert (outcome.action, outcome.answering, outcome.run) == (
+        workload.WAITING_TURN,
+        True,
+        good_run,
+    )
+    assert outcome.last_good == last_good and kept == managed
+    assert len(world.converged) == converged
+    assert (tmp_path / "etc/docker/registry/config.yml").read_text() == config_yml
+    # WHEN its registry is not running: starting it takes nothing away, so no turn is waited
+    world.containers.clear()
+    world.action = "created"
+    outcome, _ = _apply(change, sandbox, managed_files=managed, last_good=last_good, hold=True)
+    assert outcome.action == "created"
+
+
 def test_a_port_another_program_holds_blocks_before_anything_is_touched(config, sandbox, world):
     world.busy_ports = {5000}
     with pytest.raises(workload.RegistryCharmError, match="registry-port 5000 is already in use"):

@@ -33,6 +33,8 @@ LAST_GOOD = "docker-registry.last-good"  # run spec and files that last answered
 FAILED = "docker-registry.failed-config"  # the new config that was rolled back
 GOOD_OPTIONS = "docker-registry.last-good-options"  # option -> keyed digest of its value
 PORTS = "docker-registry.opened-ports"  # what the last hook opened
+TURN_WAIT = "docker-registry.rolling-wait"  # rolling.Waited: whom this unit waits for
+TURN_TOLD = "docker-registry.rolling-told"  # what this unit last told its peers
 
 
 def container_run() -> render.ContainerRun | None:

@@ -72,12 +72,13 @@ def registry_lock(
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+WAITING_TURN = "waiting-turn"  # Outcome.action of a change held for the units before this one
 ASIDE = ".last-good"  # suffix of the last good container's name while a new config starts
 
 
 @dataclass(frozen=True)
 class Outcome:
-    action: str  # see converge; also "rolled-back" and "held"
+    action: str  # see converge; also "rolled-back", "held" and WAITING_TURN
     answering: bool
     probe_url: str
     run: ContainerRun  # what runs now (or would, when stopped by the operator)
@@ -259,6 +260,7 @@ def apply(
     secrets: tuple[str, ...] = (),
     recorded: tuple[str, ...] = (),
     changed: tuple[str, ...] = (),
+    hold: bool = False,
 ) -> tuple[Outcome, list[str]]:
     """Write files, converge the container and wait for /v2/ to answer; roll back to
     ``last_good`` when docker refuses the new container, or it exits, or it does not answer
@@ -268,21 +270,18 @@ def apply(
     ``failed`` ({"hash", "problem"}) is the new config that was rolled back before: it is not
     tried again. ``recorded``: container names the unit kv holds as run by the charm (an
     earlier revision's container there, without an owner label, is adopted). ``changed``: the
-    options that differ from the last good config (a rollback names them). Returns the outcome
-    and the list of files the charm now manages.
+    options that differ from the last good config (a rollback names them). ``hold``: it is not
+    this unit's turn to change (rolling changes): a serving last good container is left as it
+    is, files and all. Returns the outcome and the list of files the charm now manages.
     """
     last_good = last_good or {}
     url = probe_url(desired)
     run = ContainerRun(desired.run, desired.config_hash(image_id))
     before = _last_run(last_good)
     current = _current(desired.run.name, before)
-    if (
-        failed
-        and before
-        and failed.get("hash") == run.config_hash
-        and _runs(before.spec.name, current)
-    ):
-        return _held(last_good, before, failed), managed_files
+    left = _left_as_is(run, before, current, last_good, failed or {}, hold)
+    if left:
+        return left, managed_files
     files.ensure_dir(host.path(desired.config_dir), 0o700)
     if desired.run.storage_mount:
         files.ensure_dir(Path(desired.run.storage_mount[0]))
@@ -336,6 +335,16 @@ def _current(name: str, before: ContainerRun | None) -> container.ContainerState
     if before and not (current and current.running) and _take_back_aside(before):
         current = container.inspect(name)
     return current
+
+
+def _serves(before: ContainerRun, current: container.ContainerState | None) -> bool:
+    """The last good container runs under its name (what a held change leaves serving)."""
+    return bool(
+        current
+        and current.running
+        and current.name == before.spec.name
+        and current.labels.get(HASH_LABEL) == before.config_hash
+    )
 
 
 def _runs(name: str, known: container.ContainerState | None) -> bool:
@@ -399,6 +408,17 @@ def _stop_old(old: container.ContainerState, keep: str) -> None:
         container.remove(old.name)
 
 
+def remove_ours(name: str, recorded: tuple[str, ...] = ()) -> None:
+    """The unit is going away (or a cache is dropped): its container goes, and the last good one
+    a hook killed mid-change left set aside, each only when it is the charm's own."""
+    recorded = (*recorded, *(aside_name(n) for n in recorded))
+    for each in (name, aside_name(name)):
+        state = container.inspect(each)
+        if state and ours(state, recorded):
+            container.stop(each)
+            container.remove(each)
+
+
 def _remove_if_there(name: str) -> None:
     if container.inspect(name):
         container.remove(name)
@@ -441,6 +461,26 @@ def docker_refused(desired: Desired, exc: DockerError) -> tuple[str, bool]:
     if "invalid spec" in said or "invalid volume" in said or "invalid mount" in said:
         return "docker refused to mount a file (tls-ca-path, tls-cert-path, tls-key-path)", False
     return f"docker could not run the new config ({_scrub(str(exc), ())})", True
+
+
+def _left_as_is(
+    run: ContainerRun,
+    before: ContainerRun | None,
+    current: container.ContainerState | None,
+    last_good: dict,
+    failed: dict,
+    hold: bool,
+) -> Outcome | None:
+    """The last good registry serves on untouched when the new config was rolled back before
+    (``held``), or when it is not this unit's turn to change (``hold``, WAITING_TURN)."""
+    if not before:
+        return None
+    if failed.get("hash") == run.config_hash and _runs(before.spec.name, current):
+        return _held(last_good, before, failed)
+    if hold and _serves(before, current) and before.config_hash != run.config_hash:
+        answering = wait_answering(last_good["url"], 2)
+        return Outcome(WAITING_TURN, answering, last_good["url"], before, "", last_good, failed)
+    return None
 
 
 def _held(last_good: dict, before: ContainerRun, failed: dict) -> Outcome:

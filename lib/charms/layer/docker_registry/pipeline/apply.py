@@ -5,10 +5,12 @@ handlers."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import secrets
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from charms.layer.docker_registry.host import (
     trust,
     workload,
 )
-from charms.layer.docker_registry.pipeline import caches, clients, cos, render, status
+from charms.layer.docker_registry.pipeline import caches, clients, cos, render, rolling, status
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
 HTTP_SECRET_ID = "http-secret-id"  # noqa: S105 - leader data: the URI of the Juju secret
@@ -46,6 +48,7 @@ class Shared:
     image_id: str
     http_secret: str = field(repr=False)
     htpasswd: str = field(repr=False)
+    resource: str = ""  # the sha256 of the registry-image resource loaded ("" without one)
 
 
 def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Shared:
@@ -63,11 +66,17 @@ def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Share
         image_id=image.id,
         http_secret=_http_secret(inputs.leader),
         htpasswd=auth.htpasswd_line(basic.user, basic.password, htpasswd_path) if basic else "",
+        resource=image.token.partition("@")[0],
     )
 
 
 def registry(
-    config: settings.Settings, inputs: Inputs, plan: Plan, host: paths.Host, common: Shared
+    config: settings.Settings,
+    inputs: Inputs,
+    plan: Plan,
+    host: paths.Host,
+    common: Shared,
+    hold: bool = False,
 ) -> tuple[render.Desired, workload.Outcome]:
     """Files and container, health-gated: (desired, outcome); records what runs."""
     kv = unitdata.kv()
@@ -103,8 +112,9 @@ def registry(
         changed=tuple(
             sorted(name for name, digest in digests.items() if good.get(name, digest) != digest)
         ),
+        hold=hold,
     )
-    if outcome.answering and outcome.action not in ("rolled-back", "held"):
+    if outcome.answering and outcome.action not in ("rolled-back", "held", workload.WAITING_TURN):
         kv.set(records.GOOD_OPTIONS, digests)
     kv.set(records.MANAGED_FILES, managed)
     records.save_container_run(outcome.run)
@@ -113,6 +123,50 @@ def registry(
     if outcome.action != "unchanged":
         hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
     return desired, outcome
+
+
+def turn(inputs: Inputs, common: Shared) -> tuple[str, rolling.Verdict]:
+    """Rolling changes: the token of the config this unit is to run, and whether it is its
+    turn to recreate a serving registry for it. Only behind a proxy with peers (inputs.peers
+    is read for the proxy); a unit on its own applies at once, as without a proxy."""
+    if len(inputs.peers) < 2:
+        return "", rolling.GO
+    kv = unitdata.kv()
+    options = credentials.effective_config(inputs.config, inputs.secret)
+    # (the resource, not the image id: a tag each unit pulled at another time may differ)
+    wanted = rolling.token(options, _charm_build(), common.resource, common.http_secret)
+    waited = rolling.Waited.from_record(kv.get(records.TURN_WAIT))
+    verdict = rolling.decide(hookenv.local_unit(), wanted, inputs.turns, waited, time.time())
+    kv.set(records.TURN_WAIT, verdict.waited.as_record() if verdict.waited else None)
+    for unit in verdict.passed_over:
+        hookenv.log(
+            f"{unit} did not apply the new config within {rolling.PATIENCE:.0f} s: "
+            "not waited for any longer",
+            hookenv.WARNING,
+        )
+    return wanted, verdict
+
+
+def tell_peers(wanted: str, state: str) -> None:
+    """Report on the peer relation where this unit stands with the config ``wanted`` (the units
+    after it in turn order wait for it); only what changed."""
+    kv = unitdata.kv()
+    told = {rolling.TOKEN: wanted, rolling.STATE: state}
+    if not wanted or kv.get(records.TURN_TOLD) == told:
+        return
+    for rid in hookenv.relation_ids("peer"):
+        hookenv.relation_set(rid, told)
+    kv.set(records.TURN_TOLD, told)
+
+
+def _charm_build() -> str:
+    """This charm revision (a digest of the build manifest, which lists every file's hash): an
+    upgrade is a change the units take in turns too."""
+    manifest = Path(hookenv.charm_dir() or ".") / ".build.manifest"
+    try:
+        return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return ""
 
 
 def recorded_name(record: dict | None) -> tuple[str, ...]:
@@ -301,16 +355,19 @@ def pull_through_caches(
     host: paths.Host,
     common: Shared,
     report: status.Report,
-) -> None:
+    hold: bool = False,
+) -> bool:
     """One registry container per upstream in ``caches``, each through the same health-gated
     apply as the push registry (own files, last good state and rollback). A cache whose
     upstream cannot be reached keeps serving what it holds; it and any cache that fails are
     reported, never blocking the push registry or the other caches. Caches no longer
-    configured are removed (their stored content stays)."""
+    configured are removed (their stored content stays). ``hold``: not this unit's turn to
+    change a serving cache (rolling changes); returns whether a change was held."""
     kv = unitdata.kv()
     known = records.caches()
     if not (config.caches or known):
-        return
+        return False
+    held = False
     verdicts = caches.probe_upstreams(
         config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
     )
@@ -319,7 +376,8 @@ def pull_through_caches(
         record = known.get(cache.host) or {}
         verdict = verdicts[cache.host]
         try:
-            record, down = _cache(config, cache, verdict, inputs, plan, host, common, record)
+            record, down = _cache(config, cache, verdict, inputs, plan, host, common, record, hold)
+            held = held or record.pop("held", False)
         except RegistryCharmError as exc:
             down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
         kept[cache.host] = record
@@ -337,6 +395,7 @@ def pull_through_caches(
     for gone in sorted(set(known) - set(kept)):
         remove_cache(host, known[gone])
     kv.set(records.CACHES, kept)
+    return held
 
 
 def _cache(
@@ -348,6 +407,7 @@ def _cache(
     host: paths.Host,
     common: Shared,
     record: dict,
+    hold: bool = False,
 ) -> tuple[dict, str]:
     """Converge one cache, given what the probe found of its upstream: (its new record, what
     the status says of it or "" when serving)."""
@@ -375,9 +435,11 @@ def _cache(
         failed=record.get("failed"),
         secrets=config.secret_values,
         recorded=recorded_name(record.get("run")),
+        hold=hold,
     )
     if outcome.action != "unchanged":
         hookenv.log(f"cache container {wanted.run.name}: {outcome.action}")
+    held = outcome.action == workload.WAITING_TURN  # (what runs is still the previous mode)
     record = {
         "run": outcome.run.as_record(),
         "managed": managed,
@@ -385,8 +447,10 @@ def _cache(
         "failed": outcome.failed,
         "config_dir": wanted.config_dir,
         "url": outcome.probe_url,
-        "offline": not verdict.reachable,
+        "offline": record.get("offline", False) if held else not verdict.reachable,
     }
+    if held:
+        record["held"] = True
     if not outcome.answering:
         return record, f"{cache.host} not answering"
     if not verdict.reachable:
@@ -400,10 +464,8 @@ def remove_cache(host: paths.Host, record: dict) -> None:
     """A cache taken out of ``caches`` (or a unit going away): its container and files go,
     its stored content stays (adding the upstream again finds it warm)."""
     run = render.ContainerRun.from_record(record.get("run"))
-    state = container.inspect(run.spec.name) if run else None
-    if run and state and workload.ours(state, (run.spec.name,)):
-        container.stop(run.spec.name)
-        container.remove(run.spec.name)
+    if run:
+        workload.remove_ours(run.spec.name, (run.spec.name,))
     files.sync(host, [], record.get("managed", []))
     config_dir = record.get("config_dir", "")
     if config_dir.startswith(f"{paths.CONFIG_DIR}/{render.CACHES_DIR}/"):

@@ -43,6 +43,7 @@ class Inputs:
     collector: bool = False  # a COS collector is related over cos-agent
     secret: SecretRead | None = None  # what the credentials option names, read in this hook
     datastore: Observed = field(default_factory=Observed)  # the registry-data store
+    turns: dict = field(default_factory=dict)  # peer -> its rolling-* data (with the proxy)
 
 
 @dataclass(frozen=True)

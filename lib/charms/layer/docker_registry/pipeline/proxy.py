@@ -9,7 +9,8 @@ Active/active on shared storage (S3, Swift): every unit holds every image, and a
 state is signed with the ``http.secret`` all units share while its data sits in the shared
 storage, so the requests of one push may reach different units. Every unit is a server, none
 ``backup``, balanced request by request (``roundrobin``); a request whose connection a dead unit
-refuses is sent to another one (``option redispatch``, ``retries``).
+refuses is sent to another one (``option redispatch``, ``retries``), and in http mode a GET or
+HEAD a restarting unit drops unanswered is replayed on another one (``retry-on``).
 
 Active/passive otherwise (filesystem storage: only the primary holds the pushes): exactly one
 unit is active (the primary) and the others are ``backup``. The primary is the unit with the
@@ -35,6 +36,13 @@ SERVICE_HOST = "0.0.0.0"  # noqa: S104 - haproxy listens on every address
 BALANCE = "leastconn"
 SHARED_BALANCE = "roundrobin"  # active/active: every request balanced, even on one connection
 RETRY = ["option redispatch", "retries 3"]  # a refused connection goes to another unit
+# http mode: a request a restarting unit closes unanswered is retried on another one too; only
+# GET and HEAD (idempotent), which haproxy buffers to replay: an upload (POST, PATCH, PUT) is
+# retried only when it was never sent (conn-failure)
+L7_RETRY = [
+    "retry-on conn-failure empty-response response-timeout",
+    "http-request disable-l7-retry unless METH_GET",
+]
 HEALTH_PATH = "/v2/"
 CHECK = "check inter 1000 rise 2 fall 2"  # a dead primary is DOWN within ~2 s
 
@@ -114,7 +122,9 @@ def services(
             "service_name": name,
             "service_host": SERVICE_HOST,
             "service_port": int(service_port or registry_port),
-            "service_options": options + RETRY if shared else options,
+            "service_options": options + RETRY + (L7_RETRY if not tls else [])
+            if shared
+            else options,
             "servers": servers,
         }
     ]
