@@ -54,8 +54,8 @@ from charms.layer.docker_registry.images import (  # noqa: E402
     registry_api,
     transfer,
 )
-from charms.layer.docker_registry.pipeline import render  # noqa: E402
-from tests.bench import caches, noop_hook, reconfigure, rolling  # noqa: E402  # noqa: E402
+from charms.layer.docker_registry.pipeline import layout, render  # noqa: E402
+from tests.bench import caches, noop_hook, reconfigure, rolling  # noqa: E402
 from tests.support import certs  # noqa: E402
 from tests.support.config import charm_defaults  # noqa: E402
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref  # noqa: E402
@@ -129,7 +129,7 @@ class Registries:
             f"127.0.0.1:{s.registry_port}",
             host.path(paths.STORAGE_DIR),
             str(host.path(s.tls_paths.ca)),
-            host.path(render.HTPASSWD_FILE),
+            host.path(layout.HTPASSWD_FILE),
         )
 
     def cleanup(self) -> None:

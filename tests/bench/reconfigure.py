@@ -28,7 +28,7 @@ from pathlib import Path
 
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import container, files, paths, workload
-from charms.layer.docker_registry.pipeline import clients, render
+from charms.layer.docker_registry.pipeline import clients, render, runspec
 from tests.support.config import charm_defaults
 from tests.support.images import registry_image_ref
 from tests.support.net import free_port
@@ -121,7 +121,7 @@ class Unit:
     def stop_rm_run(self, log_level: str) -> None:
         desired = self.desired(log_level)
         files.sync(self.host, desired.files, self.managed)
-        argv = desired.run.argv({render.HASH_LABEL: workload.config_hash(desired)})
+        argv = desired.run.argv({runspec.HASH_LABEL: workload.config_hash(desired)})
         if container.inspect(self.name):
             container.stop(self.name)
             container.remove(self.name)

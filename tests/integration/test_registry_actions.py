@@ -29,7 +29,7 @@ from charms.layer.docker_registry.actions import content, copies
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import auth, container, paths, workload
 from charms.layer.docker_registry.images import registry_api, transfer
-from charms.layer.docker_registry.pipeline import clients, render
+from charms.layer.docker_registry.pipeline import clients, layout, render
 from tests.support import certs
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
@@ -95,7 +95,7 @@ def target(engine, tmp_path_factory):
     ca, ca_key, ca_cert = certs.make_ca()
     server = certs.make_server_cert(ca_key, ca_cert, "localhost", ["localhost", "127.0.0.1"])
     tls = render.TlsMaterial(cert=server.cert, key=server.key, ca=ca.cert)
-    htpasswd = auth.htpasswd_line("admin", PASSWORD, host.path(render.HTPASSWD_FILE))
+    htpasswd = auth.htpasswd_line("admin", PASSWORD, host.path(layout.HTPASSWD_FILE))
     desired = render.desired(
         s,
         host=host,

@@ -22,7 +22,7 @@ import yaml
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import container, paths, workload
 from charms.layer.docker_registry.pipeline import apply as applying
-from charms.layer.docker_registry.pipeline import clients, render
+from charms.layer.docker_registry.pipeline import clients, render, runspec
 from tests.support.certs import make_ca, make_client_cert, make_server_cert
 from tests.support.config import charm_defaults
 from tests.support.http_proxy import auth_proxy
@@ -174,7 +174,7 @@ def test_registry_stores_images_in_s3_and_serves_them_back(s3, units, tmp_path):
     name, netloc = units(s3_options(s3))
     # the charm's config really is the s3 driver pointed at moto
     rendered = yaml.safe_load(
-        (tmp_path / "u0" / render.CONFIG_FILE.lstrip("/")).read_text()
+        (tmp_path / "u0" / runspec.CONFIG_FILE.lstrip("/")).read_text()
     )  # written by workload.apply under the sandbox
     assert rendered["storage"]["s3"]["regionendpoint"] == s3.url
     assert rendered["storage"]["s3"]["secure"] is False
@@ -230,7 +230,7 @@ def test_registry_stores_images_in_s3_and_serves_them_back(s3, units, tmp_path):
     # read with SigV4 where the first unit wrote with SigV2 (the default off AWS)
     assert rendered["storage"]["s3"]["v4auth"] is False
     _, netloc2 = units(s3_options(s3) | {"storage-s3-skip-v4-auth": False})
-    v4 = yaml.safe_load((tmp_path / "u1" / render.CONFIG_FILE.lstrip("/")).read_text())
+    v4 = yaml.safe_load((tmp_path / "u1" / runspec.CONFIG_FILE.lstrip("/")).read_text())
     assert v4["storage"]["s3"]["v4auth"] is True
     inspected2 = json.loads(
         run("skopeo", "inspect", "--tls-verify=false", f"docker://{netloc2}/s3/test:1")

@@ -18,7 +18,7 @@ import yaml
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import auth, container, paths, workload
-from charms.layer.docker_registry.pipeline import render
+from charms.layer.docker_registry.pipeline import layout, render, runspec
 from tests.support import certs
 from tests.support.config import charm_defaults
 from tests.support.images import ensure_engine, make_test_image, registry_image_ref
@@ -49,7 +49,7 @@ def unit(engine, tmp_path):
         htpasswd = ""
         if s.basic_auth:
             htpasswd = auth.htpasswd_line(
-                s.basic_auth.user, s.basic_auth.password, host.path(render.HTPASSWD_FILE)
+                s.basic_auth.user, s.basic_auth.password, host.path(layout.HTPASSWD_FILE)
             )
         desired = render.desired(
             s,
@@ -94,7 +94,7 @@ def test_create_then_noop_then_one_restart_per_change(unit):
     # WHEN a value changes THEN exactly one recreate, then stable again
     assert apply({"log-level": "debug"}).action == "recreated"
     assert apply({"log-level": "debug"}).action == "unchanged"
-    config = host.path(render.CONFIG_FILE)
+    config = host.path(runspec.CONFIG_FILE)
     assert oct(config.stat().st_mode & 0o777) == "0o600"
     assert yaml.safe_load(config.read_text())["log"]["level"] == "debug"
     assert get_status(f"http://127.0.0.1:{state['port']}/v2/", timeout=5) == 200
@@ -142,7 +142,7 @@ def test_basic_auth_and_tls_from_real_certificates(unit, tmp_path):
     # auth off: htpasswd removed, anonymous access, plain http again
     outcome = apply({"auth-basic-password": ""})
     assert outcome.action == "recreated" and outcome.probe_url.startswith("http://")
-    assert not host.path(render.HTPASSWD_FILE).exists()
+    assert not host.path(layout.HTPASSWD_FILE).exists()
     assert not key.exists()
     assert get_status(f"http://127.0.0.1:{state['port']}/v2/", timeout=5) == 200
 
@@ -332,7 +332,7 @@ def test_custom_tls_paths_are_what_the_container_serves_tls_from(unit, tmp_path)
     )
     targets = {m["Destination"] for m in mounts}
     assert {custom["tls-cert-path"], custom["tls-key-path"]} <= targets
-    config = yaml.safe_load(host.path(render.CONFIG_FILE).read_text())
+    config = yaml.safe_load(host.path(runspec.CONFIG_FILE).read_text())
     assert config["http"]["tls"]["certificate"] == custom["tls-cert-path"]
     assert config["http"]["tls"]["key"] == custom["tls-key-path"]
 

@@ -14,6 +14,7 @@ from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.host import files, paths, trust
 from charms.layer.docker_registry.host.paths import Host
+from charms.layer.docker_registry.pipeline import runspec
 from tests.support import certs
 
 SECRET = "Sec-Ur1ty-Passw0rd"
@@ -345,9 +346,9 @@ def test_proxy_credentials_reach_the_registry_through_a_private_mounted_file_nev
         htpasswd="",
         realm="r",
     )
-    argv = render.ContainerRun(desired.run, "h").argv()
+    argv = runspec.ContainerRun(desired.run, "h").argv()
     assert SECRET not in " ".join(argv)
     assert not {"-e", "--env", "--env-file"} & set(argv)
-    assert f"{render.ENV_FILE}:{render.ENV_FILE}:ro" in argv
-    env = next(f for f in desired.files if f.path == render.ENV_FILE)
+    assert f"{runspec.ENV_FILE}:{runspec.ENV_FILE}:ro" in argv
+    env = next(f for f in desired.files if f.path == runspec.ENV_FILE)
     assert (env.mode, env.mount) == (0o600, False) and SECRET in env.content

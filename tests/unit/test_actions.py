@@ -16,7 +16,7 @@ from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import lifecycle
 from charms.layer.docker_registry.errors import DockerError
 from charms.layer.docker_registry.host import container, paths
-from charms.layer.docker_registry.pipeline import render, status
+from charms.layer.docker_registry.pipeline import runspec, status
 
 SECRET = "s3cr3t-value"
 
@@ -275,8 +275,8 @@ def test_start_behind_a_proxy_keeps_what_the_hook_said(hook, containers, answeri
 
 
 def test_start_of_a_removed_container_reruns_what_the_last_hook_ran(hook, containers, answering):
-    spec = render.RunSpec(name="registry", image="registry:2", ports=(), mounts=())
-    last = render.ContainerRun(spec, "c0ffee")
+    spec = runspec.RunSpec(name="registry", image="registry:2", ports=(), mounts=())
+    last = runspec.ContainerRun(spec, "c0ffee")
     records.save_container_run(last)
     _served("https://127.0.0.1:5000", "https")
     answering.urls.append("https://127.0.0.1:5000")

@@ -16,7 +16,7 @@ from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import content, copies, gc
 from charms.layer.docker_registry.host import container, paths, workload
 from charms.layer.docker_registry.images import registry_api, transfer
-from charms.layer.docker_registry.pipeline import clients, render
+from charms.layer.docker_registry.pipeline import clients, runspec
 
 SECRET = "act-s3cr3t"
 ENDPOINT = clients.Endpoint(
@@ -25,8 +25,8 @@ ENDPOINT = clients.Endpoint(
     local_url="https://127.0.0.1:5000",
     ca_file="/etc/docker/registry/ca.crt",
 )
-RUN = render.ContainerRun(
-    render.RunSpec(
+RUN = runspec.ContainerRun(
+    runspec.RunSpec(
         name="registry",
         image="registry:2",
         ports=(("", 5000, 5000),),
@@ -360,7 +360,7 @@ def test_rmi_local_runs_docker_rmi(ready, monkeypatch):
 
 
 def test_plan_from_the_saved_run_spec():
-    plan = gc.plan(render.ContainerRun.from_record(RUN.as_record()))
+    plan = gc.plan(runspec.ContainerRun.from_record(RUN.as_record()))
     assert plan == gc.GcPlan(
         name="registry",
         image="registry:2",
@@ -391,19 +391,19 @@ def test_plan_from_the_saved_run_spec():
         "/bin/sh",
         "registry:2",
         "-c",
-        render.with_env_file("x", [])[1][1],
+        runspec.with_env_file("x", [])[1][1],
         "sh",
         "garbage-collect",
         "--delete-untagged",
         "/etc/docker/registry/config.yml",
     ]
     with pytest.raises(gc.GcError, match="run a hook first"):
-        gc.plan(render.ContainerRun.from_record(None))
+        gc.plan(runspec.ContainerRun.from_record(None))
 
 
 def test_plan_without_filesystem_storage_measures_nothing():
     spec = dataclasses.replace(RUN.spec, storage_mount=None)
-    plan = gc.plan(render.ContainerRun(spec, "abc"))
+    plan = gc.plan(runspec.ContainerRun(spec, "abc"))
     assert plan.storage_dir == ""
     assert "/srv/registry:/var/lib/registry" not in plan.volumes
 
@@ -454,7 +454,7 @@ def fake_docker(monkeypatch, tmp_path):
     storage.mkdir()
     (storage / "blob").write_bytes(b"x" * 1000)
     spec = dataclasses.replace(RUN.spec, storage_mount=(str(storage), "/var/lib/registry"))
-    unitdata.kv().set(records.RUN, render.ContainerRun(spec, "abc").as_record())
+    unitdata.kv().set(records.RUN, runspec.ContainerRun(spec, "abc").as_record())
     fake.storage = storage
     return fake
 
@@ -536,7 +536,7 @@ def test_a_gc_is_refused_while_a_hook_or_another_gc_holds_the_registry(ready, fa
 def test_gc_with_object_storage_reports_unknown(ready, fake_docker):
     ready.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
     spec = dataclasses.replace(RUN.spec, storage_mount=None)  # as render runs it with S3
-    unitdata.kv().set(records.RUN, render.ContainerRun(spec, "abc").as_record())
+    unitdata.kv().set(records.RUN, runspec.ContainerRun(spec, "abc").as_record())
     run(ready, content.garbage_collect)
     assert ready.failures == []
     assert ready.result()["reclaimed-bytes"] == "unknown"

@@ -17,7 +17,7 @@ import pytest
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import DockerError
 from charms.layer.docker_registry.host import container, paths, workload
-from charms.layer.docker_registry.pipeline import render
+from charms.layer.docker_registry.pipeline import render, runspec
 
 IMAGE = "registry:2"
 IMAGE_ID = "sha256:" + "a" * 64
@@ -347,7 +347,7 @@ def test_small_commands_pass_their_arguments(fake_docker):
 
 def converge(desired: render.Desired, **kw) -> tuple[str, list[str]]:
     """As workload.apply calls it: the wanted hash and the current container looked up first."""
-    run = render.ContainerRun(desired.run, workload.config_hash(desired))
+    run = runspec.ContainerRun(desired.run, workload.config_hash(desired))
     argv = run.argv()  # as docker is asked: labelled with this unit as owner
     argv[1:1] = ["--label", f"{container.OWNER_LABEL}={container.owner()}"]
     return workload.converge(run, container.inspect(desired.run.name), **kw), argv
@@ -371,7 +371,7 @@ def test_converge_creates_a_missing_container_labelled_with_the_config_hash(
     assert fake_docker.mutating_calls() == [argv]
     created = fake_docker.load_state()["containers"]["registry"]
     assert created["Config"]["Labels"] == {
-        render.HASH_LABEL: desired.config_hash(IMAGE_ID),
+        runspec.HASH_LABEL: desired.config_hash(IMAGE_ID),
         container.OWNER_LABEL: "m-1/docker-registry/0",  # this unit created it
     }
     assert argv[-1] == IMAGE
@@ -419,7 +419,7 @@ def test_converge_starts_a_stopped_container_with_the_same_config(fake_docker, c
     fake_docker.add_container(
         "registry",
         cid="2" * 64,
-        labels={render.HASH_LABEL: desired.config_hash(IMAGE_ID)},
+        labels={runspec.HASH_LABEL: desired.config_hash(IMAGE_ID)},
         running=False,
     )
     action, _ = converge(desired)
@@ -433,7 +433,7 @@ def test_converge_leaves_a_container_the_operator_stopped_alone(fake_docker, con
     desired = make_desired(config)
     label = desired.config_hash(IMAGE_ID) if same_config else "old-hash"
     fake_docker.add_container(
-        "registry", cid="3" * 64, labels={render.HASH_LABEL: label}, running=False
+        "registry", cid="3" * 64, labels={runspec.HASH_LABEL: label}, running=False
     )
     action, _ = converge(desired, allow_start=False)
     assert action == "stopped-by-operator"
@@ -490,7 +490,7 @@ def test_converge_asks_docker_nothing_before_stopping_the_old_container(fake_doc
     fake_docker.add_image(IMAGE)
     converge(make_desired(config))
     changed = make_desired(config, **{"registry-port": 5001})
-    run = render.ContainerRun(changed.run, workload.config_hash(changed))
+    run = runspec.ContainerRun(changed.run, workload.config_hash(changed))
     current = container.inspect("registry")
     fake_docker.reset_log()
     assert workload.converge(run, current) == "recreated"
@@ -565,7 +565,7 @@ class Gated:
         return bool(
             running
             and running["State"]["Running"]
-            and running["Config"]["Labels"].get(render.HASH_LABEL) in self.answering_hashes
+            and running["Config"]["Labels"].get(runspec.HASH_LABEL) in self.answering_hashes
         )
 
     def container(self, name):
@@ -662,7 +662,7 @@ def test_docker_refusing_the_new_container_brings_the_last_good_one_back(
     back = gated.container(NAME)
     assert back["Id"] == good["Id"] and back["State"]["Running"]
     assert set(gated.fake.load_state()["containers"]) == {NAME}
-    assert "level: debug" not in gated.host.path(render.CONFIG_FILE).read_text()
+    assert "level: debug" not in gated.host.path(runspec.CONFIG_FILE).read_text()
     # AND the operator reads the option to blame, not an address of this host
     assert outcome.problem == named
     assert UNIT_ADDRESS not in outcome.problem and "10.255" not in outcome.problem

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from charms.layer.docker_registry.host import files, paths
-from charms.layer.docker_registry.pipeline.render import PRIVATE, PUBLIC, HostFile
+from charms.layer.docker_registry.pipeline.render import PRIVATE, PUBLIC
+from charms.layer.docker_registry.pipeline.runspec import HostFile
 
 
 def mode_of(path) -> int:

@@ -19,7 +19,7 @@ from charms.reactive import clear_flag, is_flag_set, set_flag
 from charms.layer.docker_registry.config import tls
 from charms.layer.docker_registry.errors import InstallError
 from charms.layer.docker_registry.host import auth, engine, workload
-from charms.layer.docker_registry.pipeline import render
+from charms.layer.docker_registry.pipeline import runspec
 from tests.support import certs
 from tests.support.config import charm_defaults
 from tests.support.fakejuju import (
@@ -68,7 +68,7 @@ class Charm(FakeJuju):
             action=action,
             answering=self.answering and action != "stopped-by-operator",
             probe_url=f"{desired.scheme}://10.0.0.10:5000",
-            run=render.ContainerRun(desired.run, "h"),
+            run=runspec.ContainerRun(desired.run, "h"),
             problem=self.problem,
             failed={"hash": "h", "problem": self.problem} if self.problem else {},
         )

@@ -10,7 +10,7 @@ import yaml
 
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import paths
-from charms.layer.docker_registry.pipeline import render
+from charms.layer.docker_registry.pipeline import render, runspec
 from tests.support import certs
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -245,7 +245,7 @@ def test_run_argv_sandboxed_unit(config, tmp_path):
 
 
 def test_ipv6_publish_address():
-    spec = render.RunSpec(name="r", image="i", ports=(("fd00::2", 5000, 5000),), mounts=())
+    spec = runspec.RunSpec(name="r", image="i", ports=(("fd00::2", 5000, 5000),), mounts=())
     assert "[fd00::2]:5000:5000" in spec.argv({})
 
 
@@ -278,8 +278,8 @@ def test_the_run_spec_survives_the_kv_as_a_record(config):
         htpasswd="admin:$2y$05$h\n",
         realm="r",
     )
-    run = render.ContainerRun(desired.run, "c0ffee")
-    again = render.ContainerRun.from_record(json.loads(json.dumps(run.as_record())))
+    run = runspec.ContainerRun(desired.run, "c0ffee")
+    again = runspec.ContainerRun.from_record(json.loads(json.dumps(run.as_record())))
     assert again == run
-    assert again.argv() == desired.run.argv({render.HASH_LABEL: "c0ffee"})
-    assert render.ContainerRun.from_record({"argv": ["run"]}) is None  # an older record
+    assert again.argv() == desired.run.argv({runspec.HASH_LABEL: "c0ffee"})
+    assert runspec.ContainerRun.from_record({"argv": ["run"]}) is None  # an older record

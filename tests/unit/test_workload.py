@@ -12,7 +12,7 @@ import pytest
 
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import paths, workload
-from charms.layer.docker_registry.pipeline import render
+from charms.layer.docker_registry.pipeline import layout, render, runspec
 
 SECRET_PASSWORD = "pa55-word"
 IMAGE_ID = "registry:2"  # what the config hash is taken with (no docker here)
@@ -102,7 +102,7 @@ def _running(name, config_hash):
         running=True,
         status="running",
         restart_count=0,
-        labels={render.HASH_LABEL: config_hash, **OURS},
+        labels={runspec.HASH_LABEL: config_hash, **OURS},
         ports=(),
     )
 
@@ -175,7 +175,7 @@ def test_apply_writes_files_converges_and_reports_answering(config, sandbox, wor
     assert outcome.action == "created"
     assert outcome.answering is True
     assert outcome.probe_url == "http://10.0.0.1:5000"
-    assert managed == [render.CONFIG_FILE, render.HTPASSWD_FILE]
+    assert managed == [runspec.CONFIG_FILE, layout.HTPASSWD_FILE]
     assert (tmp_path / "etc/docker/registry/htpasswd").read_text() == "admin:$2y$05$hash\n"
     assert (tmp_path / "etc/docker/registry").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "srv/registry").is_dir()
@@ -199,7 +199,7 @@ def test_apply_removes_files_no_longer_wanted(config, sandbox, world, tmp_path):
         managed_files=managed,
         allow_start=True,
     )
-    assert managed == [render.CONFIG_FILE]
+    assert managed == [runspec.CONFIG_FILE]
     assert not (tmp_path / "etc/docker/registry/htpasswd").exists()
 
 
@@ -278,7 +278,7 @@ def test_a_new_config_that_never_answers_is_rolled_back_to_the_last_good(
     assert ("rm", "registry-docker-registry-0") in world.docker
     assert ("run", good_run.argv()) in world.docker
     assert outcome.run == good_run
-    assert managed == [render.CONFIG_FILE]
+    assert managed == [runspec.CONFIG_FILE]
     assert not (tmp_path / "etc/docker/registry/htpasswd").exists()
     config_yml = (tmp_path / "etc/docker/registry/config.yml").read_text()
     assert config_yml == good.config_yaml

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from charmhelpers.core import unitdata
 
-from charms.layer.docker_registry.pipeline import clients, render, status
+from charms.layer.docker_registry.pipeline import clients, runspec, status
 
 # -- flags --------------------------------------------------------------------------------------
 STOPPED_FLAG = "docker-registry.stopped"  # set by the stop action, cleared by start
 CONFIGURED_FLAG = "docker-registry.configured"  # the registry answered in the last hook
 
 # -- what actions read --------------------------------------------------------------------------
-RUN = "docker-registry.run"  # render.ContainerRun: what the last hook ran (start, GC)
+RUN = "docker-registry.run"  # runspec.ContainerRun: what the last hook ran (start, GC)
 ENDPOINT = "docker-registry.endpoint"  # clients.Endpoint: where actions reach the registry
 SERVING = "docker-registry.serving-status"  # status.Report facts of the last hook that served
 CACHES = "docker-registry.caches"  # upstream host -> that cache's run, files, URL, last good
@@ -37,11 +37,11 @@ TURN_WAIT = "docker-registry.rolling-wait"  # rolling.Waited: whom this unit wai
 TURN_TOLD = "docker-registry.rolling-told"  # what this unit last told its peers
 
 
-def container_run() -> render.ContainerRun | None:
-    return render.ContainerRun.from_record(unitdata.kv().get(RUN))
+def container_run() -> runspec.ContainerRun | None:
+    return runspec.ContainerRun.from_record(unitdata.kv().get(RUN))
 
 
-def save_container_run(run: render.ContainerRun) -> None:
+def save_container_run(run: runspec.ContainerRun) -> None:
     unitdata.kv().set(RUN, run.as_record())
 
 

@@ -16,7 +16,7 @@ from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import ActionError, Params
 from charms.layer.docker_registry.host import container
 from charms.layer.docker_registry.images import references
-from charms.layer.docker_registry.pipeline import clients, render, status
+from charms.layer.docker_registry.pipeline import clients, runspec, status
 
 if TYPE_CHECKING:  # imported where used, at run time: only some actions need them
     from charms.layer.docker_registry.actions import gc
@@ -240,7 +240,7 @@ def _cache_garbage_collect(host: str, *, delete_untagged: bool, dry_run: bool) -
     if host not in {c.host for c in actions.config().caches}:
         raise ActionError("cache: not an upstream host in the caches option")
     record = records.caches().get(host) or {}
-    plan = gc.plan(render.ContainerRun.from_record(record.get("run")))
+    plan = gc.plan(runspec.ContainerRun.from_record(record.get("run")))
     result = gc.garbage_collect(
         plan, probe_url=record.get("url", ""), delete_untagged=delete_untagged, dry_run=dry_run
     )
@@ -303,7 +303,7 @@ def caches(params: Params) -> dict:
         record = cache_records.get(cache.host) or {}
         entry: dict = {"url": urls[cache.host], "upstream": cache.url}
         entry["serving"] = "offline" if record.get("offline") else "proxy"
-        run = render.ContainerRun.from_record(record.get("run"))
+        run = runspec.ContainerRun.from_record(record.get("run"))
         if run and run.spec.storage_mount:
             entry["bytes"] = caches_lib.stored_bytes(Path(run.spec.storage_mount[0]))
         api = registry_api.Registry(

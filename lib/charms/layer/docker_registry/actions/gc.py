@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
 from charms.layer.docker_registry.host import container, paths, workload
-from charms.layer.docker_registry.pipeline import render
+from charms.layer.docker_registry.pipeline import runspec
 
 _SUMMARY_RE = re.compile(
     r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion"
@@ -51,11 +51,11 @@ class GcPlan:
             command.append("--delete-untagged")
         if dry_run:
             command.append("--dry-run")
-        options, command = render.with_env_file(self.env_file, [*command, render.CONFIG_FILE])
+        options, command = runspec.with_env_file(self.env_file, [*command, runspec.CONFIG_FILE])
         return [*argv, *options, self.image, *command]
 
 
-def plan(run: render.ContainerRun | None) -> GcPlan:
+def plan(run: runspec.ContainerRun | None) -> GcPlan:
     """The GC container for the registry the charm last ran (its run spec, kept in the kv)."""
     if run is None:
         raise GcError("the registry's run arguments are not known yet; run a hook first")

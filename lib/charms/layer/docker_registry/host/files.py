@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from charms.layer.docker_registry.host.paths import Host
-from charms.layer.docker_registry.pipeline.render import HostFile
+from charms.layer.docker_registry.pipeline.runspec import HostFile
 
 
 def _unchanged(path: Path, data: bytes, mode: int) -> bool:

@@ -26,13 +26,8 @@ from pathlib import Path
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
 from charms.layer.docker_registry.host import container, files, paths
 from charms.layer.docker_registry.pipeline import clients
-from charms.layer.docker_registry.pipeline.render import (
-    HASH_LABEL,
-    PRIVATE,
-    ContainerRun,
-    Desired,
-    HostFile,
-)
+from charms.layer.docker_registry.pipeline.render import PRIVATE, Desired
+from charms.layer.docker_registry.pipeline.runspec import HASH_LABEL, ContainerRun, HostFile
 
 LAST_GOOD = ".last-good"  # in a registry's config dir: private copies of its last good files
 LAST_GOOD_DIR = f"{paths.CONFIG_DIR}/{LAST_GOOD}"

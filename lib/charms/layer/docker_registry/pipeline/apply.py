@@ -30,7 +30,16 @@ from charms.layer.docker_registry.host import (
     trust,
     workload,
 )
-from charms.layer.docker_registry.pipeline import caches, clients, cos, render, rolling, status
+from charms.layer.docker_registry.pipeline import (
+    caches,
+    clients,
+    cos,
+    layout,
+    render,
+    rolling,
+    runspec,
+    status,
+)
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
 HTTP_SECRET_ID = "http-secret-id"  # noqa: S105 - leader data: the URI of the Juju secret
@@ -61,7 +70,7 @@ def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Share
     )
     kv.set(records.IMAGE_DIGEST, image.token)
     basic = config.basic_auth
-    htpasswd_path = host.path(render.HTPASSWD_FILE)
+    htpasswd_path = host.path(layout.HTPASSWD_FILE)
     return Shared(
         image_id=image.id,
         http_secret=_http_secret(inputs.leader),
@@ -171,7 +180,7 @@ def _charm_build() -> str:
 
 def recorded_name(record: dict | None) -> tuple[str, ...]:
     """The container a run record names (what the charm last ran), to adopt."""
-    run = render.ContainerRun.from_record(record)
+    run = runspec.ContainerRun.from_record(record)
     return (run.spec.name,) if run else ()
 
 
@@ -463,12 +472,12 @@ def _cache(
 def remove_cache(host: paths.Host, record: dict) -> None:
     """A cache taken out of ``caches`` (or a unit going away): its container and files go,
     its stored content stays (adding the upstream again finds it warm)."""
-    run = render.ContainerRun.from_record(record.get("run"))
+    run = runspec.ContainerRun.from_record(record.get("run"))
     if run:
         workload.remove_ours(run.spec.name, (run.spec.name,))
     files.sync(host, [], record.get("managed", []))
     config_dir = record.get("config_dir", "")
-    if config_dir.startswith(f"{paths.CONFIG_DIR}/{render.CACHES_DIR}/"):
+    if config_dir.startswith(f"{paths.CONFIG_DIR}/{layout.CACHES_DIR}/"):
         shutil.rmtree(host.path(config_dir), ignore_errors=True)
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from charms.layer.docker_registry.pipeline.clients import bracket
-from charms.layer.docker_registry.pipeline.render import cache_slug
+from charms.layer.docker_registry.pipeline.layout import cache_slug
 
 SERVICE_NAME = "docker-registry"
 SERVICE_HOST = "0.0.0.0"  # noqa: S104 - haproxy listens on every address

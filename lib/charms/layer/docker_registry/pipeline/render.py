@@ -4,90 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
-from charms.layer.docker_registry.config.settings import Settings, TlsPaths
+from charms.layer.docker_registry.config.settings import Settings
 from charms.layer.docker_registry.config.storage import S3Storage, SwiftStorage
 from charms.layer.docker_registry.config.upstreams import UpstreamCache
 from charms.layer.docker_registry.host import paths
+from charms.layer.docker_registry.pipeline.layout import Layout, cache_layout, registry_layout
+from charms.layer.docker_registry.pipeline.runspec import (
+    CONFIG_FILE,
+    PRIVATE,
+    PUBLIC,
+    HostFile,
+    RunSpec,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[5] / "templates"
 CONTAINER_PORT = 5000
 CONTAINER_DEBUG_PORT = 5001
-CONFIG_FILE = f"{paths.CONFIG_DIR}/config.yml"
-HTPASSWD_FILE = f"{paths.CONFIG_DIR}/htpasswd"
-TOKEN_BUNDLE_FILE = f"{paths.CONFIG_DIR}/token-bundle.pem"
-ENV_FILE = f"{paths.CONFIG_DIR}/registry.env"
-HASH_LABEL = "docker-registry.config-hash"
-PRIVATE, PUBLIC = 0o600, 0o644
-CACHES_DIR = "caches"  # under the config dir, the storage directory and an S3/Swift prefix
-
-
-def cache_slug(host: str) -> str:
-    """A cache's name in paths, prefixes and container names: ``registry.local:5000`` ->
-    ``registry.local_5000`` (':' would end a docker volume's host path)."""
-    return re.sub(r"[^a-z0-9.-]+", "_", host.lower()).strip("_")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where one registry container keeps its files and data, what it is called and where it
-    listens: the push registry, or one pull-through cache (its own directory in each)."""
-
-    config_dir: str
-    name: str  # the configured container name (paths.Host adds the unit in the local model)
-    port: int
-    tls: TlsPaths
-    storage_prefix: str = ""  # under the push registry's storage root ("" = that root)
-    port_option: str = "registry-port"
-    name_option: str = "registry-name"  # what a name taken by another container names
-
-    @property
-    def config_file(self) -> str:
-        return f"{self.config_dir}/config.yml"
-
-    @property
-    def htpasswd_file(self) -> str:
-        return f"{self.config_dir}/htpasswd"
-
-    @property
-    def token_bundle_file(self) -> str:
-        return f"{self.config_dir}/token-bundle.pem"
-
-    @property
-    def env_file(self) -> str:
-        return f"{self.config_dir}/registry.env"
-
-
-def registry_layout(settings: Settings) -> Layout:
-    return Layout(
-        paths.CONFIG_DIR, settings.registry_name, settings.registry_port, settings.tls_paths
-    )
-
-
-def cache_layout(settings: Settings, cache: UpstreamCache) -> Layout:
-    """A cache's own files (copies of the push registry's TLS and auth material, so that its
-    rollback never touches the push registry's), storage and container."""
-    slug = cache_slug(cache.host)
-    config_dir = f"{paths.CONFIG_DIR}/{CACHES_DIR}/{slug}"
-    tls = TlsPaths(
-        ca=f"{config_dir}/ca.crt",
-        cert=f"{config_dir}/registry.crt",
-        key=f"{config_dir}/registry.key",
-    )
-    return Layout(
-        config_dir,
-        f"{settings.registry_name}-cache-{slug}",
-        cache.port,
-        tls,
-        storage_prefix=f"{CACHES_DIR}/{slug}",
-        port_option=f"caches ({cache.host}) port",
-        name_option=f"caches ({cache.host})",
-    )
 
 
 @dataclass(frozen=True)
@@ -98,123 +35,6 @@ class TlsMaterial:
     key: str = field(repr=False)
     ca: str = ""
     source: str = "config"
-
-
-@dataclass(frozen=True)
-class HostFile:
-    path: str  # absolute path as the registry sees it (also the container mount target)
-    content: str = field(repr=False)
-    mode: int = PRIVATE
-    mount: bool = True
-    option: str = ""  # the option that names its path ("" for the charm's own file names)
-
-
-# The image's own entrypoint and command (upstream registry:2 and the image this project
-# builds alike): ENTRYPOINT ["/entrypoint.sh"], CMD ["/etc/docker/registry/config.yml"].
-IMAGE_ENTRYPOINT, IMAGE_CMD = "/entrypoint.sh", CONFIG_FILE
-# Exports each NAME=value line of the env file as it is (no shell evaluation of the value),
-# then runs the image's entrypoint with the container's arguments.
-_SOURCE_ENV = (
-    'while IFS= read -r line; do case "$line" in *=*) export "$line" ;; esac; done < {path}; '
-    f'exec {IMAGE_ENTRYPOINT} "$@"'
-)
-
-
-def with_env_file(env_file: str, command: list[str]) -> tuple[list[str], list[str]]:
-    """(`docker run` options, arguments after the image) that run ``command`` (the image's
-    default command when empty) with the variables of the host's ``env_file`` ("" for none)
-    in its environment. Registry 2.8 reads its egress proxy (credentials and all) only from
-    its environment: the file is mounted read-only and read by the container's own shell, so
-    the values are in no process argument and not in the container's config (`docker
-    inspect`), where `--env`/`--env-file` would put them."""
-    if not env_file:
-        return [], command
-    script = _SOURCE_ENV.format(path=ENV_FILE)
-    options = ["--volume", f"{env_file}:{ENV_FILE}:ro", "--entrypoint", "/bin/sh"]
-    return options, ["-c", script, "sh", *(command or [IMAGE_CMD])]
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    image: str
-    ports: tuple[tuple[str, int, int], ...]  # (bind address or "", host port, container port)
-    mounts: tuple[tuple[str, str], ...]  # (host path, container path), read-only unless storage
-    env_file: str = ""
-    storage_mount: tuple[str, str] | None = None
-    log_driver: str = ""  # "" = the engine's default; journald: tagged with the container name
-
-    def volumes(self) -> list[str]:
-        """``--volume`` values: config files read-only, the storage directory writable."""
-        out = [f"{host_path}:{container_path}:ro" for host_path, container_path in self.mounts]
-        if self.storage_mount:
-            out.append(f"{self.storage_mount[0]}:{self.storage_mount[1]}")
-        return out
-
-    def argv(self, labels: dict[str, str]) -> list[str]:
-        """`docker run` arguments; labels carry the config hash."""
-        argv = ["run", "--detach", "--name", self.name, "--restart", "unless-stopped"]
-        for key, value in sorted(labels.items()):
-            argv += ["--label", f"{key}={value}"]
-        for bind, host_port, container_port in self.ports:
-            prefix = f"{bind}:" if bind else ""
-            if ":" in bind:  # IPv6 literal
-                prefix = f"[{bind}]:"
-            argv += ["--publish", f"{prefix}{host_port}:{container_port}"]
-        for volume in self.volumes():
-            argv += ["--volume", volume]
-        options, command = with_env_file(self.env_file, [])
-        argv += options
-        if self.log_driver:
-            argv += ["--log-driver", self.log_driver, "--log-opt", f"tag={self.name}"]
-        return [*argv, self.image, *command]
-
-    def as_record(self) -> dict:
-        """JSON-safe form for the unit kv (holds no secret: they live in mounted files)."""
-        return {
-            "name": self.name,
-            "image": self.image,
-            "ports": [list(p) for p in self.ports],
-            "mounts": [list(m) for m in self.mounts],
-            "env_file": self.env_file,
-            "storage_mount": list(self.storage_mount) if self.storage_mount else None,
-            "log_driver": self.log_driver,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict) -> RunSpec:
-        storage = record.get("storage_mount")
-        return cls(
-            name=record["name"],
-            image=record["image"],
-            ports=tuple((str(b), int(h), int(c)) for b, h, c in record.get("ports", [])),
-            mounts=tuple((str(h), str(c)) for h, c in record.get("mounts", [])),
-            env_file=record.get("env_file", ""),
-            storage_mount=(str(storage[0]), str(storage[1])) if storage else None,
-            log_driver=str(record.get("log_driver", "")),
-        )
-
-
-@dataclass(frozen=True)
-class ContainerRun:
-    """A run spec and the config hash its container's label carries: what the charm ran."""
-
-    spec: RunSpec
-    config_hash: str
-
-    def argv(self) -> list[str]:
-        return self.spec.argv({HASH_LABEL: self.config_hash})
-
-    def as_record(self) -> dict:
-        return {"spec": self.spec.as_record(), "hash": self.config_hash}
-
-    @classmethod
-    def from_record(cls, record: dict | None) -> ContainerRun | None:
-        """None for no record, or one in a form this charm revision does not know."""
-        try:
-            return cls(RunSpec.from_record(record["spec"]), str(record["hash"]))  # type: ignore[index]
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 @dataclass(frozen=True)
@@ -330,18 +150,7 @@ def config_context(
         storage["params"] = _storage_params(settings.storage, layout.storage_prefix)
     else:
         storage["rootdirectory"] = paths.CONTAINER_STORAGE_DIR
-    auth = None
-    if settings.basic_auth:
-        auth = {"kind": "htpasswd", "realm": realm, "path": layout.htpasswd_file}
-    elif settings.token_auth:
-        token = settings.token_auth
-        auth = {
-            "kind": "token",
-            "realm": token.realm,
-            "service": token.service,
-            "issuer": token.issuer,
-            "rootcertbundle": layout.token_bundle_file,
-        }
+    auth = _auth_context(settings, realm, layout)
     tls_ctx = None
     if tls:
         tls_ctx = {
@@ -349,15 +158,7 @@ def config_context(
             "key": layout.tls.key,
             "clientcas": [layout.tls.ca] if settings.tls_client_auth and tls.ca else [],
         }
-    proxy = None
-    if cache and not offline:
-        proxy = {"remoteurl": cache.url, "username": cache.username, "password": cache.password}
-    elif settings.cache and not cache:
-        proxy = {
-            "remoteurl": settings.cache.remoteurl,
-            "username": settings.cache.username,
-            "password": settings.cache.password,
-        }
+    proxy = _proxy_context(settings, cache, offline)
     debug = None
     if metrics_listener(settings, collector) and not cache:
         debug = {"addr": f":{CONTAINER_DEBUG_PORT}", "prometheus": True}
@@ -380,6 +181,37 @@ def config_context(
         "proxy": proxy,
         "storage_health": {"interval": interval, "threshold": threshold},
     }
+
+
+def _auth_context(settings: Settings, realm: str, layout: Layout) -> dict | None:
+    if settings.basic_auth:
+        return {"kind": "htpasswd", "realm": realm, "path": layout.htpasswd_file}
+    if settings.token_auth:
+        token = settings.token_auth
+        return {
+            "kind": "token",
+            "realm": token.realm,
+            "service": token.service,
+            "issuer": token.issuer,
+            "rootcertbundle": layout.token_bundle_file,
+        }
+    return None
+
+
+def _proxy_context(settings: Settings, cache: UpstreamCache | None, offline: bool) -> dict | None:
+    """A cache's upstream (none while it is offline: a 2.8 proxy does not start without it),
+    or the reference's single-cache options for the push registry."""
+    if cache:
+        if offline:
+            return None
+        return {"remoteurl": cache.url, "username": cache.username, "password": cache.password}
+    if settings.cache:
+        return {
+            "remoteurl": settings.cache.remoteurl,
+            "username": settings.cache.username,
+            "password": settings.cache.password,
+        }
+    return None
 
 
 def render_config(context: dict, templates_dir: Path = TEMPLATES_DIR) -> str:
@@ -433,6 +265,34 @@ def desired(
         collector=collector,
     )
     config = render_config(context, templates_dir)
+    files = _files(settings, layout, config, htpasswd, tls, cache)
+    debug_port = settings.debug_port if metrics_listener(settings, collector) and not cache else 0
+    env = _env_file(settings)
+    if env:
+        files.append(HostFile(layout.env_file, env, PRIVATE, mount=False))
+    run = _run_spec(
+        settings, layout, host, unit_address, files, env_file=bool(env), debug=debug_port
+    )
+    return Desired(
+        config_yaml=config,
+        files=tuple(files),
+        run=run,
+        scheme="https" if tls else "http",
+        config_dir=layout.config_dir,
+        port_option=layout.port_option,
+        name_option=layout.name_option,
+    )
+
+
+def _files(
+    settings: Settings,
+    layout: Layout,
+    config: str,
+    htpasswd: str,
+    tls: TlsMaterial | None,
+    cache: UpstreamCache | None,
+) -> list[HostFile]:
+    """The files the registry mounts: its config, htpasswd, token bundle and TLS files."""
     files = [HostFile(layout.config_file, config)]
     if settings.basic_auth:
         files.append(HostFile(layout.htpasswd_file, htpasswd))
@@ -447,22 +307,32 @@ def desired(
         files.append(HostFile(layout.tls.key, tls.key, PRIVATE, option=option("tls-key-path")))
         if tls.ca:
             files.append(HostFile(layout.tls.ca, tls.ca, PUBLIC, option=option("tls-ca-path")))
-    env = _env_file(settings)
-    if env:
-        files.append(HostFile(layout.env_file, env, PRIVATE, mount=False))
+    return files
+
+
+def _run_spec(
+    settings: Settings,
+    layout: Layout,
+    host: paths.Host,
+    unit_address: str,
+    files: list[HostFile],
+    *,
+    env_file: bool,
+    debug: int,
+) -> RunSpec:
+    """How the container runs: ports (``debug``: the debug listener's host port, 0 for none),
+    mounts, the env file, storage and log driver."""
     bind = host.publish_address(unit_address)
     ports = [(bind, layout.port, CONTAINER_PORT)]
-    if metrics_listener(settings, collector) and not cache:
+    if debug:
         # registry 2.8 serves /metrics only on its debug listener, beside pprof and expvar and
         # without auth: on the loopback only, where the COS collector on this machine scrapes
-        ports.append(
-            (host.loopback_address(unit_address), settings.debug_port, CONTAINER_DEBUG_PORT)
-        )
+        ports.append((host.loopback_address(unit_address), debug, CONTAINER_DEBUG_PORT))
     storage_mount = None
     if settings.storage.kind == "filesystem":
         storage_dir = "/".join(p for p in (paths.STORAGE_DIR, layout.storage_prefix) if p)
         storage_mount = (str(host.path(storage_dir)), paths.CONTAINER_STORAGE_DIR)
-    run = RunSpec(
+    return RunSpec(
         name=host.container_name(layout.name),
         image=settings.registry_image,
         ports=tuple(ports),
@@ -472,16 +342,7 @@ def desired(
             for f in files
             if f.mount
         ),
-        env_file=str(host.path(layout.env_file)) if env else "",
+        env_file=str(host.path(layout.env_file)) if env_file else "",
         storage_mount=storage_mount,
         log_driver=host.log_driver(),
-    )
-    return Desired(
-        config_yaml=config,
-        files=tuple(files),
-        run=run,
-        scheme="https" if tls else "http",
-        config_dir=layout.config_dir,
-        port_option=layout.port_option,
-        name_option=layout.name_option,
     )
