@@ -31,7 +31,7 @@ from charms.reactive import (
 from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
-from charms.layer.docker_registry.host import engine, paths, workload
+from charms.layer.docker_registry.host import engine, lock, paths, workload
 from charms.layer.docker_registry.pipeline import apply as applying
 from charms.layer.docker_registry.pipeline import clients, datastore, publish, rolling, status
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan, decide
@@ -117,10 +117,10 @@ def reconcile() -> None:
     records.save_credentials_keys(credentials.record_of(inputs.secret))
     report.add(plan.report)
     try:
-        with workload.registry_lock(paths.current()):  # never beside a garbage collection
+        with lock.registry_lock(paths.current()):  # never beside a garbage collection
             if _apply_store(config, store, report):
                 apply(config, inputs, plan, report)
-    except workload.LockBusy as exc:
+    except lock.LockBusy as exc:
         report.wait(f"{exc}; the next hook applies the config.")
     except OSError as exc:  # a full disk, a directory where a file should be, ...
         what = exc.filename or "a file"

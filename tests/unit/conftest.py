@@ -29,9 +29,9 @@ def config(defaults) -> dict:
 @pytest.fixture(autouse=True)
 def registry_lock_in_tmp(monkeypatch, tmp_path):
     """The registry lock file (an absolute host path outside a sandbox) stays in tmp_path."""
-    from charms.layer.docker_registry.host import workload
+    from charms.layer.docker_registry.host import lock
 
-    monkeypatch.setattr(workload, "LOCK_FILE", str(tmp_path / "registry.lock"))
+    monkeypatch.setattr(lock, "LOCK_FILE", str(tmp_path / "registry.lock"))
 
 
 FAKE_DIGEST = "sha256:" + "c" * 64

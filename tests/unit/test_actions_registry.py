@@ -14,7 +14,7 @@ from charms.reactive import set_flag
 
 from charms.layer.docker_registry import actions, records
 from charms.layer.docker_registry.actions import content, copies, gc
-from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.host import container, lock, paths
 from charms.layer.docker_registry.images import registry_api, transfer
 from charms.layer.docker_registry.pipeline import clients, runspec
 
@@ -525,7 +525,7 @@ def test_a_gc_that_cannot_be_stopped_leaves_the_registry_stopped(ready, fake_doc
 
 
 def test_a_gc_is_refused_while_a_hook_or_another_gc_holds_the_registry(ready, fake_docker):
-    with workload.registry_lock(paths.current()):
+    with lock.registry_lock(paths.current()):
         run(ready, content.garbage_collect)
     assert [c[0] for c in fake_docker.calls] == ["ready"]  # the status as it was, nothing else
     assert ready.failures == [

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
-from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.host import container, lock, paths, workload
 from charms.layer.docker_registry.pipeline import runspec
 
 _SUMMARY_RE = re.compile(
@@ -111,7 +111,7 @@ def garbage_collect(
     Under the registry lock (hooks that recreate the container, start and stop take it too).
     A GC the docker CLI gave up on (its timeout) is stopped before the registry starts again;
     if it cannot be, the registry stays stopped rather than serve beside it."""
-    with workload.registry_lock(paths.current(), wait=0, busy=GcError):
+    with lock.registry_lock(paths.current(), wait=0, busy=GcError):
         return _garbage_collect(
             plan,
             probe_url=probe_url,

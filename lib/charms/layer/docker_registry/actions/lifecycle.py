@@ -14,7 +14,7 @@ from charms.layer.docker_registry.actions import (
     set_status,
 )
 from charms.layer.docker_registry.config import reader
-from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.host import container, lock, paths, workload
 from charms.layer.docker_registry.pipeline import datastore, status
 
 
@@ -40,12 +40,12 @@ def _ours(state: container.ContainerState) -> None:
 
 
 def stop(params: Params) -> dict:
-    with workload.registry_lock(paths.current(), wait=60):  # never beside a GC or a hook
+    with lock.registry_lock(paths.current(), wait=60):  # never beside a GC or a hook
         return _stop(params)
 
 
 def start(params: Params) -> dict:
-    with workload.registry_lock(paths.current(), wait=60):
+    with lock.registry_lock(paths.current(), wait=60):
         return _start(params)
 
 

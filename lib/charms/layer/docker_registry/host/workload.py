@@ -13,58 +13,20 @@ until something in it changes.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
-import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
-from charms.layer.docker_registry.host import container, files, paths
+from charms.layer.docker_registry.host import container, diagnose, files, lastgood, paths
 from charms.layer.docker_registry.pipeline import clients
-from charms.layer.docker_registry.pipeline.render import PRIVATE, Desired
-from charms.layer.docker_registry.pipeline.runspec import HASH_LABEL, ContainerRun, HostFile
+from charms.layer.docker_registry.pipeline.render import Desired
+from charms.layer.docker_registry.pipeline.runspec import HASH_LABEL, ContainerRun
 
-LAST_GOOD = ".last-good"  # in a registry's config dir: private copies of its last good files
-LAST_GOOD_DIR = f"{paths.CONFIG_DIR}/{LAST_GOOD}"
 START_BOUND = 20  # seconds a recreated registry has to answer before it is rolled back
-LOCK_FILE = "/var/lib/docker-registry-charm/registry.lock"  # see registry_lock
-LOCK_WAIT = 300  # seconds a hook or start/stop waits for a garbage collection to end
-
-
-class LockBusy(RegistryCharmError):
-    """Another holder of the registry lock did not let go in time."""
-
-
-@contextlib.contextmanager
-def registry_lock(
-    host: paths.Host, wait: float = LOCK_WAIT, busy: type[RegistryCharmError] = LockBusy
-) -> Iterator[None]:
-    """One holder at a time of the registry's containers: garbage-collect (which stops the
-    registry), hooks that recreate it, and the start/stop actions. ``wait`` 0: fail at once
-    with ``busy`` when it is held; else wait up to ``wait`` seconds."""
-    path = host.path(LOCK_FILE)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with path.open("a") as handle:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise busy(
-                        "another garbage-collect, start/stop or hook is working on the registry"
-                    ) from None
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 WAITING_TURN = "waiting-turn"  # Outcome.action of a change held for the units before this one
@@ -185,54 +147,6 @@ def _check_foreign_files(host: paths.Host, desired: Desired, managed: list[str])
             )
 
 
-def _backup_name(path: str) -> str:
-    return path.strip("/").replace("/", "__")
-
-
-def _remember(host: paths.Host, desired: Desired, run: ContainerRun, url: str) -> dict:
-    """Keep what just answered as the last good state."""
-    backup = host.path(f"{desired.config_dir}/{LAST_GOOD}")
-    files.ensure_dir(backup, 0o700)
-    kept: list[tuple[str, int]] = []
-    for f in desired.files:
-        files.write_if_changed(backup / _backup_name(f.path), f.content, PRIVATE)
-        kept.append((f.path, f.mode))
-    wanted = {_backup_name(path) for path, _ in kept}
-    for stale in backup.iterdir():
-        if stale.name not in wanted:
-            stale.unlink()
-    return {"run": run.as_record(), "files": kept, "url": url}
-
-
-def _restore(host: paths.Host, config_dir: str, last_good: dict, managed: list[str]) -> list[str]:
-    """Put the last good files back (removing what only the new config had)."""
-    backup = host.path(f"{config_dir}/{LAST_GOOD}")
-    restored = [
-        HostFile(path, (backup / _backup_name(path)).read_text(), mode)
-        for path, mode in last_good["files"]
-    ]
-    files.sync(host, restored, managed)
-    return [f.path for f in restored]
-
-
-# what the registry's error lines quote of the network: URLs, addresses and host:port pairs
-# (a storage or upstream endpoint's internal address does not belong in the status)
-_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'`]+", re.IGNORECASE)
-_ADDRESS_RE = re.compile(
-    r"\[[0-9a-f:.]+\](?::\d+)?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
-    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)+:\d+\b",
-    re.IGNORECASE,
-)
-
-
-def _scrub(line: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            line = line.replace(secret, "***")
-    line = _URL_RE.sub("<url>", line)
-    return _ADDRESS_RE.sub("<address>", line)[:300]
-
-
 def config_hash(desired: Desired) -> str:
     """The hash the container's label carries: run arguments, image id and mounted files."""
     wanted_image = container.image_id(desired.run.image)
@@ -257,36 +171,25 @@ def apply(
     changed: tuple[str, ...] = (),
     hold: bool = False,
 ) -> tuple[Outcome, list[str]]:
-    """Write files, converge the container and wait for /v2/ to answer; roll back to
-    ``last_good`` when docker refuses the new container, or it exits, or it does not answer
-    within ``wait``.
+    """Write files, converge the container and wait for /v2/; roll back to ``last_good``
+    when docker refuses the new container, it exits, or it does not answer within ``wait``.
 
-    ``image_id``: the local image ``desired.run.image`` names (part of the config hash).
-    ``failed`` ({"hash", "problem"}) is the new config that was rolled back before: it is not
-    tried again. ``recorded``: container names the unit kv holds as run by the charm (an
-    earlier revision's container there, without an owner label, is adopted). ``changed``: the
-    options that differ from the last good config (a rollback names them). ``hold``: it is not
-    this unit's turn to change (rolling changes): a serving last good container is left as it
-    is, files and all. Returns the outcome and the list of files the charm now manages.
+    ``image_id`` is part of the config hash. ``failed`` ({"hash", "problem"}): a config rolled
+    back before, not tried again. ``recorded``: names the unit kv holds as the charm's (an
+    earlier revision's container there is adopted). ``changed``: the options that differ
+    from the last good config (a rollback names them). ``hold``: not this unit's turn
+    (rolling changes): a serving last good container is left as it is, files and all.
+    Returns the outcome and the files the charm now manages.
     """
     last_good = last_good or {}
-    url = probe_url(desired)
     run = ContainerRun(desired.run, desired.config_hash(image_id))
     before = _last_run(last_good)
     current = _current(desired.run.name, before)
     left = _left_as_is(run, before, current, last_good, failed or {}, hold)
     if left:
         return left, managed_files
-    files.ensure_dir(host.path(desired.config_dir), 0o700)
-    if desired.run.storage_mount:
-        files.ensure_dir(Path(desired.run.storage_mount[0]))
-    recorded = (*recorded, *((before.spec.name,) if before else ()))
-    _check_ours(desired, current, recorded)
-    if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
-        _check_ports(desired, before, current)
-    _check_foreign_files(host, desired, managed_files)
-    files.sync(host, desired.files, managed_files)
-    managed = [f.path for f in desired.files]
+    managed = _write_files(desired, run, host, before, current, managed_files, recorded)
+    attempt = _Attempt(desired, run, before, host, last_good, wait, secrets)
     try:
         action = converge(
             run,
@@ -297,30 +200,71 @@ def apply(
             keep=before.config_hash if before else "",
         )
     except DockerError as exc:
-        refused, retry = docker_refused(desired, exc)
+        refused, retry = diagnose.docker_refused(desired, exc)
         if before is None or before == run:
             raise RegistryCharmError(refused + ".") from exc
-        outcome, managed = _roll_back(
-            desired, host, last_good, before, managed, run, wait, secrets, refused=refused
-        )
-        return (replace(outcome, failed={}) if retry else outcome), managed
+        outcome, managed = _roll_back(attempt, before, managed, refused=refused)
+        return (replace(outcome, failed={}) if retry else outcome), managed  # may pass: retry
+    return _gate(attempt, action, managed, changed)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A new config on its way in: what a rollback needs to bring the last good one back."""
+
+    desired: Desired
+    run: ContainerRun  # the new config
+    before: ContainerRun | None  # the last good one
+    host: paths.Host
+    last_good: dict
+    wait: float
+    secrets: tuple[str, ...]
+
+
+def _gate(
+    attempt: _Attempt, action: str, managed: list[str], changed: tuple[str, ...]
+) -> tuple[Outcome, list[str]]:
+    """The container converged: keep it as the last good state once it answers; a new one
+    that does not is rolled back."""
+    desired, run, before, host = attempt.desired, attempt.run, attempt.before, attempt.host
+    url = probe_url(desired)
     if action == "stopped-by-operator":
-        return Outcome(action, False, url, run, last_good=last_good), managed
+        return Outcome(action, False, url, run, last_good=attempt.last_good), managed
     started = action in ("started", "created", "recreated")
     answering = wait_answering(
-        url, wait if started else 2, still_starting(run.spec.name) if started else None
+        url, attempt.wait if started else 2, still_starting(run.spec.name) if started else None
     )
     if answering:
         if before and started:
             _remove_if_there(aside_name(before.spec.name))
         return Outcome(
-            action, True, url, run, last_good=_remember(host, desired, run, url)
+            action, True, url, run, last_good=lastgood.remember(host, desired, run, url)
         ), managed
     if action not in ("created", "recreated") or before is None or before == run:
-        return Outcome(action, False, url, run, last_good=last_good), managed
-    return _roll_back(
-        desired, host, last_good, before, managed, run, wait, secrets, changed=changed
-    )
+        return Outcome(action, False, url, run, last_good=attempt.last_good), managed
+    return _roll_back(attempt, before, managed, changed=changed)
+
+
+def _write_files(
+    desired: Desired,
+    run: ContainerRun,
+    host: paths.Host,
+    before: ContainerRun | None,
+    current: container.ContainerState | None,
+    managed_files: list[str],
+    recorded: tuple[str, ...],
+) -> list[str]:
+    """Check that the container's name, its ports and the files' paths are the charm's to
+    use, then write the files; returns the files the charm now manages."""
+    files.ensure_dir(host.path(desired.config_dir), 0o700)
+    if desired.run.storage_mount:
+        files.ensure_dir(Path(desired.run.storage_mount[0]))
+    _check_ours(desired, current, (*recorded, *((before.spec.name,) if before else ())))
+    if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
+        _check_ports(desired, before, current)
+    _check_foreign_files(host, desired, managed_files)
+    files.sync(host, desired.files, managed_files)
+    return [f.path for f in desired.files]
 
 
 def _current(name: str, before: ContainerRun | None) -> container.ContainerState | None:
@@ -435,29 +379,6 @@ def _take_back_aside(before: ContainerRun) -> bool:
     return True
 
 
-def docker_refused(desired: Desired, exc: DockerError) -> tuple[str, bool]:
-    """What the operator reads when docker would not run the new container (the option to
-    blame where one is, docker's own words otherwise, never this host's addresses), and
-    whether the next hook may try the same config again (the cause may pass)."""
-    said = str(exc).lower()
-    if "port is already allocated" in said or "address already in use" in said:
-        ports = ", ".join(str(port) for _bind, port, _ in desired.run.ports)
-        option = (
-            desired.port_option
-            if len(desired.run.ports) == 1
-            else f"{desired.port_option} or debug-port"
-        )
-        return (
-            f"{option}: a port ({ports}) was taken on this host while the registry restarted",
-            True,
-        )
-    if "no such image" in said or "unable to find image" in said or "pull access denied" in said:
-        return f"registry-image: {desired.run.image} is no longer on this host", True
-    if "invalid spec" in said or "invalid volume" in said or "invalid mount" in said:
-        return "docker refused to mount a file (tls-ca-path, tls-cert-path, tls-key-path)", False
-    return f"docker could not run the new config ({_scrub(str(exc), ())})", True
-
-
 def _left_as_is(
     run: ContainerRun,
     before: ContainerRun | None,
@@ -487,14 +408,9 @@ def _held(last_good: dict, before: ContainerRun, failed: dict) -> Outcome:
 
 
 def _roll_back(
-    desired: Desired,
-    host: paths.Host,
-    last_good: dict,
+    attempt: _Attempt,
     before: ContainerRun,
     managed: list[str],
-    failed_run: ContainerRun,
-    wait: float,
-    secrets: tuple[str, ...],
     *,
     refused: str = "",
     changed: tuple[str, ...] = (),
@@ -503,21 +419,26 @@ def _roll_back(
     aside when it is there (it needs neither the image tag nor a free name), else a new one
     from its record. ``refused``: why docker did not run the new container (else the problem
     quotes the registry's last word, and names the ``changed`` options)."""
+    desired, last_good, secrets = attempt.desired, attempt.last_good, attempt.secrets
     problem = refused
     if not refused:
-        why = _scrub(container.last_log_line(desired.run.name), secrets) or "no output"
+        why = diagnose.scrub(container.last_log_line(desired.run.name), secrets) or "no output"
         blamed = f"options changed: {', '.join(changed)}; " if changed else ""
         problem = f"The new config did not start ({blamed}the registry said: {why})"
-    managed = _restore(host, desired.config_dir, last_good, managed)
+    managed = lastgood.restore(attempt.host, desired.config_dir, last_good, managed)
     try:
         new = container.inspect(desired.run.name)
         if new and new.labels.get(HASH_LABEL) != before.config_hash:
             container.remove(new.name)
         _bring_back(before)
-        answering = wait_answering(last_good["url"], wait, still_starting(before.spec.name))
+        answering = wait_answering(
+            last_good["url"], attempt.wait, still_starting(before.spec.name)
+        )
     except DockerError as exc:
         answering = False
-        problem += f"; the last good registry did not start again: {_scrub(str(exc), secrets)}"
+        problem += (
+            f"; the last good registry did not start again: {diagnose.scrub(str(exc), secrets)}"
+        )
     return Outcome(
         "rolled-back",
         answering,
@@ -525,7 +446,7 @@ def _roll_back(
         before,
         problem,
         last_good,
-        {"hash": failed_run.config_hash, "problem": problem},
+        {"hash": attempt.run.config_hash, "problem": problem},
     ), managed
 
 
