@@ -33,7 +33,14 @@ from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
 from charms.layer.docker_registry.host import engine, lock, paths, workload
 from charms.layer.docker_registry.pipeline import apply as applying
-from charms.layer.docker_registry.pipeline import clients, datastore, publish, rolling, status
+from charms.layer.docker_registry.pipeline import (
+    clients,
+    datastore,
+    publish,
+    pull_through,
+    rolling,
+    status,
+)
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan, decide
 
 INSTALLED = "docker-registry.installed"
@@ -169,7 +176,7 @@ def remove_container() -> None:
     name = actions.registry_container()
     try:
         workload.remove_ours(name, applying.recorded_name(unitdata.kv().get(records.RUN)))
-        applying.remove_caches(paths.current())
+        pull_through.remove_caches(paths.current())
     except RegistryCharmError as exc:
         hookenv.log(f"could not remove {name}: {exc}", hookenv.WARNING)
     _install_report.busy("Stopped.")
@@ -273,7 +280,7 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
         clear_flag(CONFIGURED)
         return
     toggle_flag(CONFIGURED, outcome.answering)
-    held = applying.pull_through_caches(config, inputs, plan, host, common, report, not turn.go)
+    held = pull_through.apply_caches(config, inputs, plan, host, common, report, not turn.go)
     held = held or outcome.action == workload.WAITING_TURN
     applying.tell_peers(wanted, rolling.state(held, outcome.answering, outcome.problem))
     if held or outcome.problem:

@@ -1,0 +1,160 @@
+"""The apply step for the pull-through caches: each one rendered and health-gated like the push
+registry, read-only while its upstream cannot be reached, removed (container, files, data)
+once dropped from the caches option.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from charmhelpers.core import hookenv, unitdata
+
+from charms.layer.docker_registry import records
+from charms.layer.docker_registry.config import settings, upstreams
+from charms.layer.docker_registry.errors import RegistryCharmError
+from charms.layer.docker_registry.host import (
+    files,
+    paths,
+    workload,
+)
+from charms.layer.docker_registry.pipeline import (
+    caches,
+    layout,
+    render,
+    runspec,
+    status,
+)
+from charms.layer.docker_registry.pipeline.apply import Shared, recorded_name
+from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
+
+
+def apply_caches(
+    config: settings.Settings,
+    inputs: Inputs,
+    plan: Plan,
+    host: paths.Host,
+    common: Shared,
+    report: status.Report,
+    hold: bool = False,
+) -> bool:
+    """One registry container per upstream in ``caches``, each through the same health-gated
+    apply as the push registry (own files, last good state and rollback). A cache whose
+    upstream cannot be reached keeps serving what it holds; it and any cache that fails are
+    reported, never blocking the push registry or the other caches. Caches no longer
+    configured are removed (their stored content stays). ``hold``: not this unit's turn to
+    change a serving cache (rolling changes); returns whether a change was held."""
+    kv = unitdata.kv()
+    known = records.caches()
+    if not (config.caches or known):
+        return False
+    held = False
+    verdicts = caches.probe_upstreams(
+        config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
+    )
+    kept = {}
+    for cache in config.caches:
+        record = known.get(cache.host) or {}
+        verdict = verdicts[cache.host]
+        try:
+            record, down = _cache(config, cache, verdict, inputs, plan, host, common, record, hold)
+            held = held or record.pop("held", False)
+        except RegistryCharmError as exc:
+            down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
+        kept[cache.host] = record
+        if not verdict.reachable:
+            hookenv.log(f"the upstream of {cache.host} is unreachable: {verdict.why}")
+        if verdict.basic_auth and cache.username:
+            report.notes.append(
+                f"Note: registry 2.8 does not send caches-credentials to {cache.host} "
+                "(it asks for basic auth)."
+            )
+        if down:
+            report.caches_down.append(down)
+        else:
+            report.caches.append(cache.host)
+    for gone in sorted(set(known) - set(kept)):
+        remove_cache(host, known[gone])
+    kv.set(records.CACHES, kept)
+    return held
+
+
+def _cache(
+    config: settings.Settings,
+    cache: upstreams.UpstreamCache,
+    verdict: caches.Verdict,
+    inputs: Inputs,
+    plan: Plan,
+    host: paths.Host,
+    common: Shared,
+    record: dict,
+    hold: bool = False,
+) -> tuple[dict, str]:
+    """Converge one cache, given what the probe found of its upstream: (its new record, what
+    the status says of it or "" when serving)."""
+    # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy
+    # would not start (it asks the upstream first), and a running one would still expire
+    # content 7 days after caching it, with nothing to fetch it again from.
+    wanted = render.desired(
+        config,
+        host=host,
+        unit_address=inputs.address,
+        tls=plan.tls,
+        http_secret=common.http_secret,
+        htpasswd=common.htpasswd,
+        realm=hookenv.service_name(),
+        cache=cache,
+        offline=not verdict.reachable,
+    )
+    outcome, managed = workload.apply(
+        wanted,
+        image_id=common.image_id,
+        host=host,
+        managed_files=record.get("managed", []),
+        allow_start=True,
+        last_good=record.get("last_good"),
+        failed=record.get("failed"),
+        secrets=config.secret_values,
+        recorded=recorded_name(record.get("run")),
+        hold=hold,
+    )
+    if outcome.action != "unchanged":
+        hookenv.log(f"cache container {wanted.run.name}: {outcome.action}")
+    held = outcome.action == workload.WAITING_TURN  # (what runs is still the previous mode)
+    record = {
+        "run": outcome.run.as_record(),
+        "managed": managed,
+        "last_good": outcome.last_good,
+        "failed": outcome.failed,
+        "config_dir": wanted.config_dir,
+        "url": outcome.probe_url,
+        "offline": record.get("offline", False) if held else not verdict.reachable,
+    }
+    if held:
+        record["held"] = True
+    if not outcome.answering:
+        return record, f"{cache.host} not answering"
+    if not verdict.reachable:
+        return record, f"{cache.host} unreachable"
+    if outcome.problem:
+        return record, f"{cache.host} kept its last good config (the new one did not start)"
+    return record, ""
+
+
+def remove_cache(host: paths.Host, record: dict) -> None:
+    """A cache taken out of ``caches`` (or a unit going away): its container and files go,
+    its stored content stays (adding the upstream again finds it warm)."""
+    run = runspec.ContainerRun.from_record(record.get("run"))
+    if run:
+        workload.remove_ours(run.spec.name, (run.spec.name,))
+    files.sync(host, [], record.get("managed", []))
+    config_dir = record.get("config_dir", "")
+    if config_dir.startswith(f"{paths.CONFIG_DIR}/{layout.CACHES_DIR}/"):
+        shutil.rmtree(host.path(config_dir), ignore_errors=True)
+
+
+def remove_caches(host: paths.Host) -> None:
+    """The unit is going away: every cache container goes (stored content stays)."""
+    kv = unitdata.kv()
+    for record in (kv.get(records.CACHES) or {}).values():
+        remove_cache(host, record)
+    kv.set(records.CACHES, {})
