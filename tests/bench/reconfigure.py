@@ -121,7 +121,9 @@ class Unit:
     def stop_rm_run(self, log_level: str) -> None:
         desired = self.desired(log_level)
         files.sync(self.host, desired.files, self.managed)
-        argv = desired.run.argv({runspec.HASH_LABEL: workload.config_hash(desired)})
+        argv = desired.run.argv(
+            {runspec.HASH_LABEL: desired.config_hash(container.image_id(desired.run.image))}
+        )
         if container.inspect(self.name):
             container.stop(self.name)
             container.remove(self.name)

@@ -11,7 +11,7 @@ import types
 import pytest
 
 from charms.layer.docker_registry.config import settings
-from charms.layer.docker_registry.host import paths, workload
+from charms.layer.docker_registry.host import claims, paths, workload
 from charms.layer.docker_registry.pipeline import layout, render, runspec
 
 SECRET_PASSWORD = "pa55-word"
@@ -88,7 +88,7 @@ def world(monkeypatch):
         "last_log_line",
         lambda name: f'panic: Get "https://up/v2/": lookup up, password {SECRET_PASSWORD}',
     )
-    monkeypatch.setattr(workload, "port_in_use", lambda bind, port: port in fake.busy_ports)
+    monkeypatch.setattr(claims, "port_in_use", lambda bind, port: port in fake.busy_ports)
     monkeypatch.setattr(workload.clients, "probe", fake.probe)
     monkeypatch.setattr(
         workload, "time", types.SimpleNamespace(monotonic=_clock(), sleep=_no_sleep)
@@ -360,8 +360,8 @@ def test_port_in_use_sees_a_listening_socket():
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        assert workload.port_in_use("127.0.0.1", port) is True
-    assert workload.port_in_use("127.0.0.1", port) is False
+        assert claims.port_in_use("127.0.0.1", port) is True
+    assert claims.port_in_use("127.0.0.1", port) is False
 
 
 def test_ports_the_container_being_replaced_publishes_are_not_in_the_way(config, sandbox, world):
@@ -398,4 +398,4 @@ def test_a_port_left_in_time_wait_by_a_removed_registry_is_free():
     server.close()
     client.close()
     # THEN the port is not "in use" for the next registry
-    assert workload.port_in_use("127.0.0.1", port) is False
+    assert claims.port_in_use("127.0.0.1", port) is False

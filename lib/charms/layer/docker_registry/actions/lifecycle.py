@@ -14,7 +14,7 @@ from charms.layer.docker_registry.actions import (
     set_status,
 )
 from charms.layer.docker_registry.config import reader
-from charms.layer.docker_registry.host import container, lock, paths, workload
+from charms.layer.docker_registry.host import claims, container, lock, paths
 from charms.layer.docker_registry.pipeline import datastore, status
 
 
@@ -32,7 +32,7 @@ def _target(params: Params) -> str:
 
 def _ours(state: container.ContainerState) -> None:
     last = records.container_run()
-    if not workload.ours(state, (last.spec.name,) if last else ()):
+    if not claims.ours(state, (last.spec.name,) if last else ()):
         raise ActionError(
             f"registry-name: the container {state.name} was not created by this charm; "
             "it is left alone"

@@ -13,15 +13,13 @@ until something in it changes.
 
 from __future__ import annotations
 
-import errno
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from charms.layer.docker_registry.errors import DockerError, RegistryCharmError
-from charms.layer.docker_registry.host import container, diagnose, files, lastgood, paths
+from charms.layer.docker_registry.host import claims, container, diagnose, files, lastgood, paths
 from charms.layer.docker_registry.pipeline import clients
 from charms.layer.docker_registry.pipeline.render import Desired
 from charms.layer.docker_registry.pipeline.runspec import HASH_LABEL, ContainerRun
@@ -85,74 +83,8 @@ def aside_name(name: str) -> str:
     return f"{name}{ASIDE}"
 
 
-def port_in_use(bind: str, port: int) -> bool:
-    """Whether something on this host already listens on ``bind:port``."""
-    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # as every server binds: connections of a registry just removed, left in TIME_WAIT on
-        # that address, do not make the port "in use"; a listener still does
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))  # noqa: S104
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
-
-
 def _last_run(last_good: dict) -> ContainerRun | None:
     return ContainerRun.from_record(last_good.get("run"))
-
-
-def _check_ports(
-    desired: Desired, before: ContainerRun | None, current: container.ContainerState | None
-) -> None:
-    """Ports another program holds would leave the new container stuck in Created; ports our
-    own containers (the one being replaced, the last good one) publish are not in the way."""
-    ours = {(b, p) for b, p, _ in before.spec.ports} if before else set()
-    ours |= set(current.ports if current else ())
-    for bind, port, container_port in desired.run.ports:
-        if (bind, port) not in ours and port_in_use(bind, port):
-            first = container_port == desired.run.ports[0][2]
-            option = desired.port_option if first else "debug-port"
-            raise RegistryCharmError(f"{option} {port} is already in use on this host.")
-
-
-def ours(state: container.ContainerState, recorded: tuple[str, ...] = ()) -> bool:
-    """Whether the charm created this container: it carries this unit as owner, or it is one
-    an earlier charm revision ran (its config-hash label, under a name the unit kv recorded)."""
-    owner = state.labels.get(container.OWNER_LABEL)
-    if owner is not None:
-        return owner == container.owner()
-    return HASH_LABEL in state.labels and state.name in recorded
-
-
-def _check_ours(
-    desired: Desired, current: container.ContainerState | None, recorded: tuple[str, ...]
-) -> None:
-    if current and not ours(current, recorded):
-        raise RegistryCharmError(
-            f"{desired.name_option}: a container named {desired.run.name} exists that this charm "
-            "did not create; choose another name or remove that container."
-        )
-
-
-def _check_foreign_files(host: paths.Host, desired: Desired, managed: list[str]) -> None:
-    """A file already at a path an option names, which the charm did not write (it is not in
-    its record), is another program's: never overwritten (nor, later, removed)."""
-    for f in desired.files:
-        if f.option and f.path not in managed and host.path(f.path).exists():
-            raise RegistryCharmError(
-                f"{f.option}: {f.path} exists and was not written by this charm; "
-                "name another path or move that file away."
-            )
-
-
-def config_hash(desired: Desired) -> str:
-    """The hash the container's label carries: run arguments, image id and mounted files."""
-    wanted_image = container.image_id(desired.run.image)
-    if not wanted_image:
-        raise DockerError(f"image {desired.run.image} is not present")
-    return desired.config_hash(wanted_image)
 
 
 def apply(
@@ -259,10 +191,10 @@ def _write_files(
     files.ensure_dir(host.path(desired.config_dir), 0o700)
     if desired.run.storage_mount:
         files.ensure_dir(Path(desired.run.storage_mount[0]))
-    _check_ours(desired, current, (*recorded, *((before.spec.name,) if before else ())))
+    claims.check_ours(desired, current, (*recorded, *((before.spec.name,) if before else ())))
     if not (current and current.labels.get(HASH_LABEL) == run.config_hash):
-        _check_ports(desired, before, current)
-    _check_foreign_files(host, desired, managed_files)
+        claims.check_ports(desired, before, current)
+    claims.check_foreign_files(host, desired, managed_files)
     files.sync(host, desired.files, managed_files)
     return [f.path for f in desired.files]
 
@@ -326,7 +258,7 @@ def converge(
     if announce:
         announce(current)
     renamed = previous_name and previous_name != name and container.inspect(previous_name)
-    if renamed and not ours(renamed, (previous_name,)):
+    if renamed and not claims.ours(renamed, (previous_name,)):
         renamed = None  # another program's container under the old name: left alone
     for old in (current, renamed):
         if old:
@@ -353,7 +285,7 @@ def remove_ours(name: str, recorded: tuple[str, ...] = ()) -> None:
     recorded = (*recorded, *(aside_name(n) for n in recorded))
     for each in (name, aside_name(name)):
         state = container.inspect(each)
-        if state and ours(state, recorded):
+        if state and claims.ours(state, recorded):
             container.stop(each)
             container.remove(each)
 
@@ -368,10 +300,10 @@ def _take_back_aside(before: ContainerRun) -> bool:
     answering (killed, or the machine rebooted): the last good one takes its name back
     unless a container of that name runs. Whether it did."""
     aside = container.inspect(aside_name(before.spec.name))
-    if not aside or not ours(aside, (aside.name,)):
+    if not aside or not claims.ours(aside, (aside.name,)):
         return False
     current = container.inspect(before.spec.name)
-    if current and (current.running or not ours(current, (before.spec.name,))):
+    if current and (current.running or not claims.ours(current, (before.spec.name,))):
         return False
     if current:
         container.remove(current.name)

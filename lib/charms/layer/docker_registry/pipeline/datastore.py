@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from charms.layer.docker_registry.config.settings import Settings
-from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.host import claims, container, paths
 from charms.layer.docker_registry.pipeline import status
 
 STORE = "registry-data"  # metadata.yaml's store
@@ -214,7 +214,7 @@ def observe(host: paths.Host, hook: str, storage_id: str) -> Observed:
 def stop_registry(name: str, recorded: tuple[str, ...]) -> bool:
     """Stop the registry (the charm's own container only); whether one was running."""
     state = container.inspect(name)
-    if not (state and state.running and workload.ours(state, recorded)):
+    if not (state and state.running and claims.ours(state, recorded)):
         return False
     container.stop(name)
     return True
@@ -231,7 +231,7 @@ def rebind(
     if not now.volume or (now.volume == before.volume and not before.detached):
         return ""
     state = container.inspect(name)
-    if not (state and workload.ours(state, recorded)):
+    if not (state and claims.ours(state, recorded)):
         return ""
     done = f"restarted {name} on {now.volume}"
     data = host.path(paths.STORAGE_DIR)
