@@ -14,7 +14,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from charmhelpers.core import hookenv, unitdata
 from charms.reactive import is_flag_set
@@ -22,12 +21,9 @@ from charms.reactive import is_flag_set
 from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import credentials, reader, settings
 from charms.layer.docker_registry.errors import RegistryCharmError
-from charms.layer.docker_registry.host import paths
-from charms.layer.docker_registry.images import references  # pure and small: no cost to hooks
+from charms.layer.docker_registry.host import files, paths, workload
+from charms.layer.docker_registry.images import references, registry_api, transfer
 from charms.layer.docker_registry.pipeline import clients, status
-
-if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
-    from charms.layer.docker_registry.images import registry_api, transfer
 
 REPORTS_DIR = "/var/lib/docker-registry-charm/reports"  # mirror/import/images reports (JSON)
 KEEP_REPORTS = 20
@@ -92,7 +88,6 @@ def set_status(report: status.Report) -> None:
 def report_restarted(name: str) -> None:
     """The status after an action brought the registry back: what the last serving hook
     reported (scheme, proxied, notes) once it answers where that hook probed it."""
-    from charms.layer.docker_registry.host import workload
 
     try:
         settings.parse(config_in_effect())
@@ -163,7 +158,6 @@ def _credentials(config: settings.Settings) -> tuple[str, str]:
 
 
 def transfer_target(endpoint: clients.Endpoint, config: settings.Settings) -> transfer.Target:
-    from charms.layer.docker_registry.images import transfer
 
     user, password = _credentials(config)
     return transfer.Target(
@@ -178,7 +172,6 @@ def transfer_target(endpoint: clients.Endpoint, config: settings.Settings) -> tr
 
 def api(endpoint: clients.Endpoint, config: settings.Settings) -> registry_api.Registry:
     """A client for the registry API: its public URL, else this unit's own address."""
-    from charms.layer.docker_registry.images import registry_api
 
     user, password = _credentials(config)
     public = registry_api.Registry(
@@ -220,7 +213,6 @@ def reference(text: str, name: str) -> references.Reference:
 
 def write_report(kind: str, body: dict, notes: list[str]) -> str:
     """The full report, JSON, under the reports directory (the last KEEP_REPORTS kept)."""
-    from charms.layer.docker_registry.host import files
 
     directory = paths.current().path(REPORTS_DIR)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

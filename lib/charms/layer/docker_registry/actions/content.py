@@ -7,20 +7,16 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from charmhelpers.core import hookenv
 from charms.reactive import is_flag_set
 
 from charms.layer.docker_registry import actions, records
-from charms.layer.docker_registry.actions import ActionError, Params
+from charms.layer.docker_registry.actions import ActionError, Params, gc
 from charms.layer.docker_registry.host import container
-from charms.layer.docker_registry.images import references
-from charms.layer.docker_registry.pipeline import clients, runspec, status
-
-if TYPE_CHECKING:  # imported where used, at run time: only some actions need them
-    from charms.layer.docker_registry.actions import gc
-    from charms.layer.docker_registry.images import registry_api
+from charms.layer.docker_registry.images import references, registry_api, transfer
+from charms.layer.docker_registry.pipeline import caches as caches_lib
+from charms.layer.docker_registry.pipeline import clients, datastore, runspec, status
 
 # action-set carries about 128 KiB of values in all
 RESULTS_JSON_LIMIT = 64 * 1024
@@ -33,7 +29,6 @@ _LOCAL_RMI_FLAGS = {"-f", "--force", "--no-prune"}
 
 def push(params: Params) -> dict:
     """Push a local docker image (pulled first unless pull=false) to the registry."""
-    from charms.layer.docker_registry.images import transfer
 
     image = params.required("image")
     pull = params.flag("pull", True)
@@ -84,7 +79,6 @@ def _local_options(
 
 def images(params: Params) -> dict:
     """Repositories and tags from the registry's API (local=true: the unit's docker images)."""
-    from charms.layer.docker_registry.images import registry_api
 
     options = params.text("options")
     repository = params.text("repository")
@@ -193,8 +187,6 @@ def _peer_count() -> int:
 def garbage_collect(params: Params) -> dict:
     """Registry GC with the registry stopped (never serving from a stale cache), restarted
     after, reporting space reclaimed and how long it was not writable."""
-    from charms.layer.docker_registry.actions import gc
-    from charms.layer.docker_registry.pipeline import datastore
 
     detached = datastore.attached_or_fail()
     if detached:  # it would collect on the root disk and start the registry there
@@ -234,7 +226,6 @@ def garbage_collect(params: Params) -> dict:
 
 def _cache_garbage_collect(host: str, *, delete_untagged: bool, dry_run: bool) -> dict:
     """GC of one pull-through cache's own storage: only that cache stops meanwhile."""
-    from charms.layer.docker_registry.actions import gc
 
     actions.ready()
     if host not in {c.host for c in actions.config().caches}:
@@ -286,8 +277,6 @@ def _human(size: int | None) -> str:
 def caches(params: Params) -> dict:
     """What each pull-through cache holds (from its own API), where clients reach it, whether
     it proxies or serves offline, and its size on filesystem storage."""
-    from charms.layer.docker_registry.images import registry_api
-    from charms.layer.docker_registry.pipeline import caches as caches_lib
 
     endpoint = actions.ready()
     config = actions.config()

@@ -9,7 +9,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from charmhelpers.core import hookenv
 
@@ -17,12 +17,16 @@ from charms.layer.docker_registry import actions
 from charms.layer.docker_registry.actions import ActionError, Params
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import paths
-from charms.layer.docker_registry.images import plans, references
+from charms.layer.docker_registry.images import (
+    imagelists,
+    importer,
+    plans,
+    references,
+    registry_api,
+    transfer,
+)
+from charms.layer.docker_registry.images.plans import Item
 from charms.layer.docker_registry.pipeline import clients
-
-if TYPE_CHECKING:  # imported where used, at run time: the hooks never load these
-    from charms.layer.docker_registry.images import registry_api, transfer
-    from charms.layer.docker_registry.images.plans import Item
 
 MAX_LIST_FILE = 1024 * 1024
 IMPORT_DIR = "/var/lib/docker-registry-charm/import"  # oci-archives extracted while importing
@@ -35,7 +39,6 @@ _STATUSES = ("planned", "copied", "present", "failed", "refused")
 
 def _image_list(params: Params, arches: tuple[str, ...]) -> tuple[list[str], list[str], str]:
     """(images, notes, what the list was) from images= and/or file=."""
-    from charms.layer.docker_registry.images import imagelists
 
     text = params.text("images")
     file = params.text("file")
@@ -115,7 +118,6 @@ def mirror(params: Params) -> dict:
 def import_images(params: Params) -> dict:
     """Push the images of archives on the unit (or the images resource) into the registry,
     in the same layout as mirror."""
-    from charms.layer.docker_registry.images import importer, transfer
 
     concurrency = params.number("concurrency", 4, 1, 32)
     dry_run = params.flag("dry-run", False)
@@ -184,7 +186,6 @@ def _copy_all(
 ) -> None:
     """The tail mirror and import share: skip what the registry already has, copy the rest
     ``concurrency`` at a time, logging progress to the action."""
-    from charms.layer.docker_registry.images import transfer
 
     endpoint = dest.endpoint
     env = transfer.proxy_env(endpoint.netloc)
@@ -224,7 +225,6 @@ def _api_or_none(
     endpoint: clients.Endpoint, config: settings.Settings, notes: list[str]
 ) -> registry_api.Registry | None:
     """The registry API for the already-there check; None (everything copied) without it."""
-    from charms.layer.docker_registry.images import registry_api
 
     try:
         return actions.api(endpoint, config)
@@ -245,7 +245,6 @@ def present_check(
     """Why an item need not be copied: the registry has the digest a copy would write there
     (mirror: the source's manifest, for ``arch`` unless all platforms; OCI archives: theirs),
     or, for docker save archives, a manifest with the same config (image ID)."""
-    from charms.layer.docker_registry.images import registry_api, transfer
 
     def present(item: Item) -> str:
         if api is None:

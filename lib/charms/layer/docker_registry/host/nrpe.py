@@ -22,6 +22,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from charms.layer.docker_registry.host.files import write_if_changed
 from charms.layer.docker_registry.host.paths import Host
 from charms.layer.docker_registry.pipeline.clients import bracket
@@ -138,7 +140,6 @@ def nrpe_command_file(check: CheckDefinition) -> tuple[str, str]:
 
 def monitors(check: CheckDefinition) -> str:
     """The ``monitors`` value for the nrpe-external-master relation (a YAML document)."""
-    import yaml
 
     data = {
         "monitors": {

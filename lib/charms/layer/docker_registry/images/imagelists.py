@@ -19,6 +19,7 @@ Canonical K8s is configured.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import stat
@@ -341,7 +342,6 @@ def _select(
 def main(argv: list[str] | None = None) -> int:
     """``python3 -m charms.layer.docker_registry.images.imagelists LIST [--release R] [--arch A]
     [--source a=b,...]``: one ``<read from>\\t<name>`` line per image (for the archive tool)."""
-    import argparse
 
     parser = argparse.ArgumentParser(prog="imagelists", description=main.__doc__)
     parser.add_argument("list")

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cosl import JujuTopology
+from cosl.rules import AlertRules
 
 COS_DIR = "cos"
 ALERT_RULES_DIR = f"{COS_DIR}/alert_rules"
@@ -23,12 +25,10 @@ JOB_NAME = "registry"  # the published job is cos-agent_0_registry
 TOPOLOGY_PLACEHOLDER = "%%juju_topology%%"
 
 
-def alert_rules(rules_dir: Path, topology: Any) -> dict:
+def alert_rules(rules_dir: Path, topology: JujuTopology) -> dict:
     """The rule files of ``rules_dir`` as one rules dict, for ``topology`` (a cosl
     JujuTopology): each expression selects this application's series, each rule carries the
     juju_* labels and each group name starts with the topology's identifier."""
-    from cosl.rules import AlertRules
-
     rules = AlertRules(query_type="promql", topology=topology)
     for path in sorted(rules_dir.glob("*.yaml")):
         # cosl leaves the placeholder to a cos-tool binary the charm does not ship: the
@@ -39,9 +39,7 @@ def alert_rules(rules_dir: Path, topology: Any) -> dict:
     return rules.as_dict()
 
 
-def topology(application: str, unit: str, charm_name: str) -> Any:
-    from cosl import JujuTopology
-
+def topology(application: str, unit: str, charm_name: str) -> JujuTopology:
     return JujuTopology(
         model=os.environ.get("JUJU_MODEL_NAME", ""),
         model_uuid=os.environ.get("JUJU_MODEL_UUID", ""),

@@ -24,6 +24,8 @@ import subprocess
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from charmhelpers.core import hookenv, unitdata
+
 from charms.layer.docker_registry.config.settings import Settings
 from charms.layer.docker_registry.host import claims, container, paths
 from charms.layer.docker_registry.pipeline import status
@@ -185,7 +187,6 @@ def effective(config: Settings, decision: Decision | None) -> Settings:
 
 def observe(host: paths.Host, hook: str, storage_id: str) -> Observed:
     """The store as Juju and the volume tell it (two hook tools when one is attached)."""
-    from charmhelpers.core import hookenv
 
     try:
         attached = tuple(hookenv.storage_list(STORE) or ())
@@ -249,7 +250,6 @@ def _empty(path: Path) -> bool:
 
 def attached_or_fail() -> str:
     """For actions that start the registry: why they must not ("" when they may)."""
-    from charmhelpers.core import unitdata
 
     record = Record.from_dict(unitdata.kv().get(RECORD_KEY))
     if record.detached:
