@@ -15,6 +15,9 @@ PKGS=(docker.io docker-registry skopeo haproxy apache2-utils openssl curl
 # promtool checks and unit-tests the alert rules the charm publishes; the e2e runs a real
 # Prometheus with the scrape job and rules the charm publishes over cos-agent
 PKGS+=(prometheus)
+# systemd-journald and journalctl: the charm runs the registry with docker's journald log
+# driver, and an integration test checks its log there (journald runs without systemd as PID 1)
+PKGS+=(systemd)
 # What layer:basic's bootstrap apt-installs and then uses (`virtualenv -ppython3
 # --never-download` on Debian's python3, pip from the wheelhouse): the local model's apt-get
 # shim answers "already installed" for these, so they must really be here.
