@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from charms.layer.docker_registry.actions import gc
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import container, paths, workload
 from charms.layer.docker_registry.pipeline import apply as applying
@@ -236,6 +238,11 @@ def test_registry_stores_images_in_s3_and_serves_them_back(s3, units, tmp_path):
         run("skopeo", "inspect", "--tls-verify=false", f"docker://{netloc2}/s3/test:1")
     )
     assert inspected2["Digest"] == inspected["Digest"]
+
+    # garbage collection reaches the same bucket: the stored image is marked, none is lost
+    gc_run = units.started[name][1].run
+    output = container.docker(*gc.plan(gc_run).argv(dry_run=True), timeout=120)
+    assert re.search(r"\b[1-9]\d* blobs marked", output), output[-500:]
 
 
 def test_the_catalog_tells_an_unreachable_s3_from_a_reachable_one(engine, units):

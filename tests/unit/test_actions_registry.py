@@ -397,6 +397,9 @@ def test_plan_from_the_saved_run_spec():
         "--delete-untagged",
         "/etc/docker/registry/config.yml",
     ]
+    # on object storage it keeps the network the registry uses to reach it
+    s3 = dataclasses.replace(plan, storage_dir="")
+    assert "--network" not in s3.argv()
     with pytest.raises(gc.GcError, match="run a hook first"):
         gc.plan(runspec.ContainerRun.from_record(None))
 

@@ -42,7 +42,9 @@ class GcPlan:
         return f"{self.name}-gc"
 
     def argv(self, *, delete_untagged: bool = False, dry_run: bool = False) -> list[str]:
-        argv = ["run", "--rm", "--name", self.gc_name, "--network", "none"]
+        argv = ["run", "--rm", "--name", self.gc_name]
+        if self.storage_dir:  # a disk needs no network; S3/Swift is reached as the registry does
+            argv += ["--network", "none"]
         argv += ["--label", f"{container.OWNER_LABEL}={container.owner()}"]
         for volume in self.volumes:
             argv += ["--volume", volume]
