@@ -34,8 +34,8 @@ def on_volume(percent: float | None, total: int = 10 * GIB, **observed) -> Obser
     )
 
 
-def decide(observed: Observed, before: Record = Record(), filesystem: bool = True):
-    return datastore.decide(observed, before, unit=UNIT, filesystem=filesystem)
+def decide(observed: Observed, before: Record | None = None, filesystem: bool = True):
+    return datastore.decide(observed, before or Record(), unit=UNIT, filesystem=filesystem)
 
 
 def ready_message(decision: datastore.Decision) -> tuple[str, str]:
