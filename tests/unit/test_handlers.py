@@ -866,14 +866,10 @@ class Volume:
         monkeypatch.setattr("charms.layer.docker_registry.container.inspect", lambda name: None)
 
 
-def test_a_detached_volume_stops_the_registry_until_it_is_attached_again(
-    charm, monkeypatch, tmp_path
-):
+def ours_running():
     from charms.layer.docker_registry import container
 
-    volume = Volume(monkeypatch, tmp_path)
-    volume.attached = ["registry-data/0"]
-    running = container.ContainerState(
+    return container.ContainerState(
         name="registry-docker-registry-0",
         id="1",
         running=True,
@@ -881,6 +877,16 @@ def test_a_detached_volume_stops_the_registry_until_it_is_attached_again(
         image_id="",
         labels={container.OWNER_LABEL: container.owner()},
     )
+
+
+def test_a_detached_volume_stops_the_registry_until_it_is_attached_again(
+    charm, monkeypatch, tmp_path
+):
+    from charms.layer.docker_registry import container
+
+    volume = Volume(monkeypatch, tmp_path)
+    volume.attached = ["registry-data/0"]
+    running = ours_running()
     stopped = []
     monkeypatch.setattr(container, "stop", lambda name: stopped.append(name))
     # GIVEN the registry serving from the volume (deployed with it)
@@ -949,3 +955,24 @@ def test_an_unreadable_store_blocks_and_touches_nothing(charm, monkeypatch, tmp_
         "blocked",
         "Cannot read storage registry-data: storage-get failed; the registry is left as it is.",
     )
+
+
+def test_a_volume_detaching_under_an_invalid_config_still_stops_the_registry(
+    charm, monkeypatch, tmp_path
+):
+    from charms.layer.docker_registry import container
+
+    volume = Volume(monkeypatch, tmp_path)
+    volume.attached = ["registry-data/0"]
+    charm.hook("registry-data-storage-attached")
+    charm.config["registry-port"] = 0  # refused: the last good registry serves on
+    running = ours_running()
+    stopped = []
+    monkeypatch.setattr(container, "inspect", lambda name: running)
+    monkeypatch.setattr(container, "stop", lambda name: stopped.append(name))
+    monkeypatch.setenv("JUJU_STORAGE_ID", "registry-data/0")
+    charm.hook("registry-data-storage-detaching")
+    assert stopped == ["registry-docker-registry-0"]
+    assert charm.status[0] == "blocked"
+    assert "Invalid charm config: registry-port" in charm.status[1]
+    assert "Storage detached (registry-data/0)" in charm.status[1]
