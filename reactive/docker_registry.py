@@ -114,6 +114,7 @@ def reconcile() -> None:
     except ConfigError as exc:
         # the running registry, its clients and the proxy keep the last good config
         report.block(f"Invalid charm config: {exc.summary()}")
+        _stop_while_detached(inputs, report)
         return
     except InstallError as exc:  # openssl, which checks tls-*-blob, is gone
         report.block(str(exc) + ".")
@@ -123,9 +124,10 @@ def reconcile() -> None:
         return
     records.save_credentials_keys(credentials.record_of(inputs.secret))
     report.add(plan.report)
+    name = paths.current().container_name(config.registry_name)
     try:
         with lock.registry_lock(paths.current()):  # never beside a garbage collection
-            if _apply_store(config, store, report):
+            if _apply_store(name, store, report):
                 apply(config, inputs, plan, report)
     except lock.LockBusy as exc:
         report.wait(f"{exc}; the next hook applies the config.")
@@ -134,24 +136,35 @@ def reconcile() -> None:
         report.block(f"Cannot write {what}: {exc.strerror or exc}.")
 
 
-def _decide_store(config: settings.Settings, inputs: Inputs) -> datastore.Decision:
+def _decide_store(config: settings.Settings | None, inputs: Inputs) -> datastore.Decision:
+    """(``config`` None: it does not parse; a registry it ran may still store on the volume.)"""
     return datastore.decide(
         inputs.datastore,
         datastore.Record.from_dict(unitdata.kv().get(datastore.RECORD_KEY)),
         unit=hookenv.local_unit(),
-        filesystem=config.storage.kind == "filesystem",
+        filesystem=config is None or config.storage.kind == "filesystem",
     )
 
 
-def _apply_store(
-    config: settings.Settings, store: datastore.Decision, report: status.Report
-) -> bool:
+def _stop_while_detached(inputs: Inputs, report: status.Report) -> None:
+    """Whatever the config says, a registry whose volume went away must not run on."""
+    store = _decide_store(None, inputs)
+    if store.serve or store.hold:
+        return
+    try:
+        with lock.registry_lock(paths.current()):
+            _apply_store(actions.registry_container(), store, report)
+    except lock.LockBusy as exc:
+        report.wait(f"{exc}; the next hook stops the registry.")
+    report.add(store.report)
+
+
+def _apply_store(name: str, store: datastore.Decision, report: status.Report) -> bool:
     """The registry-data store's apply step: stop the registry while its volume is away, or
     move it onto a volume that came; whether the rest of the pipeline may go on."""
     kv = unitdata.kv()
     before = datastore.Record.from_dict(kv.get(datastore.RECORD_KEY))
     host = paths.current()
-    name = host.container_name(config.registry_name)
     recorded = applying.recorded_name(kv.get(records.RUN))
     try:
         if not store.serve:

@@ -4,10 +4,11 @@ As an operator does it: deploy with `--storage registry-data=1G`, push, detach t
 (the registry stops and nothing lands on the root disk under the mount point), attach it again
 (the same images are served), then fill the volume: from 90 % the status says how full, from
 98 % the registry is read-only (a real push is refused with the registry's own answer, pulls
-work) until space is freed. In the local model the volume is a 1 GiB tmpfs bind-mounted at
-the store's location on the unit's machine. One deployment, its tests in file order; what is
-checked on the unit goes through `juju exec`, hooks only those Juju would run (update-status
-after the volume was filled or emptied behind the charm's back).
+work) until space is freed. A unit deployed without storage gets a volume with add-storage:
+its images move onto it. In the local model the volume is a 1 GiB tmpfs bind-mounted at the
+store's location on the unit's machine. Two deployments in one model, the tests in file
+order; what is checked on the unit goes through `juju exec`, hooks only those Juju would run
+(update-status after the volume was filled or emptied behind the charm's back).
 """
 
 from __future__ import annotations
@@ -179,3 +180,25 @@ def test_fill_level_then_read_only_then_writable_again(deployed):
     d.helpers.wait_for_unit(d.juju, d.unit, "active", d.ready)
     done = push(d, "after:1")
     assert done.returncode == 0, done.stderr
+
+
+def test_add_storage_moves_the_root_disk_images_onto_the_volume(
+    juju, charm_dir, registry_image_tar, helpers
+):
+    # GIVEN a unit deployed without storage, serving an image from its root disk
+    unit = helpers.deploy_registry(juju, charm_dir, registry_image_tar, "registry-late")
+    netloc = f"{helpers.unit_address(juju, unit)}:5000"
+    helpers.wait_for_unit(juju, unit, "active", f"Ready at {netloc} (http).")
+    d = Deployed(juju, unit, netloc, "", "", helpers)
+    done = push(d, "busybox:1")
+    assert done.returncode == 0, done.stderr
+    d.digest = pulled_digest(d)
+    # WHEN the operator adds a volume
+    juju.cli("add-storage", unit, "registry-data=1G")
+    helpers.wait_for_unit(juju, unit, "active", d.ready)
+    # THEN the registry serves the same image from the volume
+    assert on_unit(d, f"mountpoint -q {DATA} && echo mounted") == "mounted"
+    assert on_unit(d, f"ls {DATA}/docker/registry/v2/repositories/store") == "busybox"
+    assert pulled_digest(d) == d.digest
+    ran = [h.split(": ", 1)[1] for h in helpers.hooks_ran(juju) if h.startswith(unit)]
+    assert ran[-1] == "registry-data-storage-attached"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charmhelpers.core import unitdata
+from charmhelpers.core import hookenv, unitdata
 from charms.reactive import clear_flag, is_flag_set, set_flag
 
 from charms.layer.docker_registry.config import tls
@@ -916,3 +917,141 @@ def test_a_unit_without_a_proxy_or_peers_applies_at_once_and_tells_no_one(charm)
     charm.hook("config-changed")
     assert not charm.applied[-1][1]["hold"]
     assert "rolling-token" not in charm.local[peer]
+
+
+class Volume:
+    """The registry-data store as the hook tools and statvfs tell it."""
+
+    def __init__(self, monkeypatch, tmp_path):
+        self.attached: list[str] = []
+        self.percent = 50
+        self.data = tmp_path / "host" / "srv" / "registry"
+        self.data.mkdir(parents=True)
+        real_statvfs = os.statvfs
+
+        def statvfs(path):
+            if Path(path) != self.data:
+                return real_statvfs(path)
+            blocks = 1 << 20  # 4 GiB of 4 KiB blocks
+            free = blocks - blocks * self.percent // 100
+            return os.statvfs_result((4096, 4096, blocks, free, free, 0, 0, 0, 0, 255))
+
+        monkeypatch.setattr(os, "statvfs", statvfs)
+        monkeypatch.setattr(hookenv, "storage_list", lambda name=None: list(self.attached))
+        monkeypatch.setattr(hookenv, "storage_get", lambda attr=None, sid=None: "/srv/registry")
+        # (no registry runs yet when a volume first comes: nothing to move onto it)
+        monkeypatch.setattr(
+            "charms.layer.docker_registry.host.container.inspect", lambda name: None
+        )
+
+
+def ours_running():
+    from charms.layer.docker_registry.host import container
+
+    return container.ContainerState(
+        name="registry-docker-registry-0",
+        id="1",
+        running=True,
+        status="running",
+        image_id="",
+        labels={container.OWNER_LABEL: container.owner()},
+    )
+
+
+def test_a_detached_volume_stops_the_registry_until_it_is_attached_again(
+    charm, monkeypatch, tmp_path
+):
+    from charms.layer.docker_registry.host import container
+
+    volume = Volume(monkeypatch, tmp_path)
+    volume.attached = ["registry-data/0"]
+    running = ours_running()
+    stopped = []
+    monkeypatch.setattr(container, "stop", lambda name: stopped.append(name))
+    # GIVEN the registry serving from the volume (deployed with it)
+    charm.hook("registry-data-storage-attached")
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (http).")
+    applied = len(charm.applied)
+    monkeypatch.setattr(container, "inspect", lambda name: running)
+    # WHEN its storage-detaching hook runs (the volume still attached)
+    monkeypatch.setenv("JUJU_STORAGE_ID", "registry-data/0")
+    flags = charm.hook("registry-data-storage-detaching")
+    # THEN the registry is stopped and nothing else applied; blocked until attached again
+    assert stopped == ["registry-docker-registry-0"]
+    assert len(charm.applied) == applied and "docker-registry.configured" not in flags
+    assert charm.status[0] == "blocked" and charm.status[1].startswith(
+        "Storage detached (registry-data/0): the registry is stopped"
+    )
+    volume.attached = []
+    monkeypatch.delenv("JUJU_STORAGE_ID")
+    charm.hook("update-status")
+    assert len(charm.applied) == applied and charm.status[1].startswith("Storage detached")
+    volume.attached = ["registry-data/0"]
+    charm.hook("registry-data-storage-attached")
+    assert len(charm.applied) == applied + 1
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (http).")
+
+
+def test_a_full_volume_makes_the_registry_read_only_until_space_is_freed(
+    charm, monkeypatch, tmp_path
+):
+    volume = Volume(monkeypatch, tmp_path)
+    volume.attached = ["registry-data/0"]
+
+    def read_only() -> bool:
+        config = yaml.safe_load(charm.applied[-1][0].config_yaml)
+        return config["storage"]["maintenance"]["readonly"]["enabled"]
+
+    charm.hook("install")
+    assert not read_only()
+    volume.percent = 93
+    charm.hook("update-status")
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (http); storage 93 % full.")
+    volume.percent = 98
+    charm.hook("update-status")
+    assert read_only() and charm.status[0] == "blocked"
+    volume.percent = 96  # freed a little: still above the lower mark
+    charm.hook("update-status")
+    assert read_only() and charm.status[0] == "blocked"
+    volume.percent = 80
+    charm.hook("update-status")
+    assert not read_only()
+    assert charm.status == ("active", "Ready at 10.0.0.10:5000 (http).")
+
+
+def test_an_unreadable_store_blocks_and_touches_nothing(charm, monkeypatch, tmp_path):
+    Volume(monkeypatch, tmp_path).attached = ["registry-data/0"]
+    charm.hook("install")
+    applied = len(charm.applied)
+
+    def fails(attr=None, sid=None):
+        raise subprocess.CalledProcessError(1, ["storage-get", "--format=json"])
+
+    monkeypatch.setattr(hookenv, "storage_get", fails)
+    charm.hook("update-status")
+    assert len(charm.applied) == applied
+    assert charm.status == (
+        "blocked",
+        "Cannot read storage registry-data: storage-get failed; the registry is left as it is.",
+    )
+
+
+def test_a_volume_detaching_under_an_invalid_config_still_stops_the_registry(
+    charm, monkeypatch, tmp_path
+):
+    from charms.layer.docker_registry.host import container
+
+    volume = Volume(monkeypatch, tmp_path)
+    volume.attached = ["registry-data/0"]
+    charm.hook("registry-data-storage-attached")
+    charm.config["registry-port"] = 0  # refused: the last good registry serves on
+    running = ours_running()
+    stopped = []
+    monkeypatch.setattr(container, "inspect", lambda name: running)
+    monkeypatch.setattr(container, "stop", lambda name: stopped.append(name))
+    monkeypatch.setenv("JUJU_STORAGE_ID", "registry-data/0")
+    charm.hook("registry-data-storage-detaching")
+    assert stopped == ["registry-docker-registry-0"]
+    assert charm.status[0] == "blocked"
+    assert "Invalid charm config: registry-port" in charm.status[1]
+    assert "Storage detached (registry-data/0)" in charm.status[1]

@@ -20,6 +20,7 @@ on the root disk, as it always did.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 from charmhelpers.core import hookenv, unitdata
 
 from charms.layer.docker_registry.config.settings import Settings
+from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import claims, container, paths
 from charms.layer.docker_registry.pipeline import status
 
@@ -36,6 +38,7 @@ MINIMUM_BYTES = 1 << 30  # metadata.yaml's minimum-size (1G): smaller holds too 
 WARN_AT = 90  # % full: the status says how full
 READ_ONLY_AT = 98  # % full: pushes are refused (a full volume corrupts uploads in flight) ...
 WRITABLE_BELOW = 95  # ... until it is below this again (no flapping around one mark)
+STAGING = ".root-disk-copy"  # on a fresh volume: the root disk's images while they are copied
 
 
 @dataclass(frozen=True)
@@ -237,15 +240,44 @@ def rebind(
     done = f"restarted {name} on {now.volume}"
     data = host.path(paths.STORAGE_DIR)
     if not before.volume and state.running and _empty(data):
-        container.docker("cp", f"{name}:{paths.CONTAINER_STORAGE_DIR}/.", str(data), timeout=3600)
+        _copy_root_disk_data(name, data)
         done += ", with the images the root disk held"
     if state.running:
         container.stop(name)
     return done
 
 
+def _copy_root_disk_data(name: str, data: Path) -> None:
+    """The images the running registry holds, onto the volume now mounted at ``data``.
+
+    Only the running container still sees the root disk's directory (docker bound it before
+    the volume was mounted over it; ``docker cp`` would bind the path anew, i.e. the empty
+    volume): copied from its mount namespace, paused meanwhile so no push lands behind. The
+    copy goes to a staging directory first and into place only whole: a copy that failed (a
+    volume too small) leaves the volume "empty" for the next hook to try again."""
+    pid = container.docker("inspect", "-f", "{{.State.Pid}}", name).strip()
+    source = f"/proc/{pid}/root{paths.CONTAINER_STORAGE_DIR}/."
+    staging = data / STAGING
+    if staging.exists():
+        shutil.rmtree(staging)
+    container.docker("pause", name)
+    try:
+        copied = subprocess.run(
+            ["cp", "-a", source, str(staging)], capture_output=True, text=True, check=False
+        )
+    finally:
+        container.docker("unpause", name)
+    if copied.returncode != 0:
+        said = (copied.stderr.strip().splitlines() or ["cp failed"])[-1]
+        raise RegistryCharmError(f"copying the root disk's images failed: {said}")
+    for entry in staging.iterdir():
+        entry.rename(data / entry.name)
+    staging.rmdir()
+
+
 def _empty(path: Path) -> bool:
-    return not any(p.name != "lost+found" for p in path.iterdir()) if path.is_dir() else True
+    ignored = ("lost+found", STAGING)
+    return not any(p.name not in ignored for p in path.iterdir()) if path.is_dir() else True
 
 
 def attached_or_fail() -> str:
