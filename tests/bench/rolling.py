@@ -22,6 +22,7 @@ Between changes both servers are UP again in haproxy's stats. Failed: a request 
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import subprocess
@@ -159,6 +160,7 @@ class Clients:
         self.lock = threading.Lock()
         self.pulls = self.failed_pulls = self.requests = self.failed_requests = 0
         self.stop = threading.Event()
+        self.why: collections.Counter = collections.Counter()  # what failed requests got
 
     def get(self, path: str, accept: str = "") -> bytes | None:
         request = urllib.request.Request(f"{self.base}/{path}", headers={"Accept": accept})
@@ -166,8 +168,12 @@ class Clients:
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = response.read()
             ok = True
-        except (OSError, http.client.HTTPException):  # refused, 5xx, a body cut short
+        except (OSError, http.client.HTTPException) as exc:  # refused, 5xx, a body cut short
             body, ok = None, False
+            with self.lock:
+                self.why[
+                    f"{path.split('/')[0]}: {getattr(exc, 'code', '') or type(exc).__name__}"
+                ] += 1
         with self.lock:
             self.requests += 1
             self.failed_requests += not ok
@@ -263,7 +269,9 @@ def bench(tmp: Path) -> list[tuple[str, bool]]:
                     ("at once, haproxy now", at_once, True),
                     ("in turns, haproxy now (the charm now)", in_turns, True),
                 ):
+                    clients.why.clear()
                     figures[name] = measure(units, haproxy, clients, change, l7)
+                    print(f"   {name}: failed requests got {dict(clients.why)}", flush=True)
             finally:
                 clients.stop.set()
                 for thread in threads:
