@@ -17,11 +17,13 @@ unit's registry container is recreated. Four ways, CHANGES changes each:
 
 each with haproxy's options from before (no l7 retries) and now (``retry-on`` for GET/HEAD).
 Between changes both servers are UP again in haproxy's stats. Failed: a request that got no
-2xx (connection error, 5xx); a pull fails when any of its requests does.
+2xx (connection error, 5xx); a pull fails when any of its requests does. The slowest pull is
+printed too (a replayed request waits for its retries).
 """
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import subprocess
@@ -153,6 +155,8 @@ class Clients:
         self.lock = threading.Lock()
         self.pulls = self.failed_pulls = self.requests = self.failed_requests = 0
         self.stop = threading.Event()
+        self.why: collections.Counter = collections.Counter()  # what failed requests got
+        self.slowest = 0.0  # seconds, the slowest pull (a replayed request waits its retries)
 
     def get(self, path: str, accept: str = "") -> bytes | None:
         request = urllib.request.Request(f"{self.base}/{path}", headers={"Accept": accept})
@@ -160,8 +164,12 @@ class Clients:
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = response.read()
             ok = True
-        except (OSError, http.client.HTTPException):  # refused, 5xx, a body cut short
+        except (OSError, http.client.HTTPException) as exc:  # refused, 5xx, a body cut short
             body, ok = None, False
+            with self.lock:
+                self.why[
+                    f"{path.split('/')[0]}: {getattr(exc, 'code', '') or type(exc).__name__}"
+                ] += 1
         with self.lock:
             self.requests += 1
             self.failed_requests += not ok
@@ -177,10 +185,12 @@ class Clients:
 
     def loop(self) -> None:
         while not self.stop.is_set():
+            began = time.monotonic()
             ok = self.pull()
             with self.lock:
                 self.pulls += 1
                 self.failed_pulls += not ok
+                self.slowest = max(self.slowest, time.monotonic() - began)
             if not ok:
                 time.sleep(BACKOFF)  # as a client backs off before it tries again
 
@@ -257,7 +267,11 @@ def bench(tmp: Path) -> list[tuple[str, bool]]:
                     ("at once, haproxy now", at_once, True),
                     ("in turns, haproxy now (the charm now)", in_turns, True),
                 ):
+                    clients.why.clear()
+                    clients.slowest = 0.0
                     figures[name] = measure(units, haproxy, clients, change, l7)
+                    print(f"   {name}: failed requests got {dict(clients.why)}; slowest pull "
+                          f"{clients.slowest:.2f} s", flush=True)  # fmt: skip
             finally:
                 clients.stop.set()
                 for thread in threads:

@@ -874,8 +874,9 @@ def test_a_new_common_name_keeps_https_with_the_certificate_issued_before(charm)
     assert charm.status == ("waiting", "Waiting for a server certificate from cert-provider.")
 
 
-def test_behind_haproxy_a_change_waits_for_the_unit_before_it_in_turn(charm):
-    # GIVEN two units on S3 behind haproxy, both serving the same config
+def _two_units_behind_haproxy(charm) -> tuple[str, str]:
+    """/0 (this unit) and /1 on S3 behind haproxy, both serving the same config: the peer
+    relation and the token both reported."""
     charm.config |= {"storage-s3-region": "us-east-1", "storage-s3-bucket": "b"}
     charm.hook("install")
     peer = charm.relate("peer", {"docker-registry/1": {"ingress-address": "10.0.0.11"}})
@@ -888,6 +889,12 @@ def test_behind_haproxy_a_change_waits_for_the_unit_before_it_in_turn(charm):
     charm.set_remote(peer, "docker-registry/1", **{"rolling-state": "applied"})
     charm.hook("peer-relation-changed", peer, "docker-registry/1")
     assert not charm.applied[-1][1]["hold"]
+    return peer, serving
+
+
+def test_behind_haproxy_a_change_waits_for_the_unit_before_it_in_turn(charm):
+    # GIVEN two units on S3 behind haproxy, both serving the same config
+    peer, serving = _two_units_behind_haproxy(charm)
     # WHEN the config changes: /1 goes first (highest unit number), it has not applied yet
     charm.config["log-level"] = "debug"
     charm.hook("config-changed")
@@ -1055,3 +1062,16 @@ def test_a_volume_detaching_under_an_invalid_config_still_stops_the_registry(
     assert charm.status[0] == "blocked"
     assert "Invalid charm config: registry-port" in charm.status[1]
     assert "Storage detached (registry-data/0)" in charm.status[1]
+
+
+def test_a_charm_upgrade_is_a_change_the_units_take_in_turns(charm, tmp_path):
+    # GIVEN two units behind haproxy serving the same config, with this charm build
+    (tmp_path / ".build.manifest").write_text('{"signatures": {"a": "1"}}')
+    peer, serving = _two_units_behind_haproxy(charm)
+    # WHEN the charm is upgraded (another build) and /1 has not applied it yet
+    (tmp_path / ".build.manifest").write_text('{"signatures": {"a": "2"}}')
+    charm.hook("upgrade-charm")
+    # THEN /0 waits for /1, with the new build's token
+    assert charm.applied[-1][1]["hold"]
+    assert charm.status[0] == "waiting"
+    assert charm.local[peer]["rolling-token"] not in ("", serving)
