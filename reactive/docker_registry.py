@@ -34,6 +34,7 @@ from charms.layer.docker_registry import (
     engine,
     paths,
     publish,
+    replication,
     settings,
     status,
     workload,
@@ -179,6 +180,7 @@ def gather() -> Inputs:
         client_cert=tuple(client_cert),
         proxies=publish.proxy_public_addresses(website),
         peers=_peer_addresses() if website.relations else {},
+        replica=replication.gather() if website.relations else None,
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
         # the latest revision: Juju then tells this unit of the next one (secret-changed)
@@ -253,7 +255,8 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
     storage_problem = applying.storage_unreachable(config, outcome.probe_url)
     if storage_problem:  # the registry answers /v2/, yet cannot store or serve a thing
         report.block(storage_problem)
+    primary = replication.step(config, inputs, plan, host, report)  # filesystem behind a proxy
     if plan.tell_peers:  # (while TLS is expected but not here, nobody is told http)
         publish.to_clients(endpoint_from_name("docker-registry"), config, plan, desired.scheme)
-        publish.to_proxy(endpoint_from_name("website"), config, inputs, plan)
+        publish.to_proxy(endpoint_from_name("website"), config, inputs, plan, primary)
     applying.tell_this_unit(config, inputs, plan, host, desired.scheme, outcome.probe_url, report)

@@ -16,6 +16,7 @@ from charms.layer.docker_registry import tls as tls_lib
 from charms.layer.docker_registry.credentials import SecretRead
 from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.render import TlsMaterial
+from charms.layer.docker_registry.replicas import Peers
 from charms.layer.docker_registry.settings import Settings
 
 
@@ -41,6 +42,7 @@ class Inputs:
     served_https: bool = False  # what the last serving hook told clients was https
     collector: bool = False  # a COS collector is related over cos-agent
     secret: SecretRead | None = None  # what the credentials option names, read in this hook
+    replica: Peers | None = None  # leader data and peer data of replication (with a proxy)
 
 
 @dataclass(frozen=True)
@@ -198,10 +200,12 @@ def _serving_facts(
 ) -> None:
     """What the status says of a registry that serves: where, how, and what is wrong."""
     when.ready_at, when.scheme, when.proxied = netloc, "https" if tls else "http", proxied
-    if proxied and config.storage.kind == "filesystem" and len(inputs.peers) > 1:
+    filesystem = config.storage.kind == "filesystem"
+    if proxied and filesystem and len(inputs.peers) > 1 and config.token_auth:
+        # a backup would need a token to read the primary with: it has none
         when.block(
-            "Units do not share data (filesystem storage behind a proxy): "
-            "use storage-s3-* or storage-swift-*."
+            "Units do not share data (filesystem storage behind a proxy with auth-token-*: "
+            "backups cannot read the primary): use storage-s3-* or storage-swift-*."
         )
     host = clients.netloc_host(netloc)
     if tls and not tls_lib.covers(tls.cert, host):
