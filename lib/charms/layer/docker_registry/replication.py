@@ -95,7 +95,9 @@ def _in_sync_with(primary: str, own: str, outcome: replicas.SyncOutcome | None) 
     """The primary this unit holds everything of, as its peers are told."""
     if primary == own:
         return own
-    if not primary:  # the primary left: this unit holds what its last sync matched
+    if not primary or (outcome is not None and outcome.error):
+        # the primary left or does not answer (its machine gone: the case leadership moves
+        # for): this unit still holds what its last sync matched
         return (unitdata.kv().get(KV_PUBLISHED) or {}).get(replicas.IN_SYNC_KEY, "")
     return primary if outcome is not None and outcome.in_sync else ""
 
