@@ -133,3 +133,8 @@ def test_the_status_shows_the_role_and_the_lag():
         "backup, cannot reach docker-registry/0 (no answer); serving what it synced"
     )
     assert status.decide(status.Report(ready_at="x", role=unreachable))[0] == "active"
+    stuck = replicas.SyncOutcome(stuck="catalog: HTTP 500")
+    assert not stuck.in_sync
+    assert replicas.describe(U0, stuck) == (
+        "backup, cannot sync from docker-registry/0 (catalog: HTTP 500)"
+    )

@@ -138,10 +138,11 @@ class SyncOutcome:
     error: str = ""
     foreign: int = 0
     last_error: str = ""  # the first copy or delete that failed
+    stuck: str = ""  # why this unit's own registry could not be read
 
     @property
     def in_sync(self) -> bool:
-        return not self.error and self.behind == 0
+        return not (self.error or self.stuck) and self.behind == 0
 
 
 def describe(primary: str, outcome: SyncOutcome | None, waiting: str = "") -> str:
@@ -151,6 +152,8 @@ def describe(primary: str, outcome: SyncOutcome | None, waiting: str = "") -> st
         return waiting or "primary"
     if outcome.error:
         text = f"backup, cannot reach {primary} ({outcome.error}); serving what it synced"
+    elif outcome.stuck:
+        text = f"backup, cannot sync from {primary} ({outcome.stuck})"
     elif outcome.behind:
         tags = "tag" if outcome.behind == 1 else "tags"
         text = f"backup, {outcome.behind} {tags} behind {primary}"

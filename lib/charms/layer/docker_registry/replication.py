@@ -77,7 +77,7 @@ def step(
     elif primary != own and not peers.urls.get(primary):
         waiting = f"backup, waiting for {primary} to publish its address"
     elif primary != own:
-        outcome = sync(primary, peers.urls[primary], own_url, _access(config, plan, host))
+        outcome = _sync_guarded(primary, peers.urls[primary], own_url, _access(config, plan, host))
     in_sync_with = _in_sync_with(primary, own, outcome)
     _publish(own_url, in_sync_with)
     if inputs.leader:
@@ -89,6 +89,17 @@ def step(
     if len(inputs.peers) > 1:  # (a lone unit is what it always was: no role to show)
         report.role = replicas.describe(primary, outcome, waiting)
     return primary or None
+
+
+def _sync_guarded(
+    primary: str, source_url: str, own_url: str, access: Access
+) -> replicas.SyncOutcome:
+    """A sync that cannot fail the hook: the registry serves on whatever the sync met."""
+    try:
+        return sync(primary, source_url, own_url, access)
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the serving unit
+        hookenv.log(f"replica: sync from {primary} failed: {type(exc).__name__}", hookenv.ERROR)
+        return replicas.SyncOutcome(stuck=f"unexpected {type(exc).__name__}; see juju debug-log")
 
 
 def _in_sync_with(primary: str, own: str, outcome: replicas.SyncOutcome | None) -> str:
@@ -177,7 +188,7 @@ def sync(
         errors += _delete(planned.deletes, local)
         ours = inventory(local)
     except RegistryCharmError as exc:
-        return replicas.SyncOutcome(behind=1, error="", last_error=_short(str(exc)))
+        return replicas.SyncOutcome(stuck=_short(str(exc)))
     finally:
         source.close()
         local.close()
