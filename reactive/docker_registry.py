@@ -38,6 +38,7 @@ from charms.layer.docker_registry.pipeline import (
     datastore,
     publish,
     pull_through,
+    replication,
     rolling,
     status,
 )
@@ -140,7 +141,7 @@ def _decide_store(config: settings.Settings | None, inputs: Inputs) -> datastore
     """(``config`` None: it does not parse; a registry it ran may still store on the volume.)"""
     return datastore.decide(
         inputs.datastore,
-        datastore.Record.from_dict(unitdata.kv().get(datastore.RECORD_KEY)),
+        datastore.Record.from_dict(unitdata.kv().get(records.DATASTORE)),
         unit=hookenv.local_unit(),
         filesystem=config is None or config.storage.kind == "filesystem",
     )
@@ -163,7 +164,7 @@ def _apply_store(name: str, store: datastore.Decision, report: status.Report) ->
     """The registry-data store's apply step: stop the registry while its volume is away, or
     move it onto a volume that came; whether the rest of the pipeline may go on."""
     kv = unitdata.kv()
-    before = datastore.Record.from_dict(kv.get(datastore.RECORD_KEY))
+    before = datastore.Record.from_dict(kv.get(records.DATASTORE))
     host = paths.current()
     recorded = applying.recorded_name(kv.get(records.RUN))
     try:
@@ -178,7 +179,7 @@ def _apply_store(name: str, store: datastore.Decision, report: status.Report) ->
     except RegistryCharmError as exc:  # the registry keeps its data where it was
         report.block(f"Cannot move the registry onto storage {store.record.volume}: {exc}.")
         return False
-    kv.set(datastore.RECORD_KEY, store.record.as_dict())
+    kv.set(records.DATASTORE, store.record.as_dict())
     return store.serve
 
 
@@ -228,6 +229,7 @@ def gather() -> Inputs:
         client_cert=tuple(client_cert),
         proxies=publish.proxy_public_addresses(website),
         peers=peers,
+        replica=replication.gather() if website.relations else None,
         clients=bool(endpoint_from_name("docker-registry").relations),
         nrpe=hookenv.relation_ids("nrpe-external-master") if nrpe else [],
         # the latest revision: Juju then tells this unit of the next one (secret-changed)
@@ -309,9 +311,10 @@ def apply(config: settings.Settings, inputs: Inputs, plan: Plan, report: status.
         applying.report_storage(config, plan, host, outcome, report)
         return
     report.add(plan.when_serving)
+    primary = replication.step(config, inputs, plan, host, report)  # filesystem behind a proxy
     if plan.tell_peers:  # (while TLS is expected but not here, nobody is told http)
         publish.to_clients(endpoint_from_name("docker-registry"), config, plan, desired.scheme)
-        publish.to_proxy(endpoint_from_name("website"), config, inputs, plan)
+        publish.to_proxy(endpoint_from_name("website"), config, inputs, plan, primary)
     applying.tell_this_unit(config, inputs, plan, host, desired.scheme, outcome.probe_url, report)
     # the registry answers /v2/, yet may not store or serve a thing (after tell_this_unit:
     # under mutual TLS the catalog is asked with this unit's client certificate)

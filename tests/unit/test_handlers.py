@@ -486,12 +486,11 @@ def test_behind_haproxy_the_leader_publishes_every_unit_and_clients_get_the_prox
         ["docker-registry-10", "10.0.0.20", 5000],
     ]
     assert "backup" not in servers[0][3] and "backup" in servers[1][3]
-    # filesystem storage on two units behind one proxy would serve different data
-    assert charm.status == (
-        "blocked",
-        "Units do not share data (filesystem storage behind a proxy): "
-        "use storage-s3-* or storage-swift-*.",
-    )
+    # filesystem storage on two units behind one proxy: the leader records the primary (the
+    # lowest unit number, none being recorded), which the backups replicate
+    assert charm.leader_data["replica-primary"] == "docker-registry/0"
+    assert charm.status == ("active", "Ready at 10.0.0.99:5000 (http, proxied); primary.")
+    assert charm.local[peer]["registry-url"] == "http://10.0.0.10:5000"
     charm.config |= {"storage-s3-region": "r", "storage-s3-bucket": "b"}
     charm.hook("config-changed")
     assert charm.status == ("active", "Ready at 10.0.0.99:5000 (http, proxied).")

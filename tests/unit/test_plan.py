@@ -3,6 +3,7 @@ no docker; certificates checked by the real openssl tool)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 
 import pytest
@@ -66,10 +67,22 @@ def test_an_invalid_proxy_address_blocks_and_is_left_out(config):
     ]
 
 
-def test_filesystem_storage_behind_a_proxy_with_peers_blocks_once_serving(config):
+def test_filesystem_storage_behind_a_proxy_with_peers_is_replicated_not_blocked(config):
     peers = {"docker-registry/0": "10.0.0.1", "docker-registry/1": "10.0.0.2"}
     decided = _decide(config, proxies=["192.0.2.9"], peers=peers)
-    assert decided.report.blocked == []
+    assert decided.report.blocked == decided.when_serving.blocked == []
+
+
+def test_filesystem_storage_behind_a_proxy_with_token_auth_blocks_once_serving(config, ca):
+    # GIVEN token auth: a backup has no token to read the primary with
+    token = {
+        "auth-token-realm": "https://auth.example/token",
+        "auth-token-service": "registry",
+        "auth-token-issuer": "issuer",
+        "auth-token-root-certs": base64.b64encode(ca[0].cert.encode()).decode(),
+    }
+    peers = {"docker-registry/0": "10.0.0.1", "docker-registry/1": "10.0.0.2"}
+    decided = _decide(config | token, proxies=["192.0.2.9"], peers=peers)
     assert decided.when_serving.blocked[0].startswith("Units do not share data")
 
 

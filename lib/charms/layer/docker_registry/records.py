@@ -35,6 +35,9 @@ GOOD_OPTIONS = "docker-registry.last-good-options"  # option -> keyed digest of 
 PORTS = "docker-registry.opened-ports"  # what the last hook opened
 TURN_WAIT = "docker-registry.rolling-wait"  # rolling.Waited: whom this unit waits for
 TURN_TOLD = "docker-registry.rolling-told"  # what this unit last told its peers
+REPLICATED = "docker-registry.replicated"  # {"from": unit, "tags": {repo: {tag: digest}}}
+DATASTORE = "docker-registry.datastore"  # datastore.Record: the volume the registry last ran on
+REPLICA_PUBLISHED = "docker-registry.replica-published"  # what this unit last told its peers
 
 
 def container_run() -> runspec.ContainerRun | None:

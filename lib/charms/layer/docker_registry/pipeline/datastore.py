@@ -27,13 +27,13 @@ from pathlib import Path
 
 from charmhelpers.core import hookenv, unitdata
 
+from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config.settings import Settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import claims, container, paths
 from charms.layer.docker_registry.pipeline import status
 
 STORE = "registry-data"  # metadata.yaml's store
-RECORD_KEY = "docker-registry.datastore"
 MINIMUM_BYTES = 1 << 30  # metadata.yaml's minimum-size (1G): smaller holds too few images
 WARN_AT = 90  # % full: the status says how full
 READ_ONLY_AT = 98  # % full: pushes are refused (a full volume corrupts uploads in flight) ...
@@ -283,7 +283,7 @@ def _empty(path: Path) -> bool:
 def attached_or_fail() -> str:
     """For actions that start the registry: why they must not ("" when they may)."""
 
-    record = Record.from_dict(unitdata.kv().get(RECORD_KEY))
+    record = Record.from_dict(unitdata.kv().get(records.DATASTORE))
     if record.detached:
         return (
             f"storage {record.volume} is detached: the registry stays stopped until it is "

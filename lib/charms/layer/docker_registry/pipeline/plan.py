@@ -18,6 +18,7 @@ from charms.layer.docker_registry.errors import ConfigError
 from charms.layer.docker_registry.pipeline import clients, proxy, status
 from charms.layer.docker_registry.pipeline.datastore import Observed
 from charms.layer.docker_registry.pipeline.render import TlsMaterial
+from charms.layer.docker_registry.pipeline.replicas import Peers
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Inputs:
     secret: SecretRead | None = None  # what the credentials option names, read in this hook
     datastore: Observed = field(default_factory=Observed)  # the registry-data store
     turns: dict = field(default_factory=dict)  # peer -> its rolling-* data (with the proxy)
+    replica: Peers | None = None  # leader data and peer data of replication (with a proxy)
 
 
 @dataclass(frozen=True)
@@ -201,10 +203,12 @@ def _serving_facts(
 ) -> None:
     """What the status says of a registry that serves: where, how, and what is wrong."""
     when.ready_at, when.scheme, when.proxied = netloc, "https" if tls else "http", proxied
-    if proxied and config.storage.kind == "filesystem" and len(inputs.peers) > 1:
+    filesystem = config.storage.kind == "filesystem"
+    if proxied and filesystem and len(inputs.peers) > 1 and config.token_auth:
+        # a backup would need a token to read the primary with: it has none
         when.block(
-            "Units do not share data (filesystem storage behind a proxy): "
-            "use storage-s3-* or storage-swift-*."
+            "Units do not share data (filesystem storage behind a proxy with auth-token-*: "
+            "backups cannot read the primary): use storage-s3-* or storage-swift-*."
         )
     host = clients.netloc_host(netloc)
     if tls and not tls_lib.covers(tls.cert, host):

@@ -97,6 +97,7 @@ def services(
     client_auth: bool = False,
     name: str = SERVICE_NAME,
     shared: bool = False,
+    primary: str | None = None,
 ) -> list[dict]:
     """The ``services`` list for the ``website`` relation.
 
@@ -105,8 +106,12 @@ def services(
     (default: the same port). client_auth: the units require client certificates. name: the
     service (a pull-through cache is a service of its own, see ``cache_service_name``).
     shared: the units share their storage (S3, Swift): all active, none backup.
+    primary: the active unit when not shared (default: the lowest unit number).
     """
     ordered = ordered_units(units)
+    if primary in ordered:  # (the replicated primary, recorded by the leader)
+        ordered.remove(primary)
+        ordered.insert(0, primary)
     servers = [
         [
             server_name(unit),

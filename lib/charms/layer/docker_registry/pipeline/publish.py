@@ -41,7 +41,9 @@ def to_clients(registry: Any, config: Settings, plan: Plan, scheme: str) -> None
         registry.mark_completed()
 
 
-def to_proxy(website: Any, config: Settings, inputs: Inputs, plan: Plan) -> None:
+def to_proxy(
+    website: Any, config: Settings, inputs: Inputs, plan: Plan, primary: str | None = None
+) -> None:
     """website: the leader speaks for the application, one service with every unit a server;
     the other units offer no port, so haproxy does not make a default service of them."""
     if not website.relations:
@@ -55,6 +57,7 @@ def to_proxy(website: Any, config: Settings, inputs: Inputs, plan: Plan) -> None
         tls=plan.tls is not None,
         client_auth=config.tls_client_auth,
         shared=config.storage.kind != "filesystem",
+        primary=primary,
     )
     for cache in config.caches:  # each cache: a further service, on its own port
         services += proxy.services(

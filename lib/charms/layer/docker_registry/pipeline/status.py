@@ -19,6 +19,7 @@ class Report:
     caches: list[str] = field(default_factory=list)  # upstream hosts whose cache serves
     caches_down: list[str] = field(default_factory=list)  # "quay.io unreachable", ...
     storage: str = ""  # "storage 93 % full" (datastore.py)
+    role: str = ""  # replicated filesystem storage: "primary", "backup, in sync with …"
 
     def empty(self) -> bool:
         return not (self.blocked or self.waiting or self.maintenance or self.ready_at)
@@ -47,6 +48,7 @@ class Report:
         self.storage = other.storage or self.storage
         if other.ready_at:
             self.ready_at, self.scheme, self.proxied = other.ready_at, other.scheme, other.proxied
+        self.role = other.role or self.role
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -87,6 +89,8 @@ def decide(report: Report) -> tuple[str, str]:
     if report.ready_at:
         mode = report.scheme + (", proxied" if report.proxied else "")
         parts = [f"Ready at {report.ready_at} ({mode})"]
+        if report.role:
+            parts.append(report.role)
         if report.caches:
             parts.append("caches: " + ", ".join(report.caches))
         message = "; ".join(parts + report.caches_down + [report.storage] * bool(report.storage))
