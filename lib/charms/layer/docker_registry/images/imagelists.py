@@ -1,5 +1,5 @@
-"""Image references, image lists and where their images land in this registry (pure: no
-skopeo, docker or network, so the archive tool can run it on any machine with python3).
+"""Image lists and releases (pure: no skopeo, docker or network, so the archive tool can run
+it on any machine with python3); where each image lands is references.py's.
 
 Lists come in three forms:
 - Charmed Kubernetes' ``container-images.txt``: one ``KEY: image image ...`` line per key
@@ -7,14 +7,6 @@ Lists come in three forms:
   ``{{ multiarch_workaround }}`` templates;
 - its per-release files (``rocks.canonical.com/cdk/<path>:<tag>``, one a line);
 - plain lists: images separated by spaces or newlines, ``#`` comments.
-
-Layout: kubernetes-control-plane pulls ``{image-registry}/<path>``, where ``<path>`` is the
-upstream name without its registry host (and Docker Hub's ``library/``), or the rocks name
-without ``rocks.canonical.com/cdk/``. ``prefix`` puts the images under ``<netloc>/<prefix>/``
-(``cdk``: the layout cdk-shrinkwrap makes, with ``image-registry=<netloc>/cdk``). The
-``mirror`` layout keeps the path whole (``library/`` and ``cdk/`` included): what containerd
-asks this registry for when it mirrors the image's host (client-config ``mirror-for``), as
-Canonical K8s is configured.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from charmhelpers.core import hookenv, unitdata
 
 from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import credentials, settings
+from charms.layer.docker_registry.config.upstreams import UpstreamCache
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import (
     auth,
@@ -76,6 +77,31 @@ def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Share
     )
 
 
+def desired_run(
+    config: settings.Settings,
+    inputs: Inputs,
+    plan: Plan,
+    host: paths.Host,
+    common: Shared,
+    cache: UpstreamCache | None = None,
+    offline: bool = False,
+) -> render.Desired:
+    """What the push registry (or, with ``cache``, that pull-through cache) should run this
+    hook: the one place the hook's inputs become ``render.desired``'s arguments."""
+    return render.desired(
+        config,
+        host=host,
+        unit_address=inputs.address,
+        tls=plan.tls,
+        http_secret=common.http_secret,
+        htpasswd=common.htpasswd,
+        realm=hookenv.service_name(),
+        cache=cache,
+        offline=offline,
+        collector=inputs.collector,  # (render leaves a cache's metrics listener off)
+    )
+
+
 def registry(
     config: settings.Settings,
     inputs: Inputs,
@@ -88,16 +114,7 @@ def registry(
     kv = unitdata.kv()
     digests = option_digests(inputs.config, common.http_secret)
     good = kv.get(records.GOOD_OPTIONS) or {}
-    desired = render.desired(
-        config,
-        host=host,
-        unit_address=inputs.address,
-        tls=plan.tls,
-        http_secret=common.http_secret,
-        htpasswd=common.htpasswd,
-        realm=hookenv.service_name(),
-        collector=inputs.collector,
-    )
+    desired = desired_run(config, inputs, plan, host, common)
     outcome, managed = workload.apply(
         desired,
         image_id=common.image_id,

@@ -20,11 +20,10 @@ from charms.layer.docker_registry.host import (
 from charms.layer.docker_registry.pipeline import (
     caches,
     layout,
-    render,
     runspec,
     status,
 )
-from charms.layer.docker_registry.pipeline.apply import Shared, recorded_name
+from charms.layer.docker_registry.pipeline.apply import Shared, desired_run, recorded_name
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
 
@@ -94,17 +93,7 @@ def _cache(
     # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy
     # would not start (it asks the upstream first), and a running one would still expire
     # content 7 days after caching it, with nothing to fetch it again from.
-    wanted = render.desired(
-        config,
-        host=host,
-        unit_address=inputs.address,
-        tls=plan.tls,
-        http_secret=common.http_secret,
-        htpasswd=common.htpasswd,
-        realm=hookenv.service_name(),
-        cache=cache,
-        offline=not verdict.reachable,
-    )
+    wanted = desired_run(config, inputs, plan, host, common, cache, offline=not verdict.reachable)
     outcome, managed = workload.apply(
         wanted,
         image_id=common.image_id,
