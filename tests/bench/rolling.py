@@ -291,16 +291,6 @@ def bench(tmp: Path) -> list[tuple[str, bool]]:
 
 
 if __name__ == "__main__":
-    import shutil
-    import sys
-    import tempfile
+    from tests.bench import standalone
 
-    from tests.support.images import ensure_engine
-
-    ensure_engine()
-    where = Path(tempfile.mkdtemp(prefix="bench-rolling-"))
-    try:
-        bench(where)
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
-    sys.exit(0)
+    standalone.run(bench, "bench-rolling-")

@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from charms.layer.docker_registry.config import settings
-from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.host import container, workload
 from charms.layer.docker_registry.pipeline import cos, render
 from tests.support.config import charm_defaults
+from tests.support.hosts import ProductionApart
 from tests.support.images import ensure_engine, registry_image_ref
 from tests.support.net import free_port, get_status
 
@@ -30,17 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
-class ProductionPorts(paths.Host):
+class ProductionPorts(ProductionApart):
     """Production's port bindings (sandbox unset); files and the name kept apart."""
-
-    root: str = ""
-    suffix: str = ""
-
-    def path(self, absolute: str) -> Path:
-        return Path(self.root) / absolute.lstrip("/")
-
-    def container_name(self, configured: str) -> str:
-        return f"{configured}-{self.suffix}"
 
     def log_driver(self) -> str:
         return ""  # this test host runs no journald

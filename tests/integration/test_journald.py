@@ -10,31 +10,22 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from charms.layer.docker_registry.config import settings
-from charms.layer.docker_registry.host import container, paths, workload
+from charms.layer.docker_registry.host import container, workload
 from charms.layer.docker_registry.pipeline import render
 from tests.support.config import charm_defaults
+from tests.support.hosts import ProductionApart
 from tests.support.images import ensure_engine, registry_image_ref
 from tests.support.journald import entries, journald
 from tests.support.net import free_port, get_status
 
 
 @dataclass(frozen=True)
-class ProductionLogs(paths.Host):
+class ProductionLogs(ProductionApart):
     """Production's log driver (sandbox unset); files, name and address kept apart."""
-
-    root: str = ""
-    suffix: str = ""
-
-    def path(self, absolute: str) -> Path:
-        return Path(self.root) / absolute.lstrip("/")
-
-    def container_name(self, configured: str) -> str:
-        return f"{configured}-{self.suffix}"
 
     def publish_address(self, unit_address: str) -> str:
         return "127.0.0.1"

@@ -799,14 +799,21 @@ def test_a_rolled_back_change_blocks_and_clients_keep_the_last_good_data(charm):
     assert unitdata.kv().get("docker-registry.failed-config")["hash"] == "h"
 
 
-def test_behind_haproxy_units_on_shared_storage_are_all_active(charm):
-    # GIVEN two units on S3 behind haproxy
+def _on_s3_behind_haproxy(charm) -> tuple[str, str]:
+    """/0 (this unit, installed) and /1 on S3, related to each other and to haproxy: (the peer
+    relation, the website relation)."""
     charm.config |= {"storage-s3-region": "us-east-1", "storage-s3-bucket": "b"}
     charm.hook("install")
     peer = charm.relate("peer", {"docker-registry/1": {"ingress-address": "10.0.0.11"}})
     charm.hook("peer-relation-changed", peer, "docker-registry/1")
     web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
     charm.hook("website-relation-changed", web, "haproxy/0")
+    return peer, web
+
+
+def test_behind_haproxy_units_on_shared_storage_are_all_active(charm):
+    # GIVEN two units on S3 behind haproxy
+    _, web = _on_s3_behind_haproxy(charm)
     # THEN the leader publishes both as active servers, balanced
     (service,) = yaml.safe_load(charm.local[web]["services"])
     assert [("backup" in s[3]) for s in service["servers"]] == [False, False]
@@ -876,12 +883,7 @@ def test_a_new_common_name_keeps_https_with_the_certificate_issued_before(charm)
 def _two_units_behind_haproxy(charm) -> tuple[str, str]:
     """/0 (this unit) and /1 on S3 behind haproxy, both serving the same config: the peer
     relation and the token both reported."""
-    charm.config |= {"storage-s3-region": "us-east-1", "storage-s3-bucket": "b"}
-    charm.hook("install")
-    peer = charm.relate("peer", {"docker-registry/1": {"ingress-address": "10.0.0.11"}})
-    charm.hook("peer-relation-changed", peer, "docker-registry/1")
-    web = charm.relate("website", {"haproxy/0": {"public-address": "10.0.0.99"}})
-    charm.hook("website-relation-changed", web, "haproxy/0")
+    peer, _ = _on_s3_behind_haproxy(charm)
     serving = charm.local[peer]["rolling-token"]
     assert charm.local[peer]["rolling-state"] == "applied"
     charm.set_remote(peer, "docker-registry/1", **{"rolling-token": serving})
