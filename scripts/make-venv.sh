@@ -69,12 +69,27 @@ if [ -e "$VENV" ]; then
 fi
 : >"$PIPLOG"
 
+# The two venvs are made side by side: each pip spends most of its time waiting on downloads.
+make_moto_venv() {
+    if [ ! -x "$MOTO_VENV/bin/python" ] || ! "$MOTO_VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        rm -rf "$MOTO_VENV"
+        python3 -m venv "$MOTO_VENV" || die "python3 -m venv $MOTO_VENV failed"
+    fi
+    PIPLOG=$PIPLOG.moto
+    : >"$PIPLOG"
+    pip_in "$MOTO_VENV/bin/python" --upgrade pip || die "pip upgrade (moto venv) failed"
+    pip_in "$MOTO_VENV/bin/python" "$MOTO_SPEC" || die "pip install $MOTO_SPEC failed"
+}
+
 # --- the test venv ----------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
     log "creating $VENV"
     rm -rf "$VENV"
     python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
 fi
+log "installing $MOTO_SPEC into $MOTO_VENV (in the background)"
+make_moto_venv &
+moto_pid=$!
 log "installing tests/requirements.txt into $VENV"
 pip_in "$VENV/bin/python" --upgrade pip || die "pip upgrade failed"
 pip_in "$VENV/bin/python" -r "$REQS" || die "pip install -r $REQS failed"
@@ -90,14 +105,7 @@ else
 fi
 
 # --- moto in its own venv -----------------------------------------------------------------
-if [ ! -x "$MOTO_VENV/bin/python" ] || ! "$MOTO_VENV/bin/python" -c 'import sys' 2>/dev/null; then
-    log "creating $MOTO_VENV"
-    rm -rf "$MOTO_VENV"
-    python3 -m venv "$MOTO_VENV" || die "python3 -m venv $MOTO_VENV failed"
-fi
-log "installing $MOTO_SPEC into $MOTO_VENV"
-pip_in "$MOTO_VENV/bin/python" --upgrade pip || die "pip upgrade (moto venv) failed"
-pip_in "$MOTO_VENV/bin/python" "$MOTO_SPEC" || die "pip install $MOTO_SPEC failed"
+wait "$moto_pid" || die "the moto venv ($MOTO_VENV) failed"
 ln -sfn ../moto/bin/moto_server "$VENV/bin/moto_server"
 
 log "verifying"

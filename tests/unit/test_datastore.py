@@ -10,7 +10,7 @@ import pytest
 
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.host import paths
-from charms.layer.docker_registry.pipeline import datastore, status
+from charms.layer.docker_registry.pipeline import datastore, juju, status
 from charms.layer.docker_registry.pipeline.datastore import Fill, Observed, Record
 from tests.support.config import charm_defaults
 
@@ -183,13 +183,14 @@ def test_observe_reads_the_fill_of_the_location(monkeypatch, tmp_path):
     monkeypatch.setattr(hookenv, "storage_list", lambda name: ["registry-data/0"])
     monkeypatch.setattr(hookenv, "storage_get", lambda attr, sid: "/srv/registry")
     (tmp_path / "srv" / "registry").mkdir(parents=True)
-    host = paths.Host(sandbox=str(tmp_path), unit_name=UNIT)
-    observed = datastore.observe(host, "update-status", "")
+    monkeypatch.setenv("DOCKER_REGISTRY_SANDBOX", str(tmp_path))
+    observed = juju.observe_store("update-status")
     fs = os.statvfs(tmp_path)
     assert observed.attached == ("registry-data/0",) and observed.location == "/srv/registry"
     assert observed.fill and observed.fill.total == fs.f_blocks * fs.f_frsize
     # AND in its detaching hook the volume is not read
-    detaching = datastore.observe(host, "registry-data-storage-detaching", "registry-data/0")
+    monkeypatch.setenv("JUJU_STORAGE_ID", "registry-data/0")
+    detaching = juju.observe_store("registry-data-storage-detaching")
     assert detaching.detaching == "registry-data/0" and detaching.fill is None
 
 
@@ -203,5 +204,4 @@ def test_observe_turns_a_failing_hook_tool_into_a_reason(monkeypatch):
 
     monkeypatch.setattr(hookenv, "storage_list", lambda name: ["registry-data/0"])
     monkeypatch.setattr(hookenv, "storage_get", fails)
-    observed = datastore.observe(paths.Host(), "update-status", "")
-    assert observed == Observed(error="storage-get failed")
+    assert juju.observe_store("update-status") == Observed(error="storage-get failed")

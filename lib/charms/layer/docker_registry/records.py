@@ -68,6 +68,12 @@ def caches() -> dict[str, dict]:
     return unitdata.kv().get(CACHES) or {}
 
 
+def opened_ports() -> list[str] | None:
+    """What the last hook opened ("5000/TCP"; None before any hook recorded it)."""
+    ports = unitdata.kv().get(PORTS)
+    return list(ports) if isinstance(ports, list) else None
+
+
 def credentials_keys() -> dict | None:
     """The secret the last hook accepted: its URI and the names of the keys it supplied."""
     record = unitdata.kv().get(CREDENTIALS)

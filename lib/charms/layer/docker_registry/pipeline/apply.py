@@ -1,20 +1,16 @@
 """Apply a plan to this unit and record it: the registry (health-gated, through
 ``workload``), its ports, this unit's nrpe check and docker trust, and the unit kv records
-actions read. The relations are told through ``publish``; flags and status stay with the
-handlers."""
+actions read. What it needs of Juju is in ``Inputs``; what it tells Juju goes through ``juju``."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from charmhelpers.core import hookenv, unitdata
+from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import credentials, settings
@@ -31,7 +27,7 @@ from charms.layer.docker_registry.host import (
 )
 from charms.layer.docker_registry.pipeline import (
     clients,
-    cos,
+    juju,
     layout,
     render,
     rolling,
@@ -40,9 +36,6 @@ from charms.layer.docker_registry.pipeline import (
 )
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
-HTTP_SECRET_ID = "http-secret-id"  # noqa: S105 - leader data: the URI of the Juju secret
-HTTP_SECRET_KEY = "http-secret"  # noqa: S105 - that secret's key
-LEGACY_HTTP_SECRET = "http-secret"  # noqa: S105 - leader data of earlier revisions: the value
 HEALTH_MARGIN = 2  # seconds a storage health check may take (a failing one, refused: ms)
 
 
@@ -62,16 +55,16 @@ def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Share
     kv = unitdata.kv()
     image = engine.ensure_image(
         config.registry_image,
-        _resource,
+        inputs.resource,
         kv.get(records.IMAGE_DIGEST, ""),
-        recheck=hookenv.hook_name() in ("install", "upgrade-charm"),  # a resource may be new
+        recheck=inputs.hook in ("install", "upgrade-charm"),  # a resource may be new
     )
     kv.set(records.IMAGE_DIGEST, image.token)
     basic = config.basic_auth
     htpasswd_path = host.path(layout.HTPASSWD_FILE)
     return Shared(
         image_id=image.id,
-        http_secret=_http_secret(inputs.leader),
+        http_secret=http_secret(inputs),
         htpasswd=auth.htpasswd_line(basic.user, basic.password, htpasswd_path) if basic else "",
         resource=image.token.partition("@")[0],
     )
@@ -95,7 +88,7 @@ def desired_run(
         tls=plan.tls,
         http_secret=common.http_secret,
         htpasswd=common.htpasswd,
-        realm=hookenv.service_name(),
+        realm=inputs.application,
         cache=cache,
         offline=offline,
         collector=inputs.collector,  # (render leaves a cache's metrics listener off)
@@ -121,12 +114,8 @@ def registry(
         host=host,
         managed_files=kv.get(records.MANAGED_FILES, []),
         allow_start=not inputs.stopped,
-        announce=lambda current: hookenv.status_set(
-            *status.decide(
-                status.busy(
-                    "Reconfiguring the registry." if current else "Configuring the registry."
-                )
-            )
+        announce=lambda current: juju.announce(
+            "Reconfiguring the registry." if current else "Configuring the registry."
         ),
         last_good=kv.get(records.LAST_GOOD),
         failed=kv.get(records.FAILED),
@@ -144,7 +133,7 @@ def registry(
     kv.set(records.LAST_GOOD, outcome.last_good)
     kv.set(records.FAILED, outcome.failed)
     if outcome.action != "unchanged":
-        hookenv.log(f"registry container {desired.run.name}: {outcome.action}")
+        juju.log(f"registry container {desired.run.name}: {outcome.action}")
     return desired, outcome
 
 
@@ -157,39 +146,28 @@ def turn(inputs: Inputs, common: Shared) -> tuple[str, rolling.Verdict]:
     kv = unitdata.kv()
     options = credentials.effective_config(inputs.config, inputs.secret)
     # (the resource, not the image id: a tag each unit pulled at another time may differ)
-    wanted = rolling.token(options, _charm_build(), common.resource, common.http_secret)
+    wanted = rolling.token(options, inputs.charm_build, common.resource, common.http_secret)
     waited = rolling.Waited.from_record(kv.get(records.TURN_WAIT))
-    verdict = rolling.decide(hookenv.local_unit(), wanted, inputs.turns, waited, time.time())
+    verdict = rolling.decide(inputs.unit, wanted, inputs.turns, waited, time.time())
     kv.set(records.TURN_WAIT, verdict.waited.as_record() if verdict.waited else None)
     for unit in verdict.passed_over:
-        hookenv.log(
+        juju.log(
             f"{unit} did not apply the new config within {rolling.PATIENCE:.0f} s: "
             "not waited for any longer",
-            hookenv.WARNING,
+            juju.WARNING,
         )
     return wanted, verdict
 
 
-def tell_peers(wanted: str, state: str) -> None:
+def tell_peers(inputs: Inputs, wanted: str, state: str) -> None:
     """Report on the peer relation where this unit stands with the config ``wanted`` (the units
     after it in turn order wait for it); only what changed."""
     kv = unitdata.kv()
     told = {rolling.TOKEN: wanted, rolling.STATE: state}
     if not wanted or kv.get(records.TURN_TOLD) == told:
         return
-    for rid in hookenv.relation_ids("peer"):
-        hookenv.relation_set(rid, told)
+    juju.tell_peers(inputs.peer_relations, told)
     kv.set(records.TURN_TOLD, told)
-
-
-def _charm_build() -> str:
-    """This charm revision (a digest of the build manifest, which lists every file's hash): an
-    upgrade is a change the units take in turns too."""
-    manifest = Path(hookenv.charm_dir() or ".") / ".build.manifest"
-    try:
-        return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
-    except OSError:
-        return ""
 
 
 def recorded_name(record: dict | None) -> tuple[str, ...]:
@@ -205,19 +183,6 @@ def option_digests(options: dict, key: str) -> dict[str, str]:
         name: hmac.new(key.encode(), json.dumps(value).encode(), "sha256").hexdigest()[:16]
         for name, value in options.items()
     }
-
-
-def tell_collector(endpoint: Any, config: settings.Settings) -> None:
-    """The related COS collector scrapes localhost:<debug-port>/metrics and gets the alert rules
-    and dashboards (through the cos_agent interface layer)."""
-    cos.publish(
-        endpoint,
-        debug_port=config.debug_port,
-        charm_dir=Path(hookenv.charm_dir()),
-        topology=cos.topology(
-            hookenv.application_name(), hookenv.local_unit(), hookenv.charm_name()
-        ),
-    )
 
 
 def tell_this_unit(
@@ -238,8 +203,7 @@ def tell_this_unit(
         check = nrpe.configure(
             host, basic, inputs.address, config.registry_port, scheme, ca_file, plan.identity
         )
-        for rid in inputs.nrpe:
-            hookenv.relation_set(rid, {"monitors": nrpe.monitors(check)})
+        juju.tell_nrpe(inputs.nrpe, nrpe.monitors(check))
     ca = plan.tls.ca if plan.tls else ""
     trusted = trust.trust(
         host, netloc=plan.netloc, ca=ca, previous=kv.get(records.TRUST), client=plan.identity
@@ -316,35 +280,19 @@ def storage_unreachable(
     return f"storage-{config.storage.kind}-*: the registry cannot reach its storage backend."
 
 
-def _resource() -> Path | None:
-    try:
-        path = hookenv.resource_get("registry-image")
-    except Exception:  # noqa: BLE001 - older Juju raises when resources are unsupported
-        path = None
-    if path and Path(path).is_file() and Path(path).stat().st_size > 0:
-        return Path(path)
-    return None
-
-
-def _http_secret(leader: bool) -> str:
+def http_secret(inputs: Inputs) -> str:
     """One secret for every unit (uploads that hop between units behind a proxy), in a Juju
     secret the application owns: leader data holds only its URI, since leader-set takes its
     values as command-line arguments. An earlier revision's value in leader data is moved into
     such a secret (the same value: no registry restarts for it)."""
-    uri = hookenv.leader_get(HTTP_SECRET_ID)
-    shared = credentials.read_owned(uri, HTTP_SECRET_KEY) if uri else ""
-    legacy = hookenv.leader_get(LEGACY_HTTP_SECRET) or ""
-    if uri and not shared:  # a secret-get that failed once must not rotate it for every unit
-        hookenv.log("secret-get failed: the shared http secret is not read", hookenv.WARNING)
-    if leader and not uri:
+    leader = inputs.leader_data
+    shared, legacy = leader.http_secret, leader.legacy_http_secret
+    if leader.http_secret_id and not shared:  # a failed secret-get must not rotate it
+        juju.log("secret-get failed: the shared http secret is not read", juju.WARNING)
+    if inputs.leader and not leader.http_secret_id:
         shared = legacy or secrets.token_urlsafe(32)
-        uri = credentials.add_owned(
-            {HTTP_SECRET_KEY: shared}, "the http.secret every docker-registry unit shares"
-        )
-        if uri:
-            hookenv.leader_set({HTTP_SECRET_ID: uri, LEGACY_HTTP_SECRET: None})
-        else:
-            hookenv.log("secret-add failed: the http secret is kept on this unit", hookenv.WARNING)
+        if not juju.share_http_secret(shared):
+            juju.log("secret-add failed: the http secret is kept on this unit", juju.WARNING)
             shared = legacy
     shared = shared or legacy
     if shared:
@@ -355,17 +303,14 @@ def _http_secret(leader: bool) -> str:
     return local
 
 
-def sync_ports(wanted: frozenset[str]) -> None:
+def sync_ports(wanted: frozenset[str], opened: frozenset[str] | None) -> None:
     """Open what the plan wants, close the rest. Only this charm opens the unit's ports, so
-    what it recorded stands for opened-ports until the plan wants something else."""
+    what it recorded stands for opened-ports (``opened``: what Juju said, when there is no
+    record)."""
     kv = unitdata.kv()
-    if sorted(wanted) == kv.get(records.PORTS):
+    recorded = records.opened_ports()
+    if sorted(wanted) == recorded:
         return
-    opened = {p.upper() for p in hookenv.opened_ports()}
-    for port in opened - wanted:
-        number, _, proto = port.partition("/")
-        hookenv.close_port(int(number), proto or "TCP")
-    for port in wanted - opened:
-        number, _, proto = port.partition("/")
-        hookenv.open_port(int(number), proto)
+    have = frozenset(recorded or ()) if opened is None else opened
+    juju.set_ports(close=have - wanted, open_=wanted - have)
     kv.set(records.PORTS, sorted(wanted))

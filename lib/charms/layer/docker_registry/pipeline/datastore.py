@@ -5,9 +5,9 @@ Juju mounts the store at its location (metadata.yaml: the registry's data direct
 and takes it away after ``registry-data-storage-detaching``. Without the store the data stays
 on the root disk, as it always did.
 
-- gather (``observe``): which instance is attached (``storage-list``), where
-  (``storage-get location``) and how full it is (``os.statvfs``); in the detaching hook, the
-  instance going away (``JUJU_STORAGE_ID``).
+- gather (``juju.gather``, then ``observe``): which instance is attached (``storage-list``),
+  where (``storage-get location``) and how full it is (``os.statvfs``); in the detaching hook,
+  the instance going away (``JUJU_STORAGE_ID``).
 - decide (``decide``, pure): whether the registry may run (not while its volume is away: it
   would write to the root disk under the mount point), whether it is read-only (the fill
   level, with hysteresis), and the status facts.
@@ -25,7 +25,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from charmhelpers.core import hookenv, unitdata
+from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config.settings import Settings
@@ -188,15 +188,11 @@ def effective(config: Settings, decision: Decision | None) -> Settings:
 # --- gather ------------------------------------------------------------------------------
 
 
-def observe(host: paths.Host, hook: str, storage_id: str) -> Observed:
-    """The store as Juju and the volume tell it (two hook tools when one is attached)."""
-
-    try:
-        attached = tuple(hookenv.storage_list(STORE) or ())
-        location = str(hookenv.storage_get("location", attached[0]) or "") if attached else ""
-    except (subprocess.CalledProcessError, OSError) as exc:
-        failed = getattr(exc, "cmd", None) or ["a storage hook tool"]
-        return Observed(error=f"{failed[0]} failed")
+def observe(
+    host: paths.Host, hook: str, storage_id: str, attached: tuple[str, ...], location: str
+) -> Observed:
+    """The store as Juju told it (``juju.gather``: storage-list, storage-get) and the
+    volume's fill level (statvfs)."""
     detaching = storage_id if hook == f"{STORE}-storage-detaching" else ""
     fill = None
     if location and detaching != attached[0]:

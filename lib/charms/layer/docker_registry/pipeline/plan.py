@@ -9,7 +9,9 @@ nothing: the decisions stay free of side effects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from charms.layer.docker_registry.config import tls as tls_lib
 from charms.layer.docker_registry.config.credentials import SecretRead
@@ -22,8 +24,22 @@ from charms.layer.docker_registry.pipeline.replicas import Peers
 
 
 @dataclass(frozen=True)
+class LeaderData:
+    """The http secret every unit shares, as leader data points to it."""
+
+    http_secret_id: str = ""  # the URI of the Juju secret holding it
+    http_secret: str = field(default="", repr=False)  # that secret's value (secret-get)
+    legacy_http_secret: str = field(default="", repr=False)  # an earlier revision's value
+
+
+def _no_resource() -> Path | None:
+    return None
+
+
+@dataclass(frozen=True)
 class Inputs:
-    """What one run of the pipeline reads from Juju (compared between runs in one hook)."""
+    """What one run of the pipeline reads from Juju (``juju.gather``; compared between runs
+    in one hook)."""
 
     config: dict
     address: str
@@ -46,6 +62,19 @@ class Inputs:
     datastore: Observed = field(default_factory=Observed)  # the registry-data store
     turns: dict = field(default_factory=dict)  # peer -> its rolling-* data (with the proxy)
     replica: Peers | None = None  # leader data and peer data of replication (with a proxy)
+    requests_pending: bool = False  # a client asked for images (docker-registry)
+    unit: str = ""
+    application: str = ""  # also the realm of token auth
+    hook: str = ""
+    charm_build: str = ""  # a digest of this charm revision's build manifest
+    charm_dir: str = ""
+    charm_name: str = ""  # (read only while a COS collector is related)
+    leader_data: LeaderData = field(default_factory=LeaderData)
+    peer_relations: tuple[str, ...] = ()  # the peer relation's id (with a proxy)
+    # what Juju has open: read only when the charm has no record of what it opened
+    opened_ports: frozenset[str] | None = field(default=None, compare=False)
+    # the registry-image resource's path, asked for only when the image needs it
+    resource: Callable[[], Path | None] = field(default=_no_resource, compare=False)
 
 
 @dataclass(frozen=True)

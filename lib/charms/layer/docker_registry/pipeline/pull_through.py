@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-from charmhelpers.core import hookenv, unitdata
+from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import settings, upstreams
@@ -19,6 +19,7 @@ from charms.layer.docker_registry.host import (
 )
 from charms.layer.docker_registry.pipeline import (
     caches,
+    juju,
     layout,
     runspec,
     status,
@@ -61,7 +62,7 @@ def apply_caches(
             down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
         kept[cache.host] = record
         if not verdict.reachable:
-            hookenv.log(f"the upstream of {cache.host} is unreachable: {verdict.why}")
+            juju.log(f"the upstream of {cache.host} is unreachable: {verdict.why}")
         if verdict.basic_auth and cache.username:
             report.notes.append(
                 f"Note: registry 2.8 does not send caches-credentials to {cache.host} "
@@ -107,7 +108,7 @@ def _cache(
         hold=hold,
     )
     if outcome.action != "unchanged":
-        hookenv.log(f"cache container {wanted.run.name}: {outcome.action}")
+        juju.log(f"cache container {wanted.run.name}: {outcome.action}")
     held = outcome.action == workload.WAITING_TURN  # (what runs is still the previous mode)
     record = {
         "run": outcome.run.as_record(),

@@ -1,8 +1,8 @@
-"""Replicating the primary on filesystem storage behind a proxy, in every hook: gather what
-leader data and the peer relation say, sync a backup from the primary (the registry API lists
-and deletes, skopeo copies, as the mirror action does), tell the peers where this unit's
-registry answers and whom its last sync matched, and on the leader record the primary.
-What to copy, delete and whom to make primary is decided in ``replicas``.
+"""Replicating the primary on filesystem storage behind a proxy, in every hook: from what
+leader data and the peer relation say (``juju.gather``), sync a backup from the primary (the
+registry API lists and deletes, skopeo copies, as the mirror action does), tell the peers
+where this unit's registry answers and whom its last sync matched, and on the leader record
+the primary. What to copy, delete and whom to make primary is decided in ``replicas``.
 
 The backup reaches the primary at the URL the primary publishes on the peer relation, with
 the basic-auth credentials every unit shares (in skopeo's 0600 authfile and the API client's
@@ -16,33 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from charmhelpers.core import hookenv, unitdata
+from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import paths, trust
 from charms.layer.docker_registry.images import registry_api, transfer
-from charms.layer.docker_registry.pipeline import clients, replicas, status
+from charms.layer.docker_registry.pipeline import clients, juju, replicas, status
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
 SYNC_BUDGET = 180.0  # seconds of copying in one hook; what is left waits for the next one
 CONCURRENCY = 4
-
-
-def gather() -> replicas.Peers:
-    """The recorded primary and each peer's URL and sync state (raw unit data)."""
-    urls, in_sync = {}, {}
-    for rid in hookenv.relation_ids("peer"):
-        for unit in hookenv.related_units(rid):
-            data = hookenv.relation_get(unit=unit, rid=rid) or {}
-            if data.get(replicas.URL_KEY):
-                urls[unit] = data[replicas.URL_KEY]
-            if data.get(replicas.IN_SYNC_KEY):
-                in_sync[unit] = data[replicas.IN_SYNC_KEY]
-    return replicas.Peers(
-        recorded=hookenv.leader_get(replicas.PRIMARY_KEY) or "", urls=urls, in_sync_with=in_sync
-    )
 
 
 @dataclass(frozen=True)
@@ -65,7 +50,7 @@ def step(
     ):
         return None  # (token auth: the backups have no token to read the primary with)
     peers = inputs.replica or replicas.Peers()
-    own = hookenv.local_unit()
+    own = inputs.unit
     scheme = "https" if plan.tls else "http"
     own_url = f"{scheme}://{clients.bracket(inputs.address)}:{config.registry_port}"
     primary = replicas.current_primary(peers.recorded, inputs.peers)
@@ -77,7 +62,7 @@ def step(
     elif primary != own:
         outcome = _sync_guarded(primary, peers.urls[primary], own_url, _access(config, plan, host))
     in_sync_with = _in_sync_with(primary, own, outcome)
-    _publish(own_url, in_sync_with)
+    _publish(inputs.peer_relations, own_url, in_sync_with)
     if inputs.leader:
         chosen = _record_primary(peers, own, in_sync_with, inputs.peers)
         if chosen != primary:  # this unit took over, or follows another from the next hook
@@ -96,7 +81,7 @@ def _sync_guarded(
     try:
         return sync(primary, source_url, own_url, access)
     except Exception as exc:  # noqa: BLE001 - never a traceback for the serving unit
-        hookenv.log(f"replica: sync from {primary} failed: {type(exc).__name__}", hookenv.ERROR)
+        juju.log(f"replica: sync from {primary} failed: {type(exc).__name__}", juju.ERROR)
         return replicas.SyncOutcome(stuck=f"unexpected {type(exc).__name__}; see juju debug-log")
 
 
@@ -120,8 +105,8 @@ def _record_primary(
         in_sync.add(own)
     chosen = replicas.choose_primary(peers.recorded, own, units, in_sync)
     if chosen != peers.recorded:
-        hookenv.log(f"primary: {peers.recorded or '(none)'} -> {chosen}")
-        hookenv.leader_set({replicas.PRIMARY_KEY: chosen})
+        juju.log(f"primary: {peers.recorded or '(none)'} -> {chosen}")
+        juju.set_leader({replicas.PRIMARY_KEY: chosen})
     return chosen
 
 
@@ -135,15 +120,14 @@ def _access(config: settings.Settings, plan: Plan, host: paths.Host) -> Access:
     return Access(basic.user if basic else "", basic.password if basic else "", ca_file, pair)
 
 
-def _publish(own_url: str, in_sync_with: str) -> None:
+def _publish(relations: tuple[str, ...], own_url: str, in_sync_with: str) -> None:
     """This unit's URL and sync state in its peer data, written only when they change (each
     write fires peer-relation-changed on every other unit)."""
     wanted = {replicas.URL_KEY: own_url, replicas.IN_SYNC_KEY: in_sync_with}
     kv = unitdata.kv()
     if kv.get(records.REPLICA_PUBLISHED) == wanted:
         return
-    for rid in hookenv.relation_ids("peer"):
-        hookenv.relation_set(rid, wanted)
+    juju.tell_peers(relations, wanted)
     kv.set(records.REPLICA_PUBLISHED, wanted)
 
 
@@ -245,7 +229,7 @@ def _copy(
                 concurrency=CONCURRENCY,
                 src_args=from_primary.src_args(),
                 env=env,
-                log=hookenv.log,
+                log=juju.log,
             )
             errors += [i.reason for i in batch if i.status == "failed"]
     return errors
@@ -272,7 +256,7 @@ def _delete(deletes: tuple[replicas.Copy, ...], local: registry_api.Registry) ->
         done.add((gone.repository, gone.digest))
         try:
             local.delete_manifest(gone.repository, gone.digest)
-            hookenv.log(f"replica: deleted {gone.repository}@{gone.digest}")
+            juju.log(f"replica: deleted {gone.repository}@{gone.digest}")
         except RegistryCharmError as exc:
             errors.append(_short(str(exc)))
     return errors
