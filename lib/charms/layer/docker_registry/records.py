@@ -9,6 +9,9 @@ a unit that has no shared one yet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry.pipeline import clients, runspec, status
@@ -38,6 +41,54 @@ TURN_TOLD = "docker-registry.rolling-told"  # what this unit last told its peers
 REPLICATED = "docker-registry.replicated"  # {"from": unit, "tags": {repo: {tag: digest}}}
 DATASTORE = "docker-registry.datastore"  # datastore.Record: the volume the registry last ran on
 REPLICA_PUBLISHED = "docker-registry.replica-published"  # what this unit last told its peers
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What earlier hooks left for this one, read once a run (``juju.gather``). What a run
+    records, it writes as it goes (right after the step it records). Not here: REPLICATED,
+    which a backup's sync reads and writes itself, and what actions read."""
+
+    run: dict | None = None
+    managed_files: tuple[str, ...] = ()
+    last_good: dict | None = None
+    failed: dict | None = None
+    good_options: dict = field(default_factory=dict)
+    image_digest: str = ""
+    turn_wait: dict | None = None
+    turn_told: dict | None = None
+    trust: dict | None = None
+    local_secret: str = field(default="", repr=False)
+    ports: tuple[str, ...] | None = None
+    caches: dict = field(default_factory=dict)
+    datastore: dict | None = None
+    replica_published: dict | None = None
+
+
+def read() -> Recorded:
+    kv = unitdata.kv()
+
+    def get(key: str, default: Any = None) -> Any:
+        value = kv.get(key)
+        return default if value is None else value
+
+    ports = opened_ports()
+    return Recorded(
+        run=get(RUN),
+        managed_files=tuple(get(MANAGED_FILES, ())),
+        last_good=get(LAST_GOOD),
+        failed=get(FAILED),
+        good_options=get(GOOD_OPTIONS, {}),
+        image_digest=get(IMAGE_DIGEST, ""),
+        turn_wait=get(TURN_WAIT),
+        turn_told=get(TURN_TOLD),
+        trust=get(TRUST),
+        local_secret=get(LOCAL_SECRET, ""),
+        ports=None if ports is None else tuple(ports),
+        caches=caches(),
+        datastore=get(DATASTORE),
+        replica_published=get(REPLICA_PUBLISHED),
+    )
 
 
 def container_run() -> runspec.ContainerRun | None:

@@ -1,20 +1,17 @@
-"""Apply a plan to this unit and record it: the registry (health-gated, through
-``workload``), its ports, this unit's nrpe check and docker trust, and the unit kv records
-actions read. What it needs of Juju is in ``Inputs``; what it tells Juju goes through ``juju``."""
+"""Apply the decided work to this unit and record it: ``prepare`` finds what the host has
+(the image, the http secret, the htpasswd line, the upstreams), then the registry
+(health-gated, through ``workload``), the rolling turn, its ports, this unit's nrpe check and
+docker trust, and the unit kv records actions read. What it needs of Juju is in ``Inputs``;
+what it tells Juju goes through ``juju``."""
 
 from __future__ import annotations
 
-import hmac
-import json
 import secrets
-import time
-from dataclasses import dataclass, field
 
 from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry import records
-from charms.layer.docker_registry.config import credentials, settings
-from charms.layer.docker_registry.config.upstreams import UpstreamCache
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import (
     auth,
@@ -26,6 +23,7 @@ from charms.layer.docker_registry.host import (
     workload,
 )
 from charms.layer.docker_registry.pipeline import (
+    caches,
     clients,
     juju,
     layout,
@@ -33,156 +31,99 @@ from charms.layer.docker_registry.pipeline import (
     rolling,
     runspec,
     status,
+    work,
 )
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
 HEALTH_MARGIN = 2  # seconds a storage health check may take (a failing one, refused: ms)
 
 
-@dataclass(frozen=True)
-class Shared:
-    """What the push registry and every cache run with, worked out once a hook: the image
-    (ensured), the cluster's http secret and the htpasswd line (hashing or verifying it is
-    a bcrypt run)."""
-
-    image_id: str
-    http_secret: str = field(repr=False)
-    htpasswd: str = field(repr=False)
-    resource: str = ""  # the sha256 of the registry-image resource loaded ("" without one)
-
-
-def shared(config: settings.Settings, inputs: Inputs, host: paths.Host) -> Shared:
-    kv = unitdata.kv()
+def prepare(config: settings.Settings, inputs: Inputs, host: paths.Host) -> work.Facts:
+    """What the runs need that only the host has: the image (loaded or pulled when missing),
+    the http secret (the leader shares it), the htpasswd line and each cache's upstream."""
     image = engine.ensure_image(
         config.registry_image,
         inputs.resource,
-        kv.get(records.IMAGE_DIGEST, ""),
+        inputs.recorded.image_digest,
         recheck=inputs.hook in ("install", "upgrade-charm"),  # a resource may be new
     )
-    kv.set(records.IMAGE_DIGEST, image.token)
+    unitdata.kv().set(records.IMAGE_DIGEST, image.token)
     basic = config.basic_auth
     htpasswd_path = host.path(layout.HTPASSWD_FILE)
-    return Shared(
+    return work.Facts(
         image_id=image.id,
         http_secret=http_secret(inputs),
         htpasswd=auth.htpasswd_line(basic.user, basic.password, htpasswd_path) if basic else "",
         resource=image.token.partition("@")[0],
-    )
-
-
-def desired_run(
-    config: settings.Settings,
-    inputs: Inputs,
-    plan: Plan,
-    host: paths.Host,
-    common: Shared,
-    cache: UpstreamCache | None = None,
-    offline: bool = False,
-) -> render.Desired:
-    """What the push registry (or, with ``cache``, that pull-through cache) should run this
-    hook: the one place the hook's inputs become ``render.desired``'s arguments."""
-    return render.desired(
-        config,
-        host=host,
-        unit_address=inputs.address,
-        tls=plan.tls,
-        http_secret=common.http_secret,
-        htpasswd=common.htpasswd,
-        realm=inputs.application,
-        cache=cache,
-        offline=offline,
-        collector=inputs.collector,  # (render leaves a cache's metrics listener off)
+        upstreams=caches.probe_upstreams(
+            config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
+        ),
     )
 
 
 def registry(
     config: settings.Settings,
     inputs: Inputs,
-    plan: Plan,
+    todo: work.Work,
     host: paths.Host,
-    common: Shared,
-    hold: bool = False,
-) -> tuple[render.Desired, workload.Outcome]:
-    """Files and container, health-gated: (desired, outcome); records what runs."""
+    facts: work.Facts,
+) -> workload.Outcome:
+    """Files and container, health-gated; records what runs."""
     kv = unitdata.kv()
-    digests = option_digests(inputs.config, common.http_secret)
-    good = kv.get(records.GOOD_OPTIONS) or {}
-    desired = desired_run(config, inputs, plan, host, common)
+    recorded = inputs.recorded
     outcome, managed = workload.apply(
-        desired,
-        image_id=common.image_id,
+        todo.registry,
+        image_id=facts.image_id,
         host=host,
-        managed_files=kv.get(records.MANAGED_FILES, []),
+        managed_files=list(recorded.managed_files),
         allow_start=not inputs.stopped,
         announce=lambda current: juju.announce(
             "Reconfiguring the registry." if current else "Configuring the registry."
         ),
-        last_good=kv.get(records.LAST_GOOD),
-        failed=kv.get(records.FAILED),
+        last_good=recorded.last_good,
+        failed=recorded.failed,
         secrets=config.secret_values,
-        recorded=recorded_name(kv.get(records.RUN)),
-        changed=tuple(
-            sorted(name for name, digest in digests.items() if good.get(name, digest) != digest)
-        ),
-        hold=hold,
+        recorded=recorded_name(recorded.run),
+        changed=todo.changed,
+        hold=not todo.turn.go,
     )
     if outcome.answering and outcome.action not in ("rolled-back", "held", workload.WAITING_TURN):
-        kv.set(records.GOOD_OPTIONS, digests)
+        kv.set(records.GOOD_OPTIONS, dict(todo.digests))
     kv.set(records.MANAGED_FILES, managed)
     records.save_container_run(outcome.run)
     kv.set(records.LAST_GOOD, outcome.last_good)
     kv.set(records.FAILED, outcome.failed)
     if outcome.action != "unchanged":
-        juju.log(f"registry container {desired.run.name}: {outcome.action}")
-    return desired, outcome
+        juju.log(f"registry container {todo.registry.run.name}: {outcome.action}")
+    return outcome
 
 
-def turn(inputs: Inputs, common: Shared) -> tuple[str, rolling.Verdict]:
-    """Rolling changes: the token of the config this unit is to run, and whether it is its
-    turn to recreate a serving registry for it. Only behind a proxy with peers (inputs.peers
-    is read for the proxy); a unit on its own applies at once, as without a proxy."""
-    if len(inputs.peers) < 2:
-        return "", rolling.GO
-    kv = unitdata.kv()
-    options = credentials.effective_config(inputs.config, inputs.secret)
-    # (the resource, not the image id: a tag each unit pulled at another time may differ)
-    wanted = rolling.token(options, inputs.charm_build, common.resource, common.http_secret)
-    waited = rolling.Waited.from_record(kv.get(records.TURN_WAIT))
-    verdict = rolling.decide(inputs.unit, wanted, inputs.turns, waited, time.time())
-    kv.set(records.TURN_WAIT, verdict.waited.as_record() if verdict.waited else None)
+def record_turn(todo: work.Work) -> None:
+    """Whom this unit waits for (since when), for the next hook's patience."""
+    verdict = todo.turn
+    unitdata.kv().set(records.TURN_WAIT, verdict.waited.as_record() if verdict.waited else None)
     for unit in verdict.passed_over:
         juju.log(
             f"{unit} did not apply the new config within {rolling.PATIENCE:.0f} s: "
             "not waited for any longer",
             juju.WARNING,
         )
-    return wanted, verdict
 
 
 def tell_peers(inputs: Inputs, wanted: str, state: str) -> None:
     """Report on the peer relation where this unit stands with the config ``wanted`` (the units
     after it in turn order wait for it); only what changed."""
-    kv = unitdata.kv()
     told = {rolling.TOKEN: wanted, rolling.STATE: state}
-    if not wanted or kv.get(records.TURN_TOLD) == told:
+    if not wanted or inputs.recorded.turn_told == told:
         return
     juju.tell_peers(inputs.peer_relations, told)
-    kv.set(records.TURN_TOLD, told)
+    unitdata.kv().set(records.TURN_TOLD, told)
 
 
 def recorded_name(record: dict | None) -> tuple[str, ...]:
     """The container a run record names (what the charm last ran), to adopt."""
     run = runspec.ContainerRun.from_record(record)
     return (run.spec.name,) if run else ()
-
-
-def option_digests(options: dict, key: str) -> dict[str, str]:
-    """A keyed digest of each option's value: which options changed since the registry last
-    answered can be named without keeping any value (some are secrets)."""
-    return {
-        name: hmac.new(key.encode(), json.dumps(value).encode(), "sha256").hexdigest()[:16]
-        for name, value in options.items()
-    }
 
 
 def tell_this_unit(
@@ -196,7 +137,6 @@ def tell_this_unit(
 ) -> None:
     """A serving registry: this unit's nrpe check and docker learn of it, and actions where
     it answers (the endpoint record)."""
-    kv = unitdata.kv()
     ca_file = str(host.path(config.tls_paths.ca)) if plan.tls and plan.tls.ca else ""
     if inputs.nrpe:
         basic = (config.basic_auth.user, config.basic_auth.password) if config.basic_auth else None
@@ -206,11 +146,11 @@ def tell_this_unit(
         juju.tell_nrpe(inputs.nrpe, nrpe.monitors(check))
     ca = plan.tls.ca if plan.tls else ""
     trusted = trust.trust(
-        host, netloc=plan.netloc, ca=ca, previous=kv.get(records.TRUST), client=plan.identity
+        host, netloc=plan.netloc, ca=ca, previous=inputs.recorded.trust, client=plan.identity
     )
     if trusted.get("reload_failed"):
         report.notes.append("Warning: dockerd did not reload daemon.json (insecure-registries).")
-    kv.set(records.TRUST, trusted)
+    unitdata.kv().set(records.TRUST, trusted)
     client_cert, client_key = trust.client_files(host, plan.netloc) if plan.identity else ("", "")
     endpoint = clients.Endpoint(
         netloc=plan.netloc,
@@ -297,20 +237,14 @@ def http_secret(inputs: Inputs) -> str:
     shared = shared or legacy
     if shared:
         return shared
-    kv = unitdata.kv()
-    local = kv.get(records.LOCAL_SECRET) or secrets.token_urlsafe(32)
-    kv.set(records.LOCAL_SECRET, local)
+    local = inputs.recorded.local_secret or secrets.token_urlsafe(32)
+    unitdata.kv().set(records.LOCAL_SECRET, local)
     return local
 
 
-def sync_ports(wanted: frozenset[str], opened: frozenset[str] | None) -> None:
-    """Open what the plan wants, close the rest. Only this charm opens the unit's ports, so
-    what it recorded stands for opened-ports (``opened``: what Juju said, when there is no
-    record)."""
-    kv = unitdata.kv()
-    recorded = records.opened_ports()
-    if sorted(wanted) == recorded:
-        return
-    have = frozenset(recorded or ()) if opened is None else opened
-    juju.set_ports(close=have - wanted, open_=wanted - have)
-    kv.set(records.PORTS, sorted(wanted))
+def sync_ports(plan: Plan, todo: work.Work, inputs: Inputs) -> None:
+    """Open what the plan wants, close the rest; record what is open."""
+    if todo.open_ports or todo.close_ports:
+        juju.set_ports(close=todo.close_ports, open_=todo.open_ports)
+    if inputs.recorded.ports != tuple(sorted(plan.ports)):
+        unitdata.kv().set(records.PORTS, sorted(plan.ports))

@@ -21,6 +21,7 @@ import hashlib
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ def gather() -> Inputs:
         resource=_resource,
         charm_dir=hookenv.charm_dir() or "",
         charm_name=hookenv.charm_name() if is_flag_set("endpoint.cos-agent.joined") else "",
+        recorded=records.read(),
+        now=time.time(),
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from charms.layer.docker_registry import records
 from charms.layer.docker_registry.config import tls as tls_lib
 from charms.layer.docker_registry.config.credentials import SecretRead
 from charms.layer.docker_registry.config.settings import Settings
@@ -75,6 +76,10 @@ class Inputs:
     opened_ports: frozenset[str] | None = field(default=None, compare=False)
     # the registry-image resource's path, asked for only when the image needs it
     resource: Callable[[], Path | None] = field(default=_no_resource, compare=False)
+    # what earlier hooks recorded, and the time (a second run in one hook reads its own
+    # records: they are not what tells whether anything changed)
+    recorded: records.Recorded = field(default_factory=records.Recorded, compare=False)
+    now: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,11 @@
-"""What this unit tells the far side of its relations (pure: ``juju`` writes it through the
-upstream interface layers' endpoints)."""
+"""What this unit tells the proxy (pure: ``juju`` writes it through the http interface
+layer's endpoint; what clients are told is decided with the rest of the work, ``work``)."""
 
 from __future__ import annotations
 
 from charms.layer.docker_registry.config.settings import Settings
-from charms.layer.docker_registry.pipeline import clients, proxy
+from charms.layer.docker_registry.pipeline import proxy
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
-
-
-def to_clients(config: Settings, plan: Plan, scheme: str) -> clients.ClientData:
-    """docker-registry: netloc, URL, credentials and CA for every client (containerd, docker)."""
-    return clients.client_data(
-        config, netloc=plan.netloc, scheme=scheme, tls_ca=plan.tls.ca if plan.tls else ""
-    )
 
 
 def to_proxy(

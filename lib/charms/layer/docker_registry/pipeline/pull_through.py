@@ -10,7 +10,7 @@ import shutil
 from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry import records
-from charms.layer.docker_registry.config import settings, upstreams
+from charms.layer.docker_registry.config import settings
 from charms.layer.docker_registry.errors import RegistryCharmError
 from charms.layer.docker_registry.host import (
     files,
@@ -18,45 +18,40 @@ from charms.layer.docker_registry.host import (
     workload,
 )
 from charms.layer.docker_registry.pipeline import (
-    caches,
     juju,
     layout,
     runspec,
     status,
+    work,
 )
-from charms.layer.docker_registry.pipeline.apply import Shared, desired_run, recorded_name
-from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
+from charms.layer.docker_registry.pipeline.apply import recorded_name
+from charms.layer.docker_registry.pipeline.plan import Inputs
 
 
 def apply_caches(
     config: settings.Settings,
     inputs: Inputs,
-    plan: Plan,
+    todo: work.Work,
     host: paths.Host,
-    common: Shared,
+    facts: work.Facts,
     report: status.Report,
-    hold: bool = False,
 ) -> bool:
     """One registry container per upstream in ``caches``, each through the same health-gated
     apply as the push registry (own files, last good state and rollback). A cache whose
     upstream cannot be reached keeps serving what it holds; it and any cache that fails are
     reported, never blocking the push registry or the other caches. Caches no longer
-    configured are removed (their stored content stays). ``hold``: not this unit's turn to
-    change a serving cache (rolling changes); returns whether a change was held."""
-    kv = unitdata.kv()
-    known = records.caches()
-    if not (config.caches or known):
+    configured are removed (their stored content stays). Not this unit's turn (rolling
+    changes): a serving cache is not changed; returns whether a change was held."""
+    known = inputs.recorded.caches
+    if not (todo.caches or known):
         return False
     held = False
-    verdicts = caches.probe_upstreams(
-        config.caches, http_proxy=config.http_proxy, https_proxy=config.https_proxy
-    )
     kept = {}
-    for cache in config.caches:
+    for each in todo.caches:
+        cache, verdict = each.cache, each.verdict
         record = known.get(cache.host) or {}
-        verdict = verdicts[cache.host]
         try:
-            record, down = _cache(config, cache, verdict, inputs, plan, host, common, record, hold)
+            record, down = _cache(config, each, facts, host, record, not todo.turn.go)
             held = held or record.pop("held", False)
         except RegistryCharmError as exc:
             down = f"{cache.host} not serving: {str(exc).rstrip('.')}"
@@ -74,30 +69,24 @@ def apply_caches(
             report.caches.append(cache.host)
     for gone in sorted(set(known) - set(kept)):
         remove_cache(host, known[gone])
-    kv.set(records.CACHES, kept)
+    unitdata.kv().set(records.CACHES, kept)
     return held
 
 
 def _cache(
     config: settings.Settings,
-    cache: upstreams.UpstreamCache,
-    verdict: caches.Verdict,
-    inputs: Inputs,
-    plan: Plan,
+    todo: work.CacheWork,
+    facts: work.Facts,
     host: paths.Host,
-    common: Shared,
     record: dict,
     hold: bool = False,
 ) -> tuple[dict, str]:
     """Converge one cache, given what the probe found of its upstream: (its new record, what
     the status says of it or "" when serving)."""
-    # Without its upstream a cache serves what it holds as a read-only registry: a 2.8 proxy
-    # would not start (it asks the upstream first), and a running one would still expire
-    # content 7 days after caching it, with nothing to fetch it again from.
-    wanted = desired_run(config, inputs, plan, host, common, cache, offline=not verdict.reachable)
+    wanted, cache, verdict = todo.desired, todo.cache, todo.verdict
     outcome, managed = workload.apply(
         wanted,
-        image_id=common.image_id,
+        image_id=facts.image_id,
         host=host,
         managed_files=record.get("managed", []),
         allow_start=True,

@@ -25,6 +25,7 @@ from charms.layer.docker_registry.pipeline import (
     replication,
     rolling,
     status,
+    work,
 )
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan, decide
 
@@ -61,7 +62,7 @@ def run(inputs: Inputs) -> Result:
     name = paths.current().container_name(config.registry_name)
     try:
         with lock.registry_lock(paths.current()):  # never beside a garbage collection
-            if _apply_store(name, store, result):
+            if _apply_store(inputs, name, store, result):
                 _apply(config, inputs, plan, result)
     except lock.LockBusy as exc:
         report.wait(f"{exc}; the next hook applies the config.")
@@ -84,7 +85,7 @@ def _decide_store(config: settings.Settings | None, inputs: Inputs) -> datastore
     """(``config`` None: it does not parse; a registry it ran may still store on the volume.)"""
     return datastore.decide(
         inputs.datastore,
-        datastore.Record.from_dict(unitdata.kv().get(records.DATASTORE)),
+        datastore.Record.from_dict(inputs.recorded.datastore),
         unit=inputs.unit,
         filesystem=config is None or config.storage.kind == "filesystem",
     )
@@ -97,7 +98,7 @@ def _stop_while_detached(inputs: Inputs, result: Result) -> None:
         return
     try:
         with lock.registry_lock(paths.current()):
-            _apply_store(_container_of(inputs.config), store, result)
+            _apply_store(inputs, _container_of(inputs.config), store, result)
     except lock.LockBusy as exc:
         result.report.wait(f"{exc}; the next hook stops the registry.")
     result.report.add(store.report)
@@ -110,12 +111,11 @@ def _container_of(raw: dict) -> str:
     return paths.current().container_name(name if reader.is_container_name(name) else "registry")
 
 
-def _apply_store(name: str, store: datastore.Decision, result: Result) -> bool:
+def _apply_store(inputs: Inputs, name: str, store: datastore.Decision, result: Result) -> bool:
     """The registry-data store's apply step: stop the registry while its volume is away, or
     move it onto a volume that came; whether the rest of the pipeline may go on."""
-    kv = unitdata.kv()
-    before = datastore.Record.from_dict(kv.get(records.DATASTORE))
-    recorded = applying.recorded_name(kv.get(records.RUN))
+    before = datastore.Record.from_dict(inputs.recorded.datastore)
+    recorded = applying.recorded_name(inputs.recorded.run)
     try:
         if not store.serve:
             if datastore.stop_registry(name, recorded):
@@ -128,7 +128,7 @@ def _apply_store(name: str, store: datastore.Decision, result: Result) -> bool:
     except RegistryCharmError as exc:  # the registry keeps its data where it was
         result.report.block(f"Cannot move the registry onto storage {store.record.volume}: {exc}.")
         return False
-    kv.set(records.DATASTORE, store.record.as_dict())
+    unitdata.kv().set(records.DATASTORE, store.record.as_dict())
     return store.serve
 
 
@@ -143,25 +143,27 @@ def _apply(config: settings.Settings, inputs: Inputs, plan: Plan, result: Result
         result.configured = False
         return
     try:
-        common = applying.shared(config, inputs, host)
-        wanted, turn = applying.turn(inputs, common)
-        desired, outcome = applying.registry(config, inputs, plan, host, common, not turn.go)
+        facts = applying.prepare(config, inputs, host)
+        todo = work.decide(config, inputs, plan, facts)
+        applying.record_turn(todo)
+        outcome = applying.registry(config, inputs, todo, host, facts)
     except RegistryCharmError as exc:
         report.block(str(exc))
         result.configured = False
         return
     result.configured = outcome.answering
-    held = pull_through.apply_caches(config, inputs, plan, host, common, report, not turn.go)
+    held = pull_through.apply_caches(config, inputs, todo, host, facts, report)
     held = held or outcome.action == workload.WAITING_TURN
-    applying.tell_peers(inputs, wanted, rolling.state(held, outcome.answering, outcome.problem))
+    state = rolling.state(held, outcome.answering, outcome.problem)
+    applying.tell_peers(inputs, todo.token, state)
     if held or outcome.problem:
         # the previous (last good) registry serves on; clients and the proxy keep what they
         # were told
-        _not_applied(outcome, turn.message if held else "", report)
+        _not_applied(outcome, todo.turn.message if held else "", report)
         return
-    applying.sync_ports(plan.ports, inputs.opened_ports)
+    applying.sync_ports(plan, todo, inputs)
     if outcome.action == "stopped-by-operator":
-        report.add(status.stopped(desired.run.name))
+        report.add(status.stopped(todo.registry.run.name))
         return
     if not outcome.answering:  # (its storage health check failing: blocked, naming it)
         applying.report_storage(config, plan, host, outcome, report)
@@ -169,19 +171,21 @@ def _apply(config: settings.Settings, inputs: Inputs, plan: Plan, result: Result
     report.add(plan.when_serving)
     primary = replication.step(config, inputs, plan, host, report)  # filesystem behind a proxy
     if plan.tell_peers:  # (while TLS is expected but not here, nobody is told http)
-        _tell_relations(config, inputs, plan, desired.scheme, primary)
-    applying.tell_this_unit(config, inputs, plan, host, desired.scheme, outcome.probe_url, report)
+        _tell_relations(config, inputs, plan, todo, primary)
+    applying.tell_this_unit(
+        config, inputs, plan, host, todo.registry.scheme, outcome.probe_url, report
+    )
     # the registry answers /v2/, yet may not store or serve a thing (after tell_this_unit:
     # under mutual TLS the catalog is asked with this unit's client certificate)
     applying.report_storage(config, plan, host, outcome, report)
 
 
 def _tell_relations(
-    config: settings.Settings, inputs: Inputs, plan: Plan, scheme: str, primary: str | None
+    config: settings.Settings, inputs: Inputs, plan: Plan, todo: work.Work, primary: str | None
 ) -> None:
     """Clients and the proxy learn where and how the registry serves."""
     if inputs.clients:
-        juju.tell_clients(publish.to_clients(config, plan, scheme), inputs.requests_pending)
+        juju.tell_clients(todo.clients, inputs.requests_pending)
     if inputs.peers:  # (gathered only with the proxy related)
         services = publish.to_proxy(config, inputs, plan, primary)
         juju.tell_proxy(services, config.registry_port, inputs.address, inputs.hostname)

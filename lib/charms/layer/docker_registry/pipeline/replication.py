@@ -61,8 +61,9 @@ def step(
         waiting = f"backup, waiting for {primary} to publish its address"
     elif primary != own:
         outcome = _sync_guarded(primary, peers.urls[primary], own_url, _access(config, plan, host))
-    in_sync_with = _in_sync_with(primary, own, outcome)
-    _publish(inputs.peer_relations, own_url, in_sync_with)
+    published = inputs.recorded.replica_published or {}
+    in_sync_with = _in_sync_with(primary, own, outcome, published)
+    _publish(inputs.peer_relations, own_url, in_sync_with, published)
     if inputs.leader:
         chosen = _record_primary(peers, own, in_sync_with, inputs.peers)
         if chosen != primary:  # this unit took over, or follows another from the next hook
@@ -85,14 +86,16 @@ def _sync_guarded(
         return replicas.SyncOutcome(stuck=f"unexpected {type(exc).__name__}; see juju debug-log")
 
 
-def _in_sync_with(primary: str, own: str, outcome: replicas.SyncOutcome | None) -> str:
+def _in_sync_with(
+    primary: str, own: str, outcome: replicas.SyncOutcome | None, published: dict
+) -> str:
     """The primary this unit holds everything of, as its peers are told."""
     if primary == own:
         return own
     if not primary or (outcome is not None and outcome.error):
         # the primary left or does not answer (its machine gone: the case leadership moves
         # for): this unit still holds what its last sync matched
-        return (unitdata.kv().get(records.REPLICA_PUBLISHED) or {}).get(replicas.IN_SYNC_KEY, "")
+        return str(published.get(replicas.IN_SYNC_KEY, ""))
     return primary if outcome is not None and outcome.in_sync else ""
 
 
@@ -120,15 +123,14 @@ def _access(config: settings.Settings, plan: Plan, host: paths.Host) -> Access:
     return Access(basic.user if basic else "", basic.password if basic else "", ca_file, pair)
 
 
-def _publish(relations: tuple[str, ...], own_url: str, in_sync_with: str) -> None:
+def _publish(relations: tuple[str, ...], own_url: str, in_sync_with: str, published: dict) -> None:
     """This unit's URL and sync state in its peer data, written only when they change (each
     write fires peer-relation-changed on every other unit)."""
     wanted = {replicas.URL_KEY: own_url, replicas.IN_SYNC_KEY: in_sync_with}
-    kv = unitdata.kv()
-    if kv.get(records.REPLICA_PUBLISHED) == wanted:
+    if published == wanted:
         return
     juju.tell_peers(relations, wanted)
-    kv.set(records.REPLICA_PUBLISHED, wanted)
+    unitdata.kv().set(records.REPLICA_PUBLISHED, wanted)
 
 
 def inventory(api: registry_api.Registry) -> dict[str, dict[str, str]]:
@@ -151,7 +153,7 @@ def sync(
 ) -> replicas.SyncOutcome:
     """Make this unit's registry hold what ``primary``'s holds: copy what is missing or
     differs, delete what the primary deleted; the record of what matched is kept for the
-    next sync's deletions."""
+    next sync's deletions (the sync's own record, read and written by it)."""
     kv = unitdata.kv()
     record = kv.get(records.REPLICATED) or {}
     replicated = record.get("tags", {}) if record.get("from") == primary else {}
