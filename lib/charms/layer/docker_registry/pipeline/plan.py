@@ -1,8 +1,9 @@
 """Decide, from everything a hook gathered, what this unit should look like (no side effects).
 
-The hook's pipeline is gather (reactive/docker_registry.py reads Juju once into ``Inputs``),
-decide (``decide`` here: TLS source, netloc, scheme, certificate names, ports, what clients
-and the proxy are told, status facts), apply (workload, files, relations) and record (kv).
+The hook's pipeline is gather (``juju.gather`` reads Juju once into ``Inputs``), decide
+(``decide`` here: TLS source, netloc, scheme, certificate names, ports, whether clients and
+the proxy are told, status facts; then ``work.decide``), apply (workload, files, relations)
+and record (kv).
 Certificates are checked with the openssl tool, which reads them from stdin and writes
 nothing: the decisions stay free of side effects.
 """
