@@ -65,10 +65,12 @@ e2e: setup charm   ## the local model's own tests, then the charm's real hooks i
 
 # CI (.ci/run): two lanes side by side on the 2 cores, each starting once its own set-up is done
 # (the venv is made while dockerd starts and the registry image builds). The engine lane runs
-# the suites that use the one dockerd one after the other (e2e restarts dockerd; both start
-# registry containers on the same host); the offline lane runs the rest. Each suite's output is
-# printed whole when it ends; a lane goes on after a failed suite, the run fails if any suite
-# failed, and each lane ends with its suites' times.
+# e2e, the long pole; the offline lane runs the rest and then the integration tests, which
+# share the one dockerd with e2e but not a name or a port (their containers are named apart,
+# on free ports of 127.0.0.1; e2e's units are 127.0.0.2 and up) and end long before e2e's fault
+# tests restart dockerd. Each suite's output is printed whole when it ends; a lane goes on
+# after a failed suite, the run fails if any suite failed, and each lane ends with its suites'
+# times.
 lane = rc=0; for suite in $(1); do start=$$SECONDS; $(MAKE) --no-print-directory $$suite || rc=1; \
 	echo "lane: $$suite took $$((SECONDS - start)) s"; done; exit $$rc
 
@@ -76,10 +78,10 @@ test:
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-engine test-offline
 
 test-engine: setup
-	+@$(call lane,integration e2e)
+	+@$(call lane,e2e)
 
 test-offline: venv
-	+@$(call lane,lint unit build-test)
+	+@$(call lane,lint unit build-test integration)
 
 # --- local model ----------------------------------------------------------------
 # the set-up and this host's charm (the venv is made while dockerd starts and the image builds)
