@@ -130,18 +130,24 @@ def tell_this_unit(
     config: settings.Settings,
     inputs: Inputs,
     plan: Plan,
+    todo: work.Work,
     host: paths.Host,
-    scheme: str,
-    local_url: str,
     report: status.Report,
 ) -> None:
     """A serving registry: this unit's nrpe check and docker learn of it, and actions where
     it answers (the endpoint record)."""
-    ca_file = str(host.path(config.tls_paths.ca)) if plan.tls and plan.tls.ca else ""
+    endpoint = todo.endpoint
     if inputs.nrpe:
         basic = (config.basic_auth.user, config.basic_auth.password) if config.basic_auth else None
+        scheme = todo.registry.scheme
         check = nrpe.configure(
-            host, basic, inputs.address, config.registry_port, scheme, ca_file, plan.identity
+            host,
+            basic,
+            inputs.address,
+            config.registry_port,
+            scheme,
+            endpoint.ca_file,
+            plan.identity,
         )
         juju.tell_nrpe(inputs.nrpe, nrpe.monitors(check))
     ca = plan.tls.ca if plan.tls else ""
@@ -151,15 +157,6 @@ def tell_this_unit(
     if trusted.get("reload_failed"):
         report.notes.append("Warning: dockerd did not reload daemon.json (insecure-registries).")
     unitdata.kv().set(records.TRUST, trusted)
-    client_cert, client_key = trust.client_files(host, plan.netloc) if plan.identity else ("", "")
-    endpoint = clients.Endpoint(
-        netloc=plan.netloc,
-        url=f"{scheme}://{plan.netloc}",
-        local_url=local_url,
-        ca_file=ca_file,
-        client_cert_file=str(client_cert),
-        client_key_file=str(client_key),
-    )
     records.save_endpoint(endpoint)
 
 

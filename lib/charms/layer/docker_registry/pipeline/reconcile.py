@@ -172,9 +172,7 @@ def _apply(config: settings.Settings, inputs: Inputs, plan: Plan, result: Result
     primary = replication.step(config, inputs, plan, host, report)  # filesystem behind a proxy
     if plan.tell_peers:  # (while TLS is expected but not here, nobody is told http)
         _tell_relations(config, inputs, plan, todo, primary)
-    applying.tell_this_unit(
-        config, inputs, plan, host, todo.registry.scheme, outcome.probe_url, report
-    )
+    applying.tell_this_unit(config, inputs, plan, todo, host, report)
     # the registry answers /v2/, yet may not store or serve a thing (after tell_this_unit:
     # under mutual TLS the catalog is asked with this unit's client certificate)
     applying.report_storage(config, plan, host, outcome, report)
@@ -185,7 +183,7 @@ def _tell_relations(
 ) -> None:
     """Clients and the proxy learn where and how the registry serves."""
     if inputs.clients:
-        juju.tell_clients(todo.clients, inputs.requests_pending)
+        juju.tell_clients(todo.client_data, inputs.requests_pending)
     if inputs.peers:  # (gathered only with the proxy related)
         services = publish.to_proxy(config, inputs, plan, primary)
         juju.tell_proxy(services, config.registry_port, inputs.address, inputs.hostname)

@@ -4,7 +4,8 @@ A run is: gather (``juju.gather``), decide the plan (``plan.decide``: TLS, netlo
 facts), prepare the facts only the host has (``apply.prepare``: the image, the http secret,
 the htpasswd line, whether each cache's upstream answers), decide the work (here: the
 registry's and each cache's files and run spec, the rolling turn, the ports to open and
-close, what clients are told), then apply it in a fixed order (``reconcile``).
+close, what clients are told, where actions will reach the registry), then apply it in a
+fixed order (``reconcile``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.config.upstreams import UpstreamCache
-from charms.layer.docker_registry.host import paths
+from charms.layer.docker_registry.host import paths, trust, workload
 from charms.layer.docker_registry.pipeline import caches, clients, render, rolling
 from charms.layer.docker_registry.pipeline.plan import Inputs, Plan
 
@@ -51,7 +52,8 @@ class Work:
     changed: tuple[str, ...]  # the options that differ from the last config that answered
     open_ports: frozenset[str]
     close_ports: frozenset[str]
-    clients: clients.ClientData
+    client_data: clients.ClientData  # what clients are told
+    endpoint: clients.Endpoint  # where actions reach the registry, once it serves
 
 
 def decide(config: settings.Settings, inputs: Inputs, plan: Plan, facts: Facts) -> Work:
@@ -76,12 +78,13 @@ def decide(config: settings.Settings, inputs: Inputs, plan: Plan, facts: Facts) 
         changed=tuple(sorted(n for n, d in digests.items() if good.get(n, d) != d)),
         open_ports=open_ports,
         close_ports=close_ports,
-        clients=clients.client_data(
+        client_data=clients.client_data(
             config,
             netloc=plan.netloc,
             scheme=registry.scheme,
             tls_ca=plan.tls.ca if plan.tls else "",
         ),
+        endpoint=_endpoint(config, plan, registry),
     )
 
 
@@ -106,6 +109,22 @@ def desired_run(
         cache=cache,
         offline=offline,
         collector=inputs.collector,  # (render leaves a cache's metrics listener off)
+    )
+
+
+def _endpoint(config: settings.Settings, plan: Plan, registry: render.Desired) -> clients.Endpoint:
+    """Where actions reach the registry: clients' URL, this unit's own, the CA file and, under
+    mutual TLS, this unit's client certificate files."""
+    host = paths.current()
+    ca_file = str(host.path(config.tls_paths.ca)) if plan.tls and plan.tls.ca else ""
+    cert, key = trust.client_files(host, plan.netloc) if plan.identity else ("", "")
+    return clients.Endpoint(
+        netloc=plan.netloc,
+        url=f"{registry.scheme}://{plan.netloc}",
+        local_url=workload.probe_url(registry),
+        ca_file=ca_file,
+        client_cert_file=str(cert),
+        client_key_file=str(key),
     )
 
 
