@@ -73,11 +73,10 @@ def run(body: Callable[[Params], dict]) -> None:
 
 def registry_container() -> str:
     """This unit's registry container name (the default one when the config does not parse)."""
-    name = hookenv.config().get("registry-name") or "registry"
     try:
         name = settings.parse(config_in_effect()).registry_name
     except RegistryCharmError:
-        name = name if reader.is_container_name(str(name)) else "registry"
+        name = settings.registry_name_or_default(hookenv.config())
     return paths.current().container_name(name)
 
 

@@ -256,6 +256,13 @@ def _tls_paths(r: Reader) -> TlsPaths:
     return paths
 
 
+def registry_name_or_default(raw: Mapping[str, Any]) -> str:
+    """``registry-name`` under a config that does not parse: its value when that is a valid
+    container name, else the default (the container a registry of that config ran as)."""
+    name = str(raw.get("registry-name") or "registry")
+    return name if is_container_name(name) else "registry"
+
+
 def parse(config: Mapping[str, Any]) -> Settings:
     """Validate the whole config. Raises ConfigError listing every problem."""
     r = Reader(config)

@@ -35,7 +35,6 @@ from charms.layer.docker_registry.host import paths
 from charms.layer.docker_registry.pipeline import clients, cos, datastore, replicas, rolling
 from charms.layer.docker_registry.pipeline.plan import Inputs, LeaderData
 
-STOPPED_FLAG = records.STOPPED_FLAG
 HTTP_SECRET_ID = "http-secret-id"  # noqa: S105 - leader data: the URI of the Juju secret
 HTTP_SECRET_KEY = "http-secret"  # noqa: S105 - that secret's key
 LEGACY_HTTP_SECRET = "http-secret"  # noqa: S105 - leader data of earlier revisions: the value
@@ -57,17 +56,20 @@ def gather() -> Inputs:
     client_cert = provider.get_client_cert() if tls_joined else (None, None)
     nrpe = is_flag_set("nrpe-external-master.available")
     config = dict(hookenv.config())
-    unit = hookenv.local_unit()
+    unit, hook = hookenv.local_unit(), hookenv.hook_name()
     peers, turns, replica, peer_relations = (
         _peers(unit) if website.relations else ({}, {}, None, ())
     )
+    # (cleared in the hook its last unit departs: the listener goes back to what config says)
+    collector = is_flag_set("endpoint.cos-agent.joined")
+    recorded = records.read()
     return Inputs(
         config=config,
         address=hookenv.unit_private_ip(),
         public_address=hookenv.unit_public_ip() if tls_joined else "",
         hostname=socket.gethostname(),
         leader=hookenv.is_leader(),
-        stopped=is_flag_set(STOPPED_FLAG),
+        stopped=is_flag_set(records.STOPPED_FLAG),
         tls_joined=tls_joined,
         issued=issued,
         ca=(provider.get_ca() or "") if tls_joined else "",
@@ -85,21 +87,21 @@ def gather() -> Inputs:
             records.credentials_keys(),
         ),
         served_https=_served_https(),
-        # (cleared in the hook its last unit departs: the listener goes back to what config says)
-        collector=is_flag_set("endpoint.cos-agent.joined"),
-        datastore=observe_store(hookenv.hook_name()),
+        collector=collector,
+        datastore=observe_store(hook),
         turns=turns,
         unit=unit,
         application=hookenv.application_name(),
-        hook=hookenv.hook_name(),
-        charm_build=_charm_build(),
+        hook=hook,
+        # (rolling changes, which only units behind a proxy with peers take, are keyed by it)
+        charm_build=_charm_build() if len(peers) > 1 else "",
         leader_data=_leader_data(),
         peer_relations=peer_relations,
-        opened_ports=_opened_ports(),
+        opened_ports=_opened_ports(recorded),
         resource=_resource,
         charm_dir=hookenv.charm_dir() or "",
-        charm_name=hookenv.charm_name() if is_flag_set("endpoint.cos-agent.joined") else "",
-        recorded=records.read(),
+        charm_name=hookenv.charm_name() if collector else "",
+        recorded=recorded,
         now=time.time(),
     )
 
@@ -185,10 +187,10 @@ def _charm_build() -> str:
         return ""
 
 
-def _opened_ports() -> frozenset[str] | None:
+def _opened_ports(recorded: records.Recorded) -> frozenset[str] | None:
     """Only this charm opens the unit's ports, so its record stands for opened-ports; Juju is
     asked only when there is none (the first hook of this revision)."""
-    if records.opened_ports() is not None:
+    if recorded.ports is not None:
         return None
     return frozenset(p.upper() for p in hookenv.opened_ports())
 

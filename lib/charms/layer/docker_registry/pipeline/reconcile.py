@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from charmhelpers.core import unitdata
 
 from charms.layer.docker_registry import records
-from charms.layer.docker_registry.config import credentials, reader, settings
+from charms.layer.docker_registry.config import credentials, settings
 from charms.layer.docker_registry.errors import ConfigError, InstallError, RegistryCharmError
 from charms.layer.docker_registry.host import lock, paths, workload
 from charms.layer.docker_registry.pipeline import apply as applying
@@ -98,17 +98,11 @@ def _stop_while_detached(inputs: Inputs, result: Result) -> None:
         return
     try:
         with lock.registry_lock(paths.current()):
-            _apply_store(inputs, _container_of(inputs.config), store, result)
+            name = paths.current().container_name(settings.registry_name_or_default(inputs.config))
+            _apply_store(inputs, name, store, result)
     except lock.LockBusy as exc:
         result.report.wait(f"{exc}; the next hook stops the registry.")
     result.report.add(store.report)
-
-
-def _container_of(raw: dict) -> str:
-    """The registry's container under a config that does not parse: its registry-name when
-    that is a valid name, else the default one."""
-    name = str(raw.get("registry-name") or "registry")
-    return paths.current().container_name(name if reader.is_container_name(name) else "registry")
 
 
 def _apply_store(inputs: Inputs, name: str, store: datastore.Decision, result: Result) -> bool:
